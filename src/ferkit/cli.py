@@ -1,0 +1,153 @@
+"""The ``ferkit`` command line: a thin layer over the Python API (nothing imports it)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ferkit import __version__
+from ferkit.errors import FerkitError
+
+app = typer.Typer(
+    name="ferkit",
+    help="Train, compare, explain and deploy facial-expression recognisers, offline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out_console = Console()
+err_console = Console(stderr=True)
+
+
+class ColorOption(StrEnum):
+    auto = "auto"
+    rgb = "rgb"
+    gray = "gray"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ferkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """ferkit: facial-expression recognition you can train, compare, explain and deploy."""
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+def _print_summary(summary: dict[str, Any], show_problems: int) -> None:
+    out_console.print(
+        f"[bold]{summary['path']}[/]  layout: {summary['layout']}  "
+        f"images: {summary['image_size']}x{summary['image_size']} {summary['color']}  "
+        f"total: {summary['total']:,}"
+    )
+    table = Table(title="classes (own name -> canonical) and samples per split")
+    table.add_column("#", justify="right")
+    table.add_column("class")
+    table.add_column("canonical")
+    for name in summary["splits"]:
+        table.add_column(name, justify="right")
+    for cls in summary["classes"]:
+        counts = [f"{s['per_class'][cls['name']]:,}" for s in summary["splits"].values()]
+        table.add_row(str(cls["index"]), cls["name"], cls["canonical"], *counts)
+    totals = [f"[bold]{s['count']:,}[/]" for s in summary["splits"].values()]
+    table.add_row("", "[bold]total[/]", "", *totals)
+    ratios = [str(s["imbalance_ratio"]) for s in summary["splits"].values()]
+    table.add_row("", "imbalance (max/min)", "", *ratios)
+    out_console.print(table)
+    _print_problems(summary, show_problems)
+    for name, path in summary.get("figures", {}).items():
+        out_console.print(f"figure {name}: {path}")
+    for note in summary.get("figure_notes", []):
+        out_console.print(f"[yellow]{note}[/]")
+
+
+def _print_problems(summary: dict[str, Any], show: int) -> None:
+    for title, items in (("warnings", summary["warnings"]), ("skipped", summary["skipped"])):
+        if not items:
+            continue
+        out_console.print(f"[bold yellow]{len(items)} {title}[/]")
+        by_kind: dict[str, list[dict[str, Any]]] = {}
+        for p in items:
+            by_kind.setdefault(p["kind"], []).append(p)
+        for kind, group in by_kind.items():
+            out_console.print(f"  {kind}: {len(group)}")
+            for p in group[:show]:
+                out_console.print(f"    {p['path']}: {p['reason']}", highlight=False, markup=False)
+            if len(group) > show:
+                out_console.print(f"    ... {len(group) - show} more (all in --json / --out)")
+    if not summary["warnings"] and not summary["skipped"]:
+        out_console.print("[green]no problems found[/]")
+
+
+@app.command()
+def inspect(
+    data: Annotated[Path, typer.Argument(help="Dataset folder, data.yaml or FER2013 CSV.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write figures, inspect.json, problems.csv.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    strict: Annotated[bool, typer.Option(help="Any problem is an error (exit 2).")] = False,
+    size: Annotated[
+        int | None, typer.Option(min=8, max=1024, help="Image side in pixels [default: data's].")
+    ] = None,
+    color: Annotated[ColorOption, typer.Option(help="Decode as rgb or gray.")] = ColorOption.auto,
+    split: Annotated[
+        list[str] | None, typer.Option("--split", help="Only these splits (repeatable).")
+    ] = None,
+    cache: Annotated[bool, typer.Option(help="Use the decoded-pixel cache.")] = True,
+    seed: Annotated[int, typer.Option(help="Seed for sampled figures.")] = 0,
+    embed_samples: Annotated[
+        int, typer.Option(min=5, help="Samples in the PCA / t-SNE views.")
+    ] = 1000,
+    show_problems: Annotated[
+        int, typer.Option(min=0, help="Problems listed per kind in the text output.")
+    ] = 10,
+    keep_unknown_classes: Annotated[
+        bool, typer.Option(help="Keep class folders that are not emotion names.")
+    ] = False,
+) -> None:
+    """Layout, classes, per-split counts, imbalance and every problem of a dataset."""
+    from ferkit.reports.inspect import inspect_dataset
+
+    try:
+        _, summary = inspect_dataset(
+            data,
+            out,
+            seed=seed,
+            embed_samples=embed_samples,
+            image_size=size,
+            color=None if color is ColorOption.auto else color.value,
+            splits=split,
+            strict=strict,
+            cache=cache,
+            keep_unknown_classes=keep_unknown_classes,
+            progress=sys.stderr.isatty(),
+        )
+    except (FerkitError, KeyError, ValueError) as exc:
+        raise _fail(exc) from None
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        _print_summary(summary, show_problems)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,294 @@
+"""``load_dataset``: detect the layout, read labels, decode pixels, report every skipped item.
+
+Every later stage (SVMs, CNNs, evaluation, the study) reads data through this function, so it
+returns the good samples as plain uint8 arrays plus the full list of problems, and never stops
+silently: ``strict=True`` turns any problem into an error instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ferkit.data import folders
+from ferkit.data.decode import decode_cached, default_cache_dir
+from ferkit.data.fer_csv import looks_like_fer_csv, scan_fer_csv
+from ferkit.data.images import DEFAULT_MAX_PIXELS, Color, peek_image
+from ferkit.data.problems import Problem
+from ferkit.data.scan import Scan, ScannedSplit
+from ferkit.data.vocabulary import canonical_name, require_canonical
+from ferkit.data.yolo import YAML_NAMES, find_yaml, scan_yolo
+from ferkit.errors import DatasetError
+
+SPLIT_ALIASES: dict[str, tuple[str, ...]] = {
+    "train": ("train", "training"),
+    "val": ("val", "valid", "validation", "publictest", "dev"),
+    "test": ("test", "testing", "privatetest"),
+}
+_GRAY_MODES = {"1", "L", "LA", "I", "F", "I;16", "I;16B", "I;16L", "I;16N"}
+
+
+@dataclass
+class Split:
+    """One split's samples: ``images`` (N, H, W, C) uint8 and ``labels`` (N,) int64.
+
+    ``labels`` index ``classes`` (the dataset's own names and order); ``canonical`` gives the
+    shared emotion name of each class; ``refs`` says where each sample came from.
+    """
+
+    name: str
+    images: np.ndarray
+    labels: np.ndarray
+    refs: list[str]
+    classes: list[str]
+    canonical: list[str]
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def counts(self) -> dict[str, int]:
+        """Samples per class, in class order (zero for classes without samples)."""
+        bins = np.bincount(self.labels, minlength=len(self.classes))
+        return {c: int(n) for c, n in zip(self.classes, bins, strict=True)}
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> Split:
+        """The samples at ``indices`` (same classes)."""
+        idx = np.asarray(indices, dtype=np.int64)
+        return replace(
+            self, images=self.images[idx], labels=self.labels[idx], refs=[self.refs[i] for i in idx]
+        )
+
+    def select_classes(self, names: Sequence[str]) -> Split:
+        """Keep the samples of ``names`` (any synonym) and relabel them 0..k-1 in that order.
+
+        ``select_classes(["happiness", "sadness"])`` gives the seed's happy-vs-sad split.
+        """
+        wanted = [self._class_index(n) for n in names]
+        if len(set(wanted)) != len(wanted):
+            raise ValueError(f"classes {list(names)} name the same class twice")
+        remap = np.full(len(self.classes), -1, dtype=np.int64)
+        remap[wanted] = np.arange(len(wanted))
+        keep = np.flatnonzero(remap[self.labels] >= 0)
+        sub = self.subset(keep)
+        return replace(
+            sub,
+            labels=remap[sub.labels],
+            classes=[self.classes[i] for i in wanted],
+            canonical=[self.canonical[i] for i in wanted],
+        )
+
+    def _class_index(self, name: str) -> int:
+        if name in self.classes:
+            return self.classes.index(name)
+        canon = require_canonical(name)
+        if canon in self.canonical:
+            return self.canonical.index(canon)
+        raise ValueError(
+            f"class {name!r} ({canon}) is not in this dataset; it has {', '.join(self.classes)}"
+        )
+
+
+@dataclass
+class Dataset:
+    """A loaded dataset: its splits, classes (own order), and every problem met on the way."""
+
+    root: Path
+    layout: str
+    classes: list[str]
+    canonical: list[str]
+    splits: dict[str, Split]
+    image_size: int
+    color: Color
+    problems: list[Problem] = field(default_factory=list)
+    cached: dict[str, bool] = field(default_factory=dict)
+    source: str | None = None
+
+    @property
+    def skipped(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "skipped"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    def split(self, name: str) -> Split:
+        """A split by name or alias (``val`` finds ``valid``, ``train`` finds ``training``)."""
+        return self.splits[resolve_split_name(name, self.splits)]
+
+
+def resolve_split_name(name: str, available: Sequence[str] | dict[str, object]) -> str:
+    """The split in ``available`` that ``name`` means, or a KeyError listing what exists."""
+    names = list(available)
+    if name in names:
+        return name
+    lowered = {n.lower(): n for n in names}
+    if name.lower() in lowered:
+        return lowered[name.lower()]
+    for aliases in SPLIT_ALIASES.values():
+        if name.lower() in aliases:
+            for alias in aliases:
+                if alias in lowered:
+                    return lowered[alias]
+    raise KeyError(f"no split {name!r}; this dataset has {', '.join(names) or 'no splits'}")
+
+
+def _scan(path: Path, keep_unknown: bool, progress: bool) -> Scan:
+    """Pick the layout reader for ``path`` (a folder, a data.yaml, or a CSV file)."""
+    if not path.exists():
+        raise DatasetError(f"{path}: does not exist")
+    if path.is_file():
+        if path.name in YAML_NAMES or path.suffix in (".yaml", ".yml"):
+            return scan_yolo(path)
+        if path.suffix.lower() == ".csv":
+            if not looks_like_fer_csv(path):
+                raise DatasetError(f"{path}: CSV header lacks the 'emotion' and 'pixels' columns")
+            return scan_fer_csv(path, progress)
+        raise DatasetError(f"{path}: not a dataset (expected a folder, a data.yaml or a CSV)")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise DatasetError(f"{path}: folder is not readable")
+    if yaml_path := find_yaml(path):
+        return scan_yolo(yaml_path)
+    if folders.detect(path):
+        return folders.scan_folders(path, keep_unknown)
+    csvs = [p for p in sorted(path.glob("*.csv")) if looks_like_fer_csv(p)]
+    if len(csvs) == 1:
+        return scan_fer_csv(csvs[0], progress)
+    if any((path / d / "images").is_dir() for d in ("train", "valid", "val", "test")):
+        raise DatasetError(
+            f"{path}: looks like a YOLO dataset but has no data.yaml naming its classes"
+        )
+    raise DatasetError(
+        f"{path}: cannot detect the dataset layout. Supported: a YOLO folder with data.yaml "
+        "(<split>/images + <split>/labels), class folders (<split>/<emotion>/* or <emotion>/*) "
+        "named by emotion, or the FER2013 CSV (emotion,pixels,Usage)"
+    )
+
+
+def _infer_format(scan: Scan, image_size: int | None, color: Color | None) -> tuple[int, Color]:
+    """Defaults from the data itself: the most common size and gray when every image is gray."""
+    if image_size is not None and color is not None:
+        return image_size, color
+    headers = []
+    for split in scan.splits.values():
+        if split.pixels is not None:
+            headers.append((split.pixels.shape[2], split.pixels.shape[1], "L"))
+        headers += [h for e in split.entries[:48] if (h := peek_image(e.path)) is not None]
+    if not headers:
+        return image_size or 96, color or "rgb"
+    sizes = Counter(max(w, h) for w, h, _ in headers)
+    size = image_size or sizes.most_common(1)[0][0]
+    inferred: Color = "gray" if all(m in _GRAY_MODES for _, _, m in headers) else "rgb"
+    return size, color or inferred
+
+
+def _convert_pixels(pixels: np.ndarray, size: int, color: Color) -> np.ndarray:
+    """Resize and recolour in-memory gray pixels (the CSV layout) like decoded files."""
+    if pixels.shape[1] != size:
+        pixels = np.stack(
+            [
+                np.asarray(
+                    Image.fromarray(p[..., 0]).resize((size, size), Image.Resampling.BILINEAR)
+                )
+                for p in pixels
+            ]
+        )[..., None]
+    return np.repeat(pixels, 3, axis=3) if color == "rgb" else pixels
+
+
+def _materialise(
+    scanned: ScannedSplit,
+    size: int,
+    color: Color,
+    options: dict[str, object],
+    problems: list[Problem],
+) -> tuple[np.ndarray, np.ndarray, list[str], bool]:
+    """Pixels, labels and refs of one split, decoding (or reading the cache) when needed."""
+    if scanned.pixels is not None and scanned.labels is not None and scanned.refs is not None:
+        return _convert_pixels(scanned.pixels, size, color), scanned.labels, scanned.refs, False
+    paths = [e.path for e in scanned.entries]
+    decoded, hit = decode_cached(paths, size, color, desc=f"decoding {scanned.name}", **options)
+    for idx, kind, reason in decoded.failed:
+        problems.append(Problem(kind, paths[idx], reason, split=scanned.name))
+    labels = np.fromiter(
+        (scanned.entries[i].label for i in decoded.ok), dtype=np.int64, count=len(decoded.ok)
+    )
+    return decoded.images, labels, [paths[i] for i in decoded.ok], hit
+
+
+def _empty_class_warnings(split: Split) -> list[Problem]:
+    return [
+        Problem(
+            "empty-class",
+            f"{split.name}/{name}",
+            f"class {name!r} has no usable samples in split {split.name!r}",
+            severity="warning",
+            split=split.name,
+        )
+        for name, n in split.counts().items()
+        if n == 0
+    ]
+
+
+def load_dataset(
+    path: str | os.PathLike[str],
+    *,
+    image_size: int | None = None,
+    color: Color | None = None,
+    splits: Sequence[str] | None = None,
+    strict: bool = False,
+    cache: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    keep_unknown_classes: bool = False,
+) -> Dataset:
+    """Load a facial-expression dataset from a YOLO folder, class folders or the FER2013 CSV.
+
+    Images are decoded to ``image_size`` x ``image_size`` (default: the data's most common size)
+    in ``color`` ``"rgb"`` or ``"gray"`` (default: gray when every image is gray). Decoded
+    pixels are cached in ``cache_dir`` (default :func:`default_cache_dir`). Items that cannot be
+    used are skipped and listed in ``Dataset.problems`` with their file and reason; with
+    ``strict=True`` any problem raises :class:`DatasetError` instead.
+    """
+    root = Path(path).expanduser().absolute()
+    scan = _scan(root, keep_unknown_classes, progress)
+    if splits is not None:
+        wanted = [resolve_split_name(s, scan.splits) for s in splits]
+        scan.splits = {s: scan.splits[s] for s in wanted}
+    size, colour = _infer_format(scan, image_size, color)
+    canonical = [canonical_name(c) or c.strip().lower() for c in scan.classes]
+    problems = list(scan.problems)
+    options: dict[str, object] = {
+        "max_pixels": max_pixels,
+        "cache_dir": (Path(cache_dir) if cache_dir else default_cache_dir()) if cache else None,
+        "workers": workers,
+        "progress": progress,
+    }
+    loaded: dict[str, Split] = {}
+    cached: dict[str, bool] = {}
+    for name, scanned in scan.splits.items():
+        images, labels, refs, hit = _materialise(scanned, size, colour, options, problems)
+        loaded[name] = Split(name, images, labels, refs, list(scan.classes), canonical)
+        cached[name] = hit
+        problems += _empty_class_warnings(loaded[name])
+    if strict and problems:
+        raise DatasetError(f"{root}: {len(problems)} problem(s) found (strict mode)", problems)
+    return Dataset(
+        root,
+        scan.layout,
+        list(scan.classes),
+        canonical,
+        loaded,
+        size,
+        colour,
+        problems,
+        cached,
+        scan.source,
+    )

@@ -1,0 +1,147 @@
+"""Decode one image file into a fixed-size uint8 array, or say exactly why it cannot be.
+
+Pillow reads the header lazily, so the pixel count is checked before any pixel is decoded:
+a decompression bomb is refused up front, and a large JPEG is decoded at a reduced scale
+(``draft``) instead of at full size.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+Color = Literal["rgb", "gray"]
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".pgm", ".ppm", ".pnm"}
+)
+DEFAULT_MAX_PIXELS = 40_000_000
+# JPEG can be decoded at 1/2, 1/4 or 1/8 scale, so memory stays bounded up to 64x the limit.
+_JPEG_DRAFT_FACTOR = 64
+
+
+@dataclass(frozen=True)
+class ImageProblem(Exception):
+    """Why a file could not become a sample; ``kind`` is a stable machine-readable code."""
+
+    kind: str
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def is_image_name(path: str | os.PathLike[str]) -> bool:
+    """True when the file extension is one ferkit decodes."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """Scale 16-bit and float images to 8 bits instead of clipping them to white."""
+    arr = np.asarray(img)
+    if img.mode.startswith("I;16"):
+        out = (arr.astype(np.uint32) >> 8).astype(np.uint8)
+    else:
+        arr = arr.astype(np.float64)
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        scale = 255.0 / (hi - lo) if hi > lo else 0.0
+        out = np.nan_to_num((arr - lo) * scale).clip(0, 255).astype(np.uint8)
+    return Image.fromarray(out)
+
+
+def _normalise_mode(img: Image.Image, color: Color) -> Image.Image:
+    """Bring any Pillow mode (palette, alpha, CMYK, 16-bit...) to L or RGB."""
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        img = _to_8bit(img)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    target = "L" if color == "gray" else "RGB"
+    return img if img.mode == target else img.convert(target)
+
+
+def _open_checked(path: Path, size: int | None, max_pixels: int) -> Image.Image:
+    """Open lazily and refuse what is empty, unidentifiable or too large to decode safely."""
+    try:
+        nbytes = path.stat().st_size
+    except OSError as exc:
+        raise ImageProblem("unreadable-file", f"cannot read file: {exc.strerror}") from exc
+    if nbytes == 0:
+        raise ImageProblem("empty-file", "empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise ImageProblem(
+            "image-too-large",
+            f"image too large to decode safely (possible decompression bomb): {exc}",
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise ImageProblem(
+            "corrupt-image", "not a decodable image (unknown format or corrupt header)"
+        ) from exc
+    except OSError as exc:
+        raise ImageProblem("unreadable-file", f"cannot read file: {exc}") from exc
+    width, height = img.size
+    pixels = width * height
+    limit = max_pixels * (_JPEG_DRAFT_FACTOR if img.format == "JPEG" else 1)
+    if pixels > limit:
+        img.close()
+        raise ImageProblem(
+            "image-too-large",
+            f"image too large: {width}x{height} = {pixels:,} pixels exceeds the limit of "
+            f"{limit:,} (possible decompression bomb)",
+        )
+    if img.format == "JPEG" and (size is not None or pixels > max_pixels):
+        target = (size, size) if size is not None else (width // 8 or 1, height // 8 or 1)
+        img.draft(img.mode, target)
+    return img
+
+
+def decode_image(
+    path: str | os.PathLike[str],
+    size: int | None = None,
+    color: Color = "rgb",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """Decode ``path`` into an (H, W, C) uint8 array, C = 3 for rgb and 1 for gray.
+
+    ``size`` resizes to size x size (as the seed's ``cv2.resize``). Raises
+    :class:`ImageProblem` with the reason when the file is not a usable image.
+    """
+    path = Path(path)
+    img = _open_checked(path, size, max_pixels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns on odd EXIF/ICC data; we still decode
+            img.load()
+            img = ImageOps.exif_transpose(img) or img
+            img = _normalise_mode(img, color)
+            if size is not None and img.size != (size, size):
+                img = img.resize((size, size), Image.Resampling.BILINEAR)
+            arr = np.asarray(img, dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        text = str(exc)
+        kind = "truncated-image" if "truncat" in text.lower() else "corrupt-image"
+        label = "truncated image" if kind == "truncated-image" else "corrupt image data"
+        raise ImageProblem(kind, f"{label}: {text}") from exc
+    finally:
+        img.close()
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def peek_image(path: str | os.PathLike[str]) -> tuple[int, int, str] | None:
+    """(width, height, mode) from the header without decoding, or None if unreadable."""
+    try:
+        with Image.open(path) as img:
+            return img.size[0], img.size[1], img.mode
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None

@@ -1,0 +1,257 @@
+"""YOLO-format datasets: ``data.yaml`` plus ``<split>/images`` and ``<split>/labels``.
+
+Real ``data.yaml`` files are messy (AffectNet's names a ``test`` split that is not shipped and an
+unrelated ``data:`` path), so unknown keys are ignored and missing splits become warnings.
+The class of an image is the first integer of the label file with the same stem.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ferkit.data.images import is_image_name
+from ferkit.data.problems import Problem
+from ferkit.data.scan import Entry, Scan, ScannedSplit, list_files, non_image_problem
+from ferkit.errors import DatasetError
+
+SPLIT_KEYS = ("train", "val", "test")
+YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml")
+_DEFAULT_FOLDERS = (("train", "train"), ("val", "valid"), ("val", "val"), ("test", "test"))
+
+
+def find_yaml(root: Path) -> Path | None:
+    """The dataset's yaml file in ``root``, if any."""
+    for name in YAML_NAMES:
+        if (root / name).is_file():
+            return root / name
+    return None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: unreadable data.yaml: {exc}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise DatasetError(f"{path}: unreadable data.yaml, invalid YAML{at}") from exc
+    if not isinstance(doc, dict):
+        raise DatasetError(f"{path}: unreadable data.yaml, expected a mapping of keys")
+    return doc
+
+
+def _class_names(doc: dict[str, Any], path: Path, problems: list[Problem]) -> list[str]:
+    """``names`` as a list or an {id: name} dict, checked against ``nc`` when present."""
+    names = doc.get("names")
+    if isinstance(names, dict):
+        try:
+            by_id = {int(k): str(v) for k, v in names.items()}
+        except (TypeError, ValueError) as exc:
+            raise DatasetError(f"{path}: 'names' keys must be integer class ids") from exc
+        if sorted(by_id) != list(range(len(by_id))):
+            raise DatasetError(
+                f"{path}: 'names' ids must be 0..{len(by_id) - 1}, got {sorted(by_id)}"
+            )
+        names = [by_id[i] for i in range(len(by_id))]
+    if not isinstance(names, list) or not names:
+        raise DatasetError(f"{path}: data.yaml has no 'names' list of classes")
+    names = [str(n) for n in names]
+    nc = doc.get("nc")
+    if nc is not None and nc != len(names):
+        problems.append(
+            Problem(
+                "names-count-mismatch",
+                str(path),
+                f"nc is {nc} but {len(names)} names are listed; using the names",
+                severity="warning",
+            )
+        )
+    return names
+
+
+def _resolve_split(
+    key: str, value: object, yaml_path: Path, problems: list[Problem]
+) -> Path | None:
+    """The images folder of one listed split, or None (with a warning) when it is not there."""
+    if not isinstance(value, str):
+        problems.append(
+            Problem(
+                "bad-split-entry",
+                str(yaml_path),
+                f"split '{key}' is not a path: {value!r}",
+                severity="warning",
+                split=key,
+            )
+        )
+        return None
+    images = (yaml_path.parent / value).resolve()
+    if images.is_dir() and not (images / "images").is_dir():
+        return images
+    if (images / "images").is_dir():  # some exports name the split folder, not its images/
+        return images / "images"
+    problems.append(
+        Problem(
+            "missing-split",
+            str(images),
+            f"split '{key}' is listed in {yaml_path.name} but its folder is missing",
+            severity="warning",
+            split=key,
+        )
+    )
+    return None
+
+
+def _split_dirs(doc: dict[str, Any], yaml_path: Path, problems: list[Problem]) -> dict[str, Path]:
+    """Split key -> images folder, resolved relative to the yaml."""
+    found: dict[str, Path] = {}
+    for key in SPLIT_KEYS:
+        if doc.get(key) is not None:
+            folder = _resolve_split(key, doc[key], yaml_path, problems)
+            if folder is not None:
+                found[key] = folder
+    if not any(k in doc for k in SPLIT_KEYS):
+        for key, folder in _DEFAULT_FOLDERS:
+            if key not in found and (yaml_path.parent / folder / "images").is_dir():
+                found[key] = yaml_path.parent / folder / "images"
+    return found
+
+
+def _split_name(images_dir: Path) -> str:
+    """Splits are named by their folder on disk (``valid``), which is what users see."""
+    return images_dir.parent.name if images_dir.name == "images" else images_dir.name
+
+
+def read_label(path: str, n_classes: int) -> tuple[int | None, str, str]:
+    """(class id, problem kind, reason); the id is None when the label file is unusable."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError as exc:
+        return None, "unreadable-label", f"cannot read label file: {exc.strerror}"
+    text = head.decode("utf-8", errors="replace").strip()
+    if not text:
+        return None, "empty-label", "empty label file"
+    token = text.split()[0]
+    try:
+        value = float(token)
+    except ValueError:
+        return (
+            None,
+            "bad-label",
+            f"label file does not start with a class id (found {token[:20]!r})",
+        )
+    if value != int(value):
+        return None, "bad-label", f"class id {token!r} is not an integer"
+    cid = int(value)
+    if not 0 <= cid < n_classes:
+        return None, "class-out-of-range", f"class id {cid} out of range 0..{n_classes - 1}"
+    return cid, "", ""
+
+
+def _label_files(labels_dir: Path, split: str, problems: list[Problem]) -> dict[str, str]:
+    """Stem -> label path; anything else in labels/ is reported."""
+    labels: dict[str, str] = {}
+    if not labels_dir.is_dir():
+        problems.append(
+            Problem(
+                "missing-labels-folder",
+                str(labels_dir),
+                "labels folder is missing, so no image of this split has a label",
+                split=split,
+            )
+        )
+        return labels
+    for e in list_files(labels_dir):
+        if e.is_file() and e.name.endswith(".txt"):
+            if e.name != "classes.txt":
+                labels[e.name[:-4]] = e.path
+        elif e.is_dir():
+            problems.append(
+                Problem(
+                    "unexpected-folder", e.path, "folder inside labels/ is ignored", split=split
+                )
+            )
+        else:
+            problems.append(Problem("not-a-label", e.path, "not a .txt label file", split=split))
+    return labels
+
+
+def _scan_split(
+    images_dir: Path, split: str, n_classes: int, problems: list[Problem]
+) -> list[Entry]:
+    labels_dir = images_dir.parent / "labels"
+    labels = _label_files(labels_dir, split, problems)
+    entries: list[Entry] = []
+    seen: dict[str, str] = {}
+    for e in list_files(images_dir):
+        if e.is_dir():
+            problems.append(
+                Problem(
+                    "unexpected-folder", e.path, "folder inside images/ is ignored", split=split
+                )
+            )
+            continue
+        if not is_image_name(e.name):
+            problems.append(non_image_problem(e.path, split))
+            continue
+        stem = e.name.rsplit(".", 1)[0]
+        if stem in seen:
+            problems.append(
+                Problem(
+                    "duplicate-stem",
+                    e.path,
+                    f"another image has the same stem ({Path(seen[stem]).name}) "
+                    "and would share its label file",
+                    split=split,
+                )
+            )
+            continue
+        seen[stem] = e.path
+        label_path = labels.get(stem)
+        if label_path is None:
+            problems.append(
+                Problem(
+                    "missing-label",
+                    e.path,
+                    f"image has no label file ({stem}.txt not in {labels_dir})",
+                    split=split,
+                )
+            )
+            continue
+        cid, kind, reason = read_label(label_path, n_classes)
+        if cid is None:
+            problems.append(Problem(kind, label_path, reason, split=split))
+            continue
+        entries.append(Entry(e.path, cid))
+    for stem, label_path in labels.items():
+        if stem not in seen:
+            problems.append(
+                Problem(
+                    "orphan-label",
+                    label_path,
+                    f"label file has no image ({stem}.* not in {images_dir})",
+                    split=split,
+                )
+            )
+    return entries
+
+
+def scan_yolo(yaml_path: Path) -> Scan:
+    """Read a YOLO dataset described by ``yaml_path`` (labels only; pixels come later)."""
+    problems: list[Problem] = []
+    doc = _read_yaml(yaml_path)
+    classes = _class_names(doc, yaml_path, problems)
+    splits: dict[str, ScannedSplit] = {}
+    for key, images_dir in _split_dirs(doc, yaml_path, problems).items():
+        name = _split_name(images_dir)
+        entries = _scan_split(images_dir, name, len(classes), problems)
+        splits[name] = ScannedSplit(name=name, entries=entries, role=key)
+    if not splits:
+        raise DatasetError(
+            f"{yaml_path}: none of the splits it lists (train/val/test) exists on disk", problems
+        )
+    return Scan("yolo", yaml_path.parent, classes, splits, problems, source=str(yaml_path))

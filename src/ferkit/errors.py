@@ -1,0 +1,29 @@
+"""Exceptions shared by every ferkit package.
+
+One base class lets the CLI turn any expected failure into a one-line message and exit code 2
+instead of a traceback, while real bugs still surface with their stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ferkit.data.problems import Problem
+
+
+class FerkitError(Exception):
+    """An expected, user-facing failure (bad input, bad option)."""
+
+
+class DatasetError(FerkitError):
+    """A dataset cannot be loaded as asked; `problems` lists every item behind it."""
+
+    def __init__(self, message: str, problems: Sequence[Problem] = ()) -> None:
+        self.problems = list(problems)
+        shown = "\n".join(f"  - {p}" for p in self.problems[:20])
+        more = len(self.problems) - 20
+        if more > 0:
+            shown += f"\n  ... and {more} more"
+        super().__init__(f"{message}\n{shown}" if shown else message)

@@ -1,0 +1,1 @@
+"""Reports: figures and summaries written for people to look at."""

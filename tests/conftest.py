@@ -1,0 +1,123 @@
+"""Shared fixtures: synthetic datasets written to tmp dirs in every supported layout.
+
+Images are small random textures whose mean brightness depends on the class, so a loaded sample
+can be traced back to its class, and nothing is read from ../shared unless a test says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+EMOTIONS3 = ("Anger", "Happy", "Sad")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Each test gets its own decode cache, so no test sees another's (or the user's)."""
+    monkeypatch.setenv("FERKIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+def face_like(label: int, seed: int, size: int = 32, mode: str = "RGB") -> Image.Image:
+    """A random texture whose brightness encodes ``label``."""
+    rng = np.random.default_rng(seed)
+    base = 40 + 60 * label
+    arr = np.clip(rng.normal(base, 12, (size, size, 3)), 0, 255).astype(np.uint8)
+    img = Image.fromarray(arr, "RGB")
+    return img if mode == "RGB" else img.convert(mode)
+
+
+def write_image(path: Path, label: int, seed: int, size: int = 32, mode: str = "RGB") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    face_like(label, seed, size, mode).save(path)
+    return path
+
+
+def make_yolo(
+    root: Path,
+    classes: Sequence[str] = EMOTIONS3,
+    per_class: int = 4,
+    splits: Sequence[str] = ("train", "valid"),
+    size: int = 32,
+    ext: str = ".png",
+    yaml_text: str | None = None,
+) -> Path:
+    """A YOLO dataset like affectnet_yolo: data.yaml + <split>/images + <split>/labels."""
+    seed = 0
+    for split in splits:
+        for label in range(len(classes)):
+            for i in range(per_class):
+                stem = f"{split}_{label}_{i}"
+                write_image(root / split / "images" / f"{stem}{ext}", label, seed, size)
+                (root / split / "labels").mkdir(parents=True, exist_ok=True)
+                (root / split / "labels" / f"{stem}.txt").write_text(f"{label} 0.5 0.5 1.0 1.0\n")
+                seed += 1
+    if yaml_text is None:
+        names = ", ".join(f'"{c}"' for c in classes)
+        keys = {"train": "train", "valid": "val", "test": "test"}
+        lines = [f'{keys.get(s, s)}: "./{s}/images"' for s in splits]
+        yaml_text = "\n".join(lines) + f"\nnc: {len(classes)}\nnames: [{names}]\n"
+    (root / "data.yaml").write_text(yaml_text)
+    return root
+
+
+def make_folders(
+    root: Path,
+    classes: Sequence[str] = ("angry", "happy", "sad"),
+    per_class: int = 4,
+    splits: Sequence[str] | None = ("train", "val"),
+    size: int = 24,
+    mode: str = "L",
+    ext: str = ".jpg",
+) -> Path:
+    """A class-folder dataset like fer2013/: <split>/<class>/*.jpg (or <class>/* if no splits)."""
+    seed = 100
+    for split in splits or [None]:
+        base = root / split if split else root
+        for label, name in enumerate(classes):
+            for i in range(per_class):
+                write_image(base / name / f"img_{i}{ext}", label, seed, size, mode)
+                seed += 1
+    return root
+
+
+def make_fer_csv(path: Path, rows_per_usage: int = 3, side: int = 48) -> Path:
+    """A FER2013 CSV with rows in each Usage, emotions cycling 0..6."""
+    rng = np.random.default_rng(7)
+    lines = ["emotion,pixels,Usage"]
+    k = 0
+    for usage in ("Training", "PublicTest", "PrivateTest"):
+        for _ in range(rows_per_usage):
+            pixels = " ".join(str(v) for v in rng.integers(0, 256, side * side))
+            lines.append(f"{k % 7},{pixels},{usage}")
+            k += 1
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def yolo_dataset(tmp_path: Path) -> Path:
+    return make_yolo(tmp_path / "yolo")
+
+
+@pytest.fixture
+def folder_dataset(tmp_path: Path) -> Path:
+    return make_folders(tmp_path / "folders")
+
+
+@pytest.fixture
+def shared_data() -> Callable[[str], Path]:
+    """Path to a dataset under ../shared/data, or skip the test when it is absent."""
+
+    def get(name: str) -> Path:
+        path = SHARED_DATA / name
+        if not path.is_dir():
+            pytest.skip(f"{path} is not present")
+        return path
+
+    return get

@@ -1,0 +1,171 @@
+"""Each supported layout loads with the right classes, splits, labels and pixels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import make_fer_csv, make_folders, make_yolo
+from ferkit.data import load_dataset
+
+
+def test_yolo_layout(yolo_dataset: Path) -> None:
+    ds = load_dataset(yolo_dataset)
+    assert ds.layout == "yolo"
+    assert ds.classes == ["Anger", "Happy", "Sad"]
+    assert ds.canonical == ["angry", "happy", "sad"]
+    assert set(ds.splits) == {"train", "valid"}
+    train = ds.split("train")
+    assert len(train) == 12 and train.images.shape == (12, 32, 32, 3)
+    assert train.images.dtype == np.uint8
+    assert train.counts() == {"Anger": 4, "Happy": 4, "Sad": 4}
+    # brightness encodes the class in the fixtures: labels must follow their files
+    means = [train.images[train.labels == k].mean() for k in range(3)]
+    assert means == sorted(means)
+    assert ds.problems == []
+
+
+def test_val_alias_finds_valid(yolo_dataset: Path) -> None:
+    ds = load_dataset(yolo_dataset)
+    assert ds.split("val").name == "valid"
+    assert ds.split("validation").name == "valid"
+    with pytest.raises(KeyError, match="no split 'test'"):
+        ds.split("test")
+
+
+def test_yolo_names_as_dict_and_stale_keys(tmp_path: Path) -> None:
+    text = (
+        'data: "./YOLO_format"\ntrain: "./train/images"\nval: "./valid/images"\n'
+        "nc: 3\nnames:\n  0: Anger\n  1: Happy\n  2: Sad\nnetwork: yolov8n\n"
+    )
+    ds = load_dataset(make_yolo(tmp_path / "d", yaml_text=text))
+    assert ds.classes == ["Anger", "Happy", "Sad"]
+    assert ds.problems == []
+
+
+def test_yolo_yaml_path_given_directly_and_split_folder_paths(tmp_path: Path) -> None:
+    text = 'train: train\nval: valid\nnames: ["Anger", "Happy", "Sad"]\n'
+    root = make_yolo(tmp_path / "d", yaml_text=text)
+    ds = load_dataset(root / "data.yaml")
+    assert len(ds.split("train")) == 12 and len(ds.split("valid")) == 12
+
+
+def test_yolo_webp_and_jpg_mix(tmp_path: Path) -> None:
+    root = make_yolo(tmp_path / "d", ext=".webp", splits=("train",))
+    make_yolo(tmp_path / "d", ext=".jpg", splits=("valid",))  # rewrites yaml with valid only
+    text = 'train: ./train/images\nval: ./valid/images\nnames: ["Anger", "Happy", "Sad"]\n'
+    (root / "data.yaml").write_text(text)
+    ds = load_dataset(root)
+    assert len(ds.split("train")) == 12 and len(ds.split("valid")) == 12
+
+
+def test_folders_with_splits(folder_dataset: Path) -> None:
+    ds = load_dataset(folder_dataset)
+    assert ds.layout == "folders"
+    assert ds.color == "gray" and ds.image_size == 24
+    assert set(ds.splits) == {"train", "val"}
+    assert ds.split("train").images.shape == (12, 24, 24, 1)
+
+
+def test_folders_without_splits_and_synonyms(tmp_path: Path) -> None:
+    root = make_folders(tmp_path / "ck", classes=("anger", "happiness", "sadness"), splits=None)
+    ds = load_dataset(root)
+    assert list(ds.splits) == ["all"]
+    assert ds.classes == ["anger", "happiness", "sadness"]
+    assert ds.canonical == ["angry", "happy", "sad"]
+
+
+def test_size_and_color_options(folder_dataset: Path) -> None:
+    ds = load_dataset(folder_dataset, image_size=40, color="rgb", splits=["val"])
+    assert list(ds.splits) == ["val"]
+    split = ds.split("val")
+    assert split.images.shape == (12, 40, 40, 3)
+    # gray source converted to RGB: the three channels are equal
+    assert np.array_equal(split.images[..., 0], split.images[..., 2])
+
+
+def test_unknown_split_name_is_a_clear_error(folder_dataset: Path) -> None:
+    with pytest.raises(KeyError, match="this dataset has train, val"):
+        load_dataset(folder_dataset, splits=["holdout"])
+
+
+@pytest.mark.parametrize("with_usage", [True, False])
+def test_fer2013_csv(tmp_path: Path, with_usage: bool) -> None:
+    path = make_fer_csv(tmp_path / "fer2013.csv")
+    if not with_usage:
+        lines = path.read_text().splitlines()
+        path.write_text("\n".join(line.rsplit(",", 1)[0] for line in lines) + "\n")
+    ds = load_dataset(path)
+    assert ds.layout == "fer2013-csv"
+    assert ds.classes == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    assert ds.image_size == 48 and ds.color == "gray"
+    if with_usage:
+        assert {k: len(v) for k, v in ds.splits.items()} == {"train": 3, "val": 3, "test": 3}
+    else:
+        assert {k: len(v) for k, v in ds.splits.items()} == {"train": 9}
+    # labels are FER2013's own order: the first row is emotion 0 (angry)
+    assert ds.split("train").labels[0] == 0
+    first = [int(v) for v in path.read_text().splitlines()[1].split(",")[1].split()[:3]]
+    assert ds.split("train").images[0, 0, :3, 0].tolist() == first
+
+
+def test_fer2013_csv_found_in_folder_and_resized(tmp_path: Path) -> None:
+    make_fer_csv(tmp_path / "icml_face_data.csv")
+    ds = load_dataset(tmp_path, image_size=32, color="rgb")
+    assert ds.split("train").images.shape == (3, 32, 32, 3)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "CMYK", "P", "I;16", "LA", "1"])
+def test_image_modes_decode(tmp_path: Path, mode: str) -> None:
+    from ferkit.data import decode_image
+
+    img = image_of_mode(mode)
+    path = tmp_path / ("x.tif" if mode in ("CMYK", "I;16") else "x.png")
+    img.save(path)
+    rgb = decode_image(path, 16, "rgb")
+    gray = decode_image(path, 16, "gray")
+    assert rgb.shape == (16, 16, 3) and gray.shape == (16, 16, 1)
+    assert rgb.dtype == np.uint8 and gray.dtype == np.uint8
+
+
+def image_of_mode(mode: str):
+    from PIL import Image
+
+    if mode == "I;16":
+        arr = np.linspace(0, 65535, 20 * 20).reshape(20, 20).astype(np.uint16)
+        return Image.fromarray(arr)
+    return Image.new("RGB", (20, 20), (200, 30, 90)).convert(mode)
+
+
+def test_sixteen_bit_is_scaled_not_clipped(tmp_path: Path) -> None:
+    from ferkit.data import decode_image
+
+    img = image_of_mode("I;16")
+    img.save(tmp_path / "x.tif")
+    arr = decode_image(tmp_path / "x.tif", None, "gray")
+    assert arr.min() == 0 and arr.max() == 255 and 100 < arr.mean() < 155
+
+
+def test_exif_rotation_applied(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from ferkit.data import decode_image
+
+    img = Image.new("RGB", (40, 20), (255, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    img.save(tmp_path / "r.jpg", exif=exif)
+    assert decode_image(tmp_path / "r.jpg").shape == (40, 20, 3)
+
+
+def test_large_jpeg_is_downscaled_while_decoding(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from ferkit.data import decode_image
+
+    Image.new("RGB", (256, 256), (10, 200, 10)).save(tmp_path / "big.jpg")
+    # 65,536 px is over a 10,000 px limit, but JPEG can decode at 1/8 scale within it
+    arr = decode_image(tmp_path / "big.jpg", 16, "rgb", max_pixels=10_000)
+    assert arr.shape == (16, 16, 3)
