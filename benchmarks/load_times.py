@@ -48,16 +48,29 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as cache_dir:
             first, n = time_load(path, split, cache_dir)
             cached = [time_load(path, split, cache_dir)[0] for _ in range(args.repeats)]
-        rows.append({"dataset": name, "split": split, "images": n, "first_s": round(first, 2),
-                     "cached_s": round(statistics.median(cached), 2),
-                     "first_img_per_s": round(n / first)})
-    meta = {"date": date.today().isoformat(), "python": platform.python_version(),
-            "cpus": os.cpu_count(), "machine": platform.machine()}
+        rows.append(
+            {
+                "dataset": name,
+                "split": split,
+                "images": n,
+                "first_s": round(first, 2),
+                "cached_s": round(statistics.median(cached), 2),
+                "first_img_per_s": round(n / first),
+            }
+        )
+    meta = {
+        "date": date.today().isoformat(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+    }
     print("| dataset | split | images | first load (s) | cached load (s) | first img/s |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['dataset']} | {r['split']} | {r['images']:,} | {r['first_s']} | "
-              f"{r['cached_s']} | {r['first_img_per_s']:,} |")
+        print(
+            f"| {r['dataset']} | {r['split']} | {r['images']:,} | {r['first_s']} | "
+            f"{r['cached_s']} | {r['first_img_per_s']:,} |"
+        )
     print(json.dumps(meta))
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")

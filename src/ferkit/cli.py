@@ -83,7 +83,8 @@ def _print_problems(summary: dict[str, Any], show: int) -> None:
     for title, items in (("warnings", summary["warnings"]), ("skipped", summary["skipped"])):
         if not items:
             continue
-        out_console.print(f"[bold yellow]{len(items)} {title}[/]")
+        noun = "warning" if title == "warnings" and len(items) == 1 else title
+        out_console.print(f"[bold yellow]{len(items)} {noun}[/]")
         by_kind: dict[str, list[dict[str, Any]]] = {}
         for p in items:
             by_kind.setdefault(p["kind"], []).append(p)
@@ -141,7 +142,7 @@ def inspect(
             keep_unknown_classes=keep_unknown_classes,
             progress=sys.stderr.isatty(),
         )
-    except (FerkitError, KeyError, ValueError) as exc:
+    except (FerkitError, ValueError) as exc:
         raise _fail(exc) from None
     if as_json:
         typer.echo(json.dumps(summary, indent=2))

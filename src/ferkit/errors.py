@@ -27,3 +27,10 @@ class DatasetError(FerkitError):
         if more > 0:
             shown += f"\n  ... and {more} more"
         super().__init__(f"{message}\n{shown}" if shown else message)
+
+
+class SplitNotFoundError(FerkitError, KeyError):
+    """A split name (or alias) that the dataset does not have."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ""

@@ -24,7 +24,7 @@ from ferkit.data.problems import Problem
 from ferkit.data.scan import Scan, ScannedSplit
 from ferkit.data.vocabulary import canonical_name, require_canonical
 from ferkit.data.yolo import YAML_NAMES, find_yaml, scan_yolo
-from ferkit.errors import DatasetError
+from ferkit.errors import DatasetError, SplitNotFoundError
 
 SPLIT_ALIASES: dict[str, tuple[str, ...]] = {
     "train": ("train", "training"),
@@ -123,7 +123,7 @@ class Dataset:
 
 
 def resolve_split_name(name: str, available: Sequence[str] | dict[str, object]) -> str:
-    """The split in ``available`` that ``name`` means, or a KeyError listing what exists."""
+    """The split in ``available`` that ``name`` means; else an error listing what exists."""
     names = list(available)
     if name in names:
         return name
@@ -135,7 +135,9 @@ def resolve_split_name(name: str, available: Sequence[str] | dict[str, object]) 
             for alias in aliases:
                 if alias in lowered:
                     return lowered[alias]
-    raise KeyError(f"no split {name!r}; this dataset has {', '.join(names) or 'no splits'}")
+    raise SplitNotFoundError(
+        f"no split {name!r}; this dataset has {', '.join(names) or 'no splits'}"
+    )
 
 
 def _scan(path: Path, keep_unknown: bool, progress: bool) -> Scan:
@@ -257,7 +259,7 @@ def load_dataset(
     used are skipped and listed in ``Dataset.problems`` with their file and reason; with
     ``strict=True`` any problem raises :class:`DatasetError` instead.
     """
-    root = Path(path).expanduser().absolute()
+    root = Path(path).expanduser().resolve()
     scan = _scan(root, keep_unknown_classes, progress)
     if splits is not None:
         wanted = [resolve_split_name(s, scan.splits) for s in splits]
