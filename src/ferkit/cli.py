@@ -150,5 +150,66 @@ def inspect(
         _print_summary(summary, show_problems)
 
 
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="Run folder (model.json + weights).")],
+    data: Annotated[Path, typer.Argument(help="Dataset to evaluate on.")],
+    split: Annotated[str, typer.Option(help="Split name or alias.")] = "val",
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write metrics JSON here.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write confusion matrix + gallery here.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the gallery sample.")] = 0,
+) -> None:
+    """Accuracy, macro-F1, per-class metrics and confusion matrix of a run on a split."""
+    from ferkit import io
+    from ferkit.evaluation.evaluate import evaluate_run
+
+    try:
+        report = evaluate_run(run, data, split, out, seed=seed, progress=sys.stderr.isatty())
+    except (FerkitError, ValueError) as exc:
+        raise _fail(exc) from None
+    if json_out is not None:
+        io.write_json(json_out, report)
+    if report["dropped_classes"] or (report["mapping"] and not _identity(report)):
+        out_console.print("class mapping (data -> model):")
+        for line in report["mapping"]:
+            out_console.print(f"  {line}")
+    table = Table(title=f"{report['model']} on {report['split']} ({report['n']:,} samples)")
+    for col in ("class", "precision", "recall", "f1", "support"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for name, m in report["per_class"].items():
+        table.add_row(
+            name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"])
+        )
+    out_console.print(table)
+    out_console.print(f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}")
+    for name, path in report.get("figures", {}).items():
+        out_console.print(f"figure {name}: {path}")
+
+
+def _identity(report: dict[str, Any]) -> bool:
+    return all(a == b for a, b in (line.split(" -> ") for line in report["mapping"]))
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders to compare.")],
+    data: Annotated[Path, typer.Option("--data", help="Dataset to evaluate on.")],
+    split: Annotated[str, typer.Option(help="Split name or alias.")] = "val",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write md/csv/png here.")] = None,
+) -> None:
+    """One table of several runs on the same split."""
+    from ferkit.evaluation.compare import compare_runs, markdown_table
+
+    try:
+        rows = compare_runs(runs, data, split, out, progress=sys.stderr.isatty())
+    except (FerkitError, ValueError) as exc:
+        raise _fail(exc) from None
+    typer.echo(markdown_table(rows), nl=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

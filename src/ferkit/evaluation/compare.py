@@ -1,0 +1,79 @@
+"""``ferkit compare``: several runs on the same split -> one table (markdown, CSV, bar chart)."""
+
+from __future__ import annotations
+
+import csv
+import io as _stdio
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from ferkit import io
+from ferkit.evaluation.evaluate import evaluate_run
+
+COLUMNS = ("model", "accuracy", "macro_f1", "n", "dropped_classes", "predict_seconds")
+
+
+def _row(report: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "model": report["model"],
+        "accuracy": round(report["accuracy"], 4),
+        "macro_f1": round(report["macro_f1"], 4),
+        "n": report["n"],
+        "dropped_classes": ",".join(report["dropped_classes"]),
+        "predict_seconds": report["predict_seconds"],
+    }
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        cells = [f"{r[c]:.1%}" if c in ("accuracy", "macro_f1") else str(r[c]) for c in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _bar_chart(rows: list[dict[str, Any]], title: str) -> Figure:
+    fig = Figure(figsize=(max(5.0, 1.3 * len(rows) + 2), 4), layout="constrained")
+    ax = fig.add_subplot()
+    x = range(len(rows))
+    acc = ax.bar([i - 0.2 for i in x], [r["accuracy"] for r in rows], 0.4, label="accuracy")
+    f1 = ax.bar([i + 0.2 for i in x], [r["macro_f1"] for r in rows], 0.4, label="macro-F1")
+    ax.bar_label(acc, fmt="%.3f", fontsize=7)
+    ax.bar_label(f1, fmt="%.3f", fontsize=7)
+    ax.set_xticks(list(x), [r["model"] for r in rows], rotation=20, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend()
+    return fig
+
+
+def compare_runs(
+    runs: list[str | Path],
+    data: str | Path,
+    split: str = "val",
+    out: str | Path | None = None,
+    **load_options: Any,
+) -> list[dict[str, Any]]:
+    """Evaluate every run on ``split`` of ``data``; rows sorted by accuracy, best first."""
+    if not runs:
+        raise ValueError("compare needs at least one run")
+    reports = [evaluate_run(r, data, split, **load_options) for r in runs]
+    rows = sorted((_row(r) for r in reports), key=lambda r: -r["accuracy"])
+    if out is not None:
+        out = Path(out)
+        io.write_text(out / "comparison.md", markdown_table(rows))
+        buf = _stdio.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+        io.write_text(out / "comparison.csv", buf.getvalue())
+        split_name = reports[0]["split"]
+        io.save_figure(
+            _bar_chart(rows, f"{Path(str(data)).name} / {split_name}"),
+            out / "comparison.png",
+            dpi=110,
+        )
+        io.write_json(out / "comparison.json", {"rows": rows, "reports": reports})
+    return rows

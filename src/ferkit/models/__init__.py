@@ -1,0 +1,5 @@
+"""Models: saved runs (a folder per trained model) and the estimators inside them."""
+
+from ferkit.models.store import Run, load_run, save_sklearn_run
+
+__all__ = ["Run", "load_run", "save_sklearn_run"]

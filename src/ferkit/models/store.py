@@ -1,0 +1,128 @@
+"""A run folder holds one trained model: its weights and a JSON card that says how to feed it.
+
+Model files must load without executing code, so scikit-learn models are saved with skops
+(never pickle or joblib) and every type they contain is checked against an allow-list of the
+estimator families ferkit itself builds before loading. The JSON card (``model.json``) carries
+the classes, their canonical names and the preprocessing (image size, colour), so ``evaluate``
+and ``predict`` can feed any dataset to any run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import skops.io as sio
+
+from ferkit import __version__, io
+from ferkit.data.dataset import Split
+from ferkit.errors import FerkitError
+
+CARD = "model.json"
+SKOPS_FILE = "model.skops"
+# Type prefixes a ferkit sklearn run may contain; anything else in a file is refused.
+_TRUSTED_PREFIXES = (
+    "sklearn.",
+    "numpy.",
+    "scipy.",
+    "builtins.",
+    "ferkit.features.",
+    "ferkit.models.svm.",
+)
+
+
+@dataclass
+class Run:
+    """A loaded run: ``predict`` takes uint8 images as the dataset layer returns them."""
+
+    path: Path
+    kind: str
+    classes: list[str]
+    canonical: list[str]
+    image_size: int
+    color: str
+    estimator: Any
+    card: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.card.get("name") or self.path.name)
+
+    def prepare(self, split: Split) -> np.ndarray:
+        """The split's images in this run's size and colour (a clear error if they differ)."""
+        images = split.images
+        channels = 1 if self.color == "gray" else 3
+        if images.shape[1:] != (self.image_size, self.image_size, channels):
+            raise FerkitError(
+                f"run {self.path} expects {self.image_size}x{self.image_size} {self.color} images, "
+                f"got {images.shape[1:]}; load the data with image_size={self.image_size}, "
+                f"color={self.color!r}"
+            )
+        return images
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Class indices (into ``classes``) for (N, H, W, C) uint8 images."""
+        return np.asarray(self.estimator.predict(images), dtype=np.int64)
+
+
+def save_sklearn_run(run_dir: str | Path, estimator: Any, card: dict[str, Any]) -> Path:
+    """Write ``model.skops`` and ``model.json`` atomically into ``run_dir``."""
+    required = {"classes", "canonical", "image_size", "color"}
+    if missing := required - set(card):
+        raise ValueError(f"model card lacks {sorted(missing)}")
+    run_dir = Path(run_dir)
+    io.write_bytes(run_dir / SKOPS_FILE, sio.dumps(estimator))
+    full = {
+        "format": "ferkit-run/1",
+        "kind": "sklearn",
+        "ferkit_version": __version__,
+        "weights": SKOPS_FILE,
+        **card,
+    }
+    io.write_json(run_dir / CARD, full)
+    return run_dir
+
+
+def _load_skops(path: Path) -> Any:
+    data = path.read_bytes()
+    untrusted = sio.get_untrusted_types(data=data)
+    refused = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+    if refused:
+        raise FerkitError(f"{path}: refuses to load unexpected types {refused}")
+    return sio.loads(data, trusted=untrusted)
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Load a run folder; errors name the file and what is wrong with it."""
+    run_dir = Path(run_dir)
+    card_path = run_dir / CARD
+    if not card_path.is_file():
+        raise FerkitError(f"{run_dir}: not a ferkit run (no {CARD})")
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise FerkitError(f"{card_path}: unreadable model card: {exc}") from exc
+    if card.get("kind") != "sklearn":
+        raise FerkitError(f"{card_path}: unsupported run kind {card.get('kind')!r}")
+    weights = run_dir / card.get("weights", SKOPS_FILE)
+    if not weights.is_file():
+        raise FerkitError(f"{weights}: model file is missing")
+    try:
+        estimator = _load_skops(weights)
+    except FerkitError:
+        raise
+    except Exception as exc:  # skops raises many types on a damaged file
+        raise FerkitError(f"{weights}: cannot load the model: {exc}") from exc
+    return Run(
+        run_dir,
+        card["kind"],
+        list(card["classes"]),
+        list(card["canonical"]),
+        int(card["image_size"]),
+        str(card["color"]),
+        estimator,
+        card,
+    )

@@ -1,0 +1,1 @@
+"""Training: fitting models on datasets and saving them as runs."""

@@ -1,0 +1,263 @@
+"""SVM estimator, grid search, run files, class mapping and metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+from ferkit.errors import FerkitError
+from ferkit.evaluation import classification_report_dict, map_classes
+from ferkit.models import load_run, save_sklearn_run
+from ferkit.models.svm import SVMClassifier
+from ferkit.training.svm import search_svm
+
+
+def blobs(n_per: int = 30, k: int = 3, d: int = 20, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 3, (k, d))
+    x = np.concatenate([rng.normal(c, 1.0, (n_per, d)) for c in centers]).astype(np.float32)
+    y = np.repeat(np.arange(k), n_per)
+    return x, y
+
+
+@pytest.mark.parametrize("method", ["exact", "fast"])
+@pytest.mark.parametrize("kernel", ["linear", "rbf"])
+def test_svm_methods_learn_blobs(method: str, kernel: str) -> None:
+    x, y = blobs()
+    xt, yt = blobs(seed=0)
+    clf = SVMClassifier(
+        method=method, kernel=kernel, C=1.0, pca_components=8, nystroem_components=50
+    ).fit(x, y)
+    assert accuracy_score(yt, clf.predict(xt)) > 0.9
+
+
+def test_svm_bad_inputs() -> None:
+    x, y = blobs()
+    x[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite values in 1 sample"):
+        SVMClassifier().fit(x, y)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        SVMClassifier().fit(blobs()[0], np.zeros(90, dtype=int))
+    with pytest.raises(ValueError, match="unknown SVM method"):
+        SVMClassifier(method="magic").fit(*blobs())
+    with pytest.raises(ValueError, match="2-D array"):
+        SVMClassifier().fit(np.zeros((4, 2, 2)), [0, 1, 0, 1])
+
+
+def test_grid_search_ranks_the_seed_grid() -> None:
+    x, y = blobs(n_per=12)
+    result = search_svm(x, y, "exact", cv=3, n_jobs=1)
+    assert len(result["table"]) == 4 + 16  # linear x C, rbf x C x gamma
+    scores = [r["mean_accuracy"] for r in result["table"]]
+    assert scores == sorted(scores, reverse=True)
+    assert result["best_params"] == result["table"][0]["params"]
+    json.dumps(result)  # plain types only
+    with pytest.raises(ValueError, match="at least 2 samples of every class"):
+        search_svm(x[:13], np.r_[y[:12], 1], "exact")
+
+
+def _card() -> dict:
+    return {
+        "classes": ["Anger", "Happy", "Sad"],
+        "canonical": ["angry", "happy", "sad"],
+        "image_size": 4,
+        "color": "gray",
+    }
+
+
+def test_run_round_trip_without_pickle(tmp_path: Path) -> None:
+    x, y = blobs(d=16)
+    clf = SVMClassifier(kernel="linear").fit(x, y)
+    save_sklearn_run(tmp_path / "run", clf, _card())
+    assert not list((tmp_path / "run").glob("*.pkl"))
+    run = load_run(tmp_path / "run")
+    assert run.classes == ["Anger", "Happy", "Sad"] and run.image_size == 4
+    assert np.array_equal(run.estimator.predict(x), clf.predict(x))
+    assert json.loads((tmp_path / "run" / "model.json").read_text())["kind"] == "sklearn"
+
+
+def test_tampered_or_missing_run_files(tmp_path: Path) -> None:
+    x, y = blobs(d=16)
+    save_sklearn_run(tmp_path / "run", SVMClassifier().fit(x, y), _card())
+    (tmp_path / "run" / "model.skops").write_bytes(b"PK\x03\x04 garbage")
+    with pytest.raises(FerkitError, match=r"model\.skops: cannot load the model"):
+        load_run(tmp_path / "run")
+    with pytest.raises(FerkitError, match="not a ferkit run"):
+        load_run(tmp_path)
+    (tmp_path / "run" / "model.skops").unlink()
+    with pytest.raises(FerkitError, match="model file is missing"):
+        load_run(tmp_path / "run")
+
+
+class Stranger:
+    """A type no ferkit run contains: loading a file that holds one must be refused."""
+
+    def __init__(self) -> None:
+        self.payload = 1
+
+
+def test_untrusted_types_are_refused(tmp_path: Path) -> None:
+    save_sklearn_run(tmp_path / "run", Stranger(), _card())
+    with pytest.raises(FerkitError, match=r"refuses to load unexpected types \[.*Stranger"):
+        load_run(tmp_path / "run")
+
+
+def test_metrics_agree_with_sklearn() -> None:
+    rng = np.random.default_rng(1)
+    y_true = rng.integers(0, 4, 200)
+    y_pred = np.where(rng.random(200) < 0.6, y_true, rng.integers(0, 4, 200))
+    report = classification_report_dict(y_true, y_pred, ["a", "b", "c", "d"])
+    assert report["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
+    assert report["macro_f1"] == pytest.approx(f1_score(y_true, y_pred, average="macro"))
+    assert report["confusion_matrix"] == confusion_matrix(y_true, y_pred).tolist()
+    assert sum(m["support"] for m in report["per_class"].values()) == 200
+    with pytest.raises(ValueError, match="no samples"):
+        classification_report_dict(np.array([]), np.array([]), ["a"])
+
+
+def test_mapping_drops_classes_the_model_lacks() -> None:
+    affectnet = ["Anger", "Contempt", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise"]
+    aff_canon = ["angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    fer = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    mapping = map_classes(affectnet, aff_canon, fer, fer)
+    assert mapping.dropped == ["Contempt"]
+    keep, mapped = mapping.apply(np.array([0, 1, 6, 5]))
+    assert keep.tolist() == [0, 2, 3] and mapped.tolist() == [0, 4, 6]
+    assert "Sad -> sad" in mapping.lines()
+    assert "Contempt -> (not a model class: samples dropped)" in mapping.lines()
+    ck = map_classes(["sadness", "happiness"], ["sad", "happy"], fer, fer)
+    assert ck.data_to_model.tolist() == [4, 3]
+    with pytest.raises(FerkitError, match="share none"):
+        map_classes(["contempt"], ["contempt"], fer, fer)
+
+
+class BrightnessModel:
+    """Predicts the fixture class from mean brightness (the fixtures encode it that way)."""
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        return np.clip(np.round((images.mean(axis=(1, 2, 3)) - 40) / 60), 0, 2).astype(int)
+
+
+def test_evaluate_run_writes_report_and_agrees_with_sklearn(tmp_path: Path) -> None:
+    from conftest import make_folders
+    from ferkit.data import load_dataset
+    from ferkit.evaluation import evaluate_run
+    from ferkit.models import Run
+
+    root = make_folders(tmp_path / "d", classes=("angry", "happy", "sad"), size=24, mode="L")
+    run = Run(
+        tmp_path / "bright",
+        "sklearn",
+        ["Anger", "Happy", "Sad"],
+        ["angry", "happy", "sad"],
+        24,
+        "gray",
+        BrightnessModel(),
+        {"name": "bright"},
+    )
+    report = evaluate_run(run, root, "val", tmp_path / "out")
+    data = load_dataset(root, splits=["val"]).split("val")
+    expected = BrightnessModel().predict(data.images)
+    assert report["accuracy"] == pytest.approx(accuracy_score(data.labels, expected))
+    assert report["accuracy"] > 0.9 and report["n"] == 12
+    assert report["mapping"] == ["angry -> Anger", "happy -> Happy", "sad -> Sad"]
+    for name in ("metrics.json", "confusion_matrix.png", "misclassified.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+    other = Run(run.path, "sklearn", run.classes, run.canonical, 32, "gray", BrightnessModel())
+    with pytest.raises(FerkitError, match="expects 32x32 gray images"):
+        other.prepare(data)
+
+
+def test_evaluate_maps_a_subset_of_classes(tmp_path: Path) -> None:
+    from conftest import make_folders
+    from ferkit.evaluation import evaluate_run
+    from ferkit.models import Run
+
+    root = make_folders(tmp_path / "d", classes=("anger", "contempt", "sadness"), size=24)
+    run = Run(
+        tmp_path / "r",
+        "sklearn",
+        ["angry", "happy", "sad"],
+        ["angry", "happy", "sad"],
+        24,
+        "gray",
+        BrightnessModel(),
+    )
+    report = evaluate_run(run, root, "val")
+    assert report["dropped_classes"] == ["contempt"]
+    assert report["n"] == 8 and report["per_class"]["happy"]["support"] == 0
+
+
+def _pixel_svm_run(root: Path, out: Path, name: str, C: float) -> Path:
+    """A real saved run: flatten pixels -> SVM, trained on the fixture's train split."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from ferkit.data import load_dataset
+
+    ds = load_dataset(root)
+    train = ds.split("train")
+    flat = FunctionTransformer(np.reshape, kw_args={"shape": (-1, 24 * 24)})
+    pipe = Pipeline([("flat", flat), ("svm", SVMClassifier(kernel="linear", C=C))])
+    pipe.fit(train.images, train.labels)
+    card = {
+        "name": name,
+        "classes": ds.classes,
+        "canonical": ds.canonical,
+        "image_size": 24,
+        "color": "gray",
+    }
+    return save_sklearn_run(out / name, pipe, card)
+
+
+def test_evaluate_and_compare_cli(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from conftest import make_folders
+    from ferkit.cli import app
+
+    root = make_folders(tmp_path / "d", per_class=6, size=24)
+    runs = [_pixel_svm_run(root, tmp_path, n, c) for n, c in (("svm-a", 1.0), ("svm-b", 0.01))]
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            str(runs[0]),
+            str(root),
+            "--split",
+            "val",
+            "--json",
+            str(tmp_path / "m.json"),
+            "--out",
+            str(tmp_path / "e"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert "accuracy" in result.stdout and metrics["n"] == 18
+    assert (tmp_path / "e" / "confusion_matrix.png").is_file()
+    result = runner.invoke(
+        app,
+        [
+            "compare",
+            *map(str, runs),
+            "--data",
+            str(root),
+            "--split",
+            "val",
+            "--out",
+            str(tmp_path / "c"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    lines = (tmp_path / "c" / "comparison.csv").read_text().splitlines()
+    assert lines[0].startswith("model,accuracy,macro_f1") and len(lines) == 3
+    assert "svm-a" in result.stdout and "svm-b" in result.stdout
+    assert (tmp_path / "c" / "comparison.png").is_file()
+    bad = runner.invoke(app, ["evaluate", str(tmp_path), str(root)])
+    assert bad.exit_code == 2 and "not a ferkit run" in bad.stderr
