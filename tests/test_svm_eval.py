@@ -261,3 +261,106 @@ def test_evaluate_and_compare_cli(tmp_path: Path) -> None:
     assert (tmp_path / "c" / "comparison.png").is_file()
     bad = runner.invoke(app, ["evaluate", str(tmp_path), str(root)])
     assert bad.exit_code == 2 and "not a ferkit run" in bad.stderr
+
+
+def _stripes(label: int, seed: int, size: int = 32) -> np.ndarray:
+    """Class 0: horizontal stripes, 1: vertical, 2: diagonal; random phase and noise.
+
+    Both brightness (raw pixels) and orientation (HOG) separate these classes.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    coord = (yy, xx, xx + yy)[label]
+    wave = np.sin(coord * 2 * np.pi / 6 + rng.uniform(0, 2 * np.pi))
+    img = 60 + 50 * label + 40 * wave + rng.normal(0, 8, (size, size))
+    return np.repeat(np.clip(img, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def _stripe_yolo(root: Path, per_class: int = 8) -> Path:
+    from PIL import Image
+
+    for split in ("train", "valid"):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "labels").mkdir(parents=True)
+        for label in range(3):
+            for i in range(per_class):
+                stem = f"{label}_{i}"
+                seed = 1000 * (split == "valid") + 100 * label + i
+                Image.fromarray(_stripes(label, seed)).save(root / split / "images" / f"{stem}.png")
+                (root / split / "labels" / f"{stem}.txt").write_text(f"{label} 0.5 0.5 1 1\n")
+    (root / "data.yaml").write_text(
+        "train: train/images\nval: valid/images\nnames: [Anger, Happy, Sad]\n"
+    )
+    return root
+
+
+@pytest.mark.parametrize(("features", "method"), [("raw", "exact"), ("hog", "fast")])
+def test_svm_command_trains_a_run_that_evaluates(
+    tmp_path: Path, features: str, method: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from ferkit.cli import app
+
+    root = _stripe_yolo(tmp_path / "d")
+    run_dir = tmp_path / f"{features}-{method}"
+    runner = CliRunner()
+    args = [
+        "svm",
+        str(root),
+        "--out",
+        str(run_dir),
+        "--features",
+        features,
+        "--method",
+        method,
+        "--search",
+        "--search-size",
+        "24",
+        "--margin",
+        "2",
+        "--json",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["search"]["split"] == "valid" and summary["search"]["samples"] == 24
+    assert summary["train_samples"] == 18  # 8 per class undersampled to 8 - 2
+    assert summary["params"]["method"] == method
+    assert {p.name for p in run_dir.iterdir()} == {"model.json", "model.skops", "train.json"}
+    card = json.loads((run_dir / "model.json").read_text())
+    assert card["features"] == features and card["classes"] == ["Anger", "Happy", "Sad"]
+    metrics = tmp_path / "m.json"
+    result = runner.invoke(
+        app, ["evaluate", str(run_dir), str(root), "--split", "valid", "--json", str(metrics)]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(metrics.read_text())["accuracy"] > 0.9
+
+
+def test_train_svm_search_on_train_and_fixed_params(tmp_path: Path) -> None:
+    from conftest import make_folders
+    from ferkit.data import load_dataset
+    from ferkit.errors import SplitNotFoundError
+    from ferkit.models import load_run
+    from ferkit.training.svm import train_svm
+
+    root = make_folders(tmp_path / "d", per_class=6, size=24)
+    summary = train_svm(
+        root, tmp_path / "r", features="raw", search_on="train", search_size=18, progress=False
+    )
+    assert summary["search"]["split"] == "train"
+    fixed = train_svm(
+        root,
+        tmp_path / "f",
+        features="raw",
+        search=False,
+        params={"kernel": "linear", "C": 0.1},
+        progress=False,
+    )
+    assert "search" not in fixed and fixed["params"]["kernel"] == "linear"
+    run = load_run(tmp_path / "f")
+    val = load_dataset(root).split("val")
+    assert run.predict(run.prepare(val)).shape == (18,)
+    with pytest.raises(SplitNotFoundError, match="no split 'holdout'"):
+        train_svm(root, tmp_path / "x", features="raw", search_on="holdout", progress=False)

@@ -150,6 +150,87 @@ def inspect(
         _print_summary(summary, show_problems)
 
 
+class FeatureOption(StrEnum):
+    raw = "raw"
+    hog = "hog"
+    landmarks = "landmarks"
+    embedding = "embedding"
+
+
+class MethodOption(StrEnum):
+    exact = "exact"
+    fast = "fast"
+
+
+@app.command()
+def svm(
+    data: Annotated[Path, typer.Argument(help="Dataset folder, data.yaml or FER2013 CSV.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
+    features: Annotated[FeatureOption, typer.Option(help="Feature extractor.")] = FeatureOption.hog,
+    method: Annotated[
+        MethodOption, typer.Option(help="exact SVC, or fast PCA+Nystroem+linear SVM.")
+    ] = MethodOption.exact,
+    search: Annotated[bool, typer.Option(help="Grid-search kernel, C, gamma first.")] = False,
+    search_on: Annotated[
+        str, typer.Option(help="Split to search on (the seed: val), or 'train' for plain CV.")
+    ] = "val",
+    search_size: Annotated[int, typer.Option(min=10, help="Samples used by the search.")] = 2000,
+    kernel: Annotated[str, typer.Option(help="Kernel when not searching.")] = "rbf",
+    c: Annotated[float, typer.Option("--C", help="C when not searching.")] = 10.0,
+    gamma: Annotated[str, typer.Option(help="gamma when not searching.")] = "scale",
+    margin: Annotated[int, typer.Option(help="Undersample classes to largest - margin.")] = 750,
+    size: Annotated[int | None, typer.Option(min=8, max=1024, help="Image side.")] = None,
+    color: Annotated[ColorOption, typer.Option(help="Decode as rgb or gray.")] = ColorOption.auto,
+    seed: Annotated[int, typer.Option(help="Seed for sampling and solvers.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Train the seed's SVM baseline on raw, HOG, landmark or embedding features."""
+    from ferkit.training.svm import train_svm
+
+    params = None if search else {"kernel": kernel, "C": c, "gamma": _number(gamma)}
+    try:
+        summary = train_svm(
+            data,
+            out,
+            features=features.value,
+            method=method.value,
+            search=search,
+            search_on=search_on,
+            search_size=search_size,
+            params=params,
+            margin=margin,
+            seed=seed,
+            image_size=size,
+            color=None if color is ColorOption.auto else color.value,
+            progress=sys.stderr.isatty(),
+        )
+    except (FerkitError, ValueError) as exc:
+        raise _fail(exc) from None
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    if "search" in summary:
+        s = summary["search"]
+        out_console.print(
+            f"search on {s['split']} ({s['samples']} samples, {s['folds']}-fold): "
+            f"best {s['best_params']} cv accuracy {s['best_cv_accuracy']:.3f}"
+        )
+    if "feature_report" in summary:
+        out_console.print(f"features: {summary['feature_report']}")
+    out_console.print(
+        f"fitted {summary['method']} SVM on {summary['train_samples']} samples in "
+        f"{summary['fit_seconds']} s (features {summary['feature_seconds']} s)"
+    )
+    out_console.print(f"run saved in {out}")
+
+
+def _number(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 @app.command()
 def evaluate(
     run: Annotated[Path, typer.Argument(help="Run folder (model.json + weights).")],
