@@ -44,6 +44,8 @@ def test_svm_bad_inputs() -> None:
         SVMClassifier().fit(blobs()[0], np.zeros(90, dtype=int))
     with pytest.raises(ValueError, match="unknown SVM method"):
         SVMClassifier(method="magic").fit(*blobs())
+    with pytest.raises(ValueError, match="head must be ridge or hinge"):
+        SVMClassifier(method="fast", head="huber").fit(*blobs())
     with pytest.raises(ValueError, match="2-D array"):
         SVMClassifier().fit(np.zeros((4, 2, 2)), [0, 1, 0, 1])
 
