@@ -75,7 +75,7 @@ def run_row(data: Path, features: str, method: str, out: Path, search_size: int,
 def table(rows: list[dict]) -> str:
     head = (
         "| dataset | features | method | val accuracy | macro-F1 | best params | "
-        "fit (s) | predict (s) | features (s) | search (s) | seed (test split) |"
+        "fit (s) | predict (s) | features (s, ~0 = cached) | search (s) | seed (test split) |"
     )
     lines = [head, "|" + "---|" * 11]
     for r in rows:
