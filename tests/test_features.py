@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import skimage.data
 import skops.io as sio
+from PIL import Image
 from skimage.color import rgb2gray
 from skimage.feature import hog
 from skimage.transform import resize
@@ -39,7 +40,31 @@ DIMS: dict[str, Callable[[tuple[int, ...]], int]] = {
     "hog": lambda shape: 11 * 11 * 2 * 2 * 9,  # 96x96 after resizing, seed defaults
     "landmarks": lambda shape: 136 + len(GEOMETRY_NAMES),
     "embedding": lambda shape: 128,
+    "cnn": lambda shape: 64,  # fernet at width 0.25: a 64-d penultimate layer
 }
+
+
+@pytest.fixture(scope="module")
+def net_run(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A saved (untrained) 48x48 gray fernet run for the ``cnn`` extractor."""
+    from ferkit.models.nets import create_model
+    from ferkit.models.torch_run import save_torch_run
+
+    model = create_model("fernet", 3, 1, 48, width=0.25)
+    card = {
+        "classes": ["angry", "happy", "sad"],
+        "canonical": ["angry", "happy", "sad"],
+        "image_size": 48,
+        "color": "gray",
+        "mean": [0.5],
+        "std": [0.25],
+    }
+    return str(save_torch_run(tmp_path_factory.mktemp("net") / "run", model, card))
+
+
+def params(name: str, run: str) -> dict:
+    """Constructor params each extractor needs in these tests (the cnn one needs a network)."""
+    return {"run": run} if name == "cnn" else {}
 
 
 def images(n: int, size: int, channels: int, seed: int = 0) -> np.ndarray:
@@ -68,24 +93,25 @@ def embed(*faces: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("name", sorted(EXTRACTORS))
 @pytest.mark.parametrize("shape", [(2, 96, 96, 3), (2, 48, 48, 1)])
-def test_shapes_dtype_and_finite(name: str, shape: tuple[int, ...]) -> None:
+def test_shapes_dtype_and_finite(name: str, shape: tuple[int, ...], net_run: str) -> None:
     X = images(shape[0], shape[1], shape[3])
-    features = create_extractor(name, cache=False, **QUIET).fit(X).transform(X)
+    extractor = create_extractor(name, cache=False, **QUIET, **params(name, net_run))
+    features = extractor.fit(X).transform(X)
     assert features.shape == (shape[0], DIMS[name](shape))
     assert features.dtype == np.float32
     assert np.isfinite(features).all()
 
 
 @pytest.mark.parametrize("name", sorted(EXTRACTORS))
-def test_deterministic(name: str) -> None:
+def test_deterministic(name: str, net_run: str) -> None:
     X = images(2, 48, 3, seed=1)
-    extractor = create_extractor(name, cache=False, **QUIET)
+    extractor = create_extractor(name, cache=False, **QUIET, **params(name, net_run))
     np.testing.assert_array_equal(extractor.transform(X), extractor.transform(X.copy()))
 
 
 @pytest.mark.parametrize("name", sorted(EXTRACTORS))
-def test_clone_and_json_params(name: str) -> None:
-    extractor = create_extractor(name)
+def test_clone_and_json_params(name: str, net_run: str) -> None:
+    extractor = create_extractor(name, **params(name, net_run))
     copy = clone(extractor)
     assert type(copy) is type(extractor)
     assert copy.get_params() == extractor.get_params()
@@ -103,8 +129,8 @@ def test_numpy_params_are_plain_in_the_key() -> None:
 def test_create_extractor() -> None:
     assert isinstance(create_extractor("hog", orientations=8), HOG)
     assert create_extractor("hog", orientations=8).orientations == 8
-    assert set(EXTRACTORS) == {"raw", "hog", "landmarks", "embedding"}
-    with pytest.raises(ValueError, match=r"'nope'.*known: embedding, hog, landmarks, raw"):
+    assert set(EXTRACTORS) == {"raw", "hog", "landmarks", "embedding", "cnn"}
+    with pytest.raises(ValueError, match=r"'nope'.*known: cnn, embedding, hog, landmarks, raw"):
         create_extractor("nope")
 
 
@@ -112,9 +138,10 @@ def test_create_extractor() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(EXTRACTORS))
-def test_empty_input(name: str) -> None:
+def test_empty_input(name: str, net_run: str) -> None:
     with pytest.raises(ValueError, match="no images to extract features from"):
-        create_extractor(name, **QUIET).transform(np.zeros((0, 96, 96, 3), np.uint8))
+        extractor = create_extractor(name, **QUIET, **params(name, net_run))
+        extractor.transform(np.zeros((0, 96, 96, 3), np.uint8))
 
 
 @pytest.mark.parametrize(
@@ -288,6 +315,19 @@ def test_missing_model_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 # -- persistence ----------------------------------------------------------------------------
+
+
+def test_cnn_features_are_the_networks_penultimate_layer(net_run: str) -> None:
+    from ferkit.models import load_run
+
+    X = images(3, 96, 3, seed=2)  # RGB 96 px in: brought to the run's 48 px gray
+    features = create_extractor("cnn", run=net_run, cache=False, **QUIET).transform(X)
+    run = load_run(net_run)
+    gray = np.stack([np.asarray(Image.fromarray(x).convert("L").resize((48, 48))) for x in X])
+    direct = run.estimator.embed(gray[..., None])
+    np.testing.assert_allclose(features, direct, atol=0.05)
+    with pytest.raises(FerkitError, match="no such run folder"):
+        create_extractor("cnn", run="no-such-run", **QUIET).transform(X)
 
 
 def test_skops_round_trip() -> None:

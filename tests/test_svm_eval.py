@@ -24,7 +24,7 @@ def blobs(n_per: int = 30, k: int = 3, d: int = 20, seed: int = 0):
     return x, y
 
 
-@pytest.mark.parametrize("method", ["exact", "fast"])
+@pytest.mark.parametrize("method", ["exact", "pca", "fast"])
 @pytest.mark.parametrize("kernel", ["linear", "rbf"])
 def test_svm_methods_learn_blobs(method: str, kernel: str) -> None:
     x, y = blobs()
@@ -33,6 +33,16 @@ def test_svm_methods_learn_blobs(method: str, kernel: str) -> None:
         method=method, kernel=kernel, C=1.0, pca_components=8, nystroem_components=50
     ).fit(x, y)
     assert accuracy_score(yt, clf.predict(xt)) > 0.9
+
+
+def test_pca_method_reduces_then_fits_an_exact_svc() -> None:
+    x, y = blobs(d=40)
+    clf = SVMClassifier(method="pca", pca_components=5).fit(x, y)
+    assert [name for name, _ in clf.pipeline_.steps] == ["scale", "pca", "svm"]
+    assert clf.pipeline_.named_steps["pca"].n_components_ == 5
+    assert type(clf.pipeline_.named_steps["svm"]).__name__ == "SVC"
+    exact = SVMClassifier(method="exact").fit(x, y)
+    assert [name for name, _ in exact.pipeline_.steps] == ["scale", "svm"]
 
 
 def test_svm_bad_inputs() -> None:

@@ -155,10 +155,12 @@ class FeatureOption(StrEnum):
     hog = "hog"
     landmarks = "landmarks"
     embedding = "embedding"
+    cnn = "cnn"
 
 
 class MethodOption(StrEnum):
     exact = "exact"
+    pca = "pca"
     fast = "fast"
 
 
@@ -168,7 +170,8 @@ def svm(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
     features: Annotated[FeatureOption, typer.Option(help="Feature extractor.")] = FeatureOption.hog,
     method: Annotated[
-        MethodOption, typer.Option(help="exact SVC, or fast PCA+Nystroem+linear SVM.")
+        MethodOption,
+        typer.Option(help="exact SVC, pca (SVC on PCA-128) or fast (PCA+Nystroem+linear)."),
     ] = MethodOption.exact,
     search: Annotated[bool, typer.Option(help="Grid-search kernel, C, gamma first.")] = False,
     search_on: Annotated[
@@ -181,10 +184,13 @@ def svm(
     margin: Annotated[int, typer.Option(help="Undersample classes to largest - margin.")] = 750,
     size: Annotated[int | None, typer.Option(min=8, max=1024, help="Image side.")] = None,
     color: Annotated[ColorOption, typer.Option(help="Decode as rgb or gray.")] = ColorOption.auto,
+    network: Annotated[
+        str | None, typer.Option(help="For --features cnn: network run folder or shipped name.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for sampling and solvers.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Train the seed's SVM baseline on raw, HOG, landmark or embedding features."""
+    """Train the seed's SVM baseline on raw, HOG, landmark, dlib-embedding or CNN features."""
     from ferkit.training.svm import train_svm
 
     params = None if search else {"kernel": kernel, "C": c, "gamma": _number(gamma)}
@@ -203,6 +209,7 @@ def svm(
             image_size=size,
             color=None if color is ColorOption.auto else color.value,
             progress=sys.stderr.isatty(),
+            feature_params={"run": network} if network else None,
         )
     except (FerkitError, ValueError) as exc:
         raise _fail(exc) from None
@@ -222,6 +229,210 @@ def svm(
         f"{summary['fit_seconds']} s (features {summary['feature_seconds']} s)"
     )
     out_console.print(f"run saved in {out}")
+
+
+def _kwargs(pairs: list[str] | None) -> dict[str, Any]:
+    """``key=value`` pairs (values parsed as JSON when they can be: numbers, true, lists)."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise FerkitError(f"expected key=value, got {pair!r}")
+        try:
+            out[key.replace("-", "_")] = json.loads(value)
+        except ValueError:
+            out[key.replace("-", "_")] = value
+    return out
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Argument(help="Dataset folder, data.yaml or FER2013 CSV.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
+    model: Annotated[str, typer.Option(help="Registered network (see `ferkit models`).")] = (
+        "fernet"
+    ),
+    arg: Annotated[
+        list[str] | None, typer.Option("--arg", help="Network argument key=value (repeatable).")
+    ] = None,
+    size: Annotated[int | None, typer.Option(min=8, max=1024, help="Image side.")] = None,
+    color: Annotated[ColorOption, typer.Option(help="Decode as rgb or gray.")] = ColorOption.auto,
+    classes: Annotated[
+        str | None, typer.Option(help="Comma-separated class subset, e.g. happiness,sadness.")
+    ] = None,
+    balance: Annotated[
+        str, typer.Option(help="undersample (the seed's, largest - margin), weights or none.")
+    ] = "undersample",
+    margin: Annotated[int, typer.Option(help="Undersampling margin.")] = 750,
+    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs.")] = 50,
+    batch_size: Annotated[int, typer.Option(min=2, help="Global batch size.")] = 64,
+    lr: Annotated[float, typer.Option(help="Initial learning rate.")] = 1e-3,
+    weight_decay: Annotated[float, typer.Option(help="L2 / weight decay.")] = 0.0,
+    optimizer: Annotated[str, typer.Option(help="adam, adamw or sgd.")] = "adam",
+    schedule: Annotated[
+        str, typer.Option(help="plateau (ReduceLROnPlateau 0.1/3, the seed's) or cosine.")
+    ] = "plateau",
+    patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).")] = 8,
+    augment: Annotated[str, typer.Option(help="none, seed or strong.")] = "seed",
+    label_smoothing: Annotated[float, typer.Option(help="Label smoothing.")] = 0.0,
+    mixup: Annotated[float, typer.Option(help="Mixup alpha (0 = off).")] = 0.0,
+    val_split: Annotated[str, typer.Option(help="Validation split.")] = "val",
+    max_train: Annotated[int | None, typer.Option(help="Use a stratified train subset.")] = None,
+    init: Annotated[Path | None, typer.Option(help="Start from this run's weights.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    bf16: Annotated[bool, typer.Option(help="bf16 autocast (CPU AMX / CUDA).")] = True,
+    nproc: Annotated[int, typer.Option(min=1, help="DistributedDataParallel processes.")] = 1,
+    threads: Annotated[int | None, typer.Option(help="Torch threads per process.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for sampling, init and augmentation.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Train a network (checkpoint every epoch, early stopping, resumable with --resume)."""
+    from ferkit.training.deep import TrainConfig, train_network
+
+    try:
+        cfg = TrainConfig(
+            model=model,
+            model_kwargs=_kwargs(arg),
+            image_size=size,
+            color=None if color is ColorOption.auto else color.value,
+            classes=[c.strip() for c in classes.split(",")] if classes else None,
+            balance=balance,
+            margin=margin,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            optimizer=optimizer,
+            schedule=schedule,
+            patience=patience,
+            augment=augment,
+            label_smoothing=label_smoothing,
+            mixup=mixup,
+            seed=seed,
+            device=device,
+            bf16=bf16,
+            val_split=val_split,
+            max_train=max_train,
+            init=str(init) if init else None,
+            threads=threads,
+            nproc=nproc,
+        )
+        summary = train_network(data, out, cfg, resume=resume, progress=sys.stderr.isatty())
+    except (FerkitError, ValueError) as exc:
+        raise _fail(exc) from None
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    out_console.print(
+        f"{cfg.model}: best validation accuracy {summary['val_accuracy']:.1%} at epoch "
+        f"{summary['best_epoch']} of {summary['epochs_run']}"
+        + (" (stopped early)" if summary["stopped_early"] else "")
+        + f"; {summary['train_seconds_total']} s training"
+    )
+    out_console.print(f"run saved in {out} (model.safetensors, history.json, curves.png)")
+
+
+@app.command()
+def tune(
+    data: Annotated[Path, typer.Argument(help="Dataset folder, data.yaml or FER2013 CSV.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Study folder (resumable).")],
+    model: Annotated[str, typer.Option(help="Registered network.")] = "seedcnn",
+    trials: Annotated[int, typer.Option(min=1, help="Total finished trials wanted.")] = 20,
+    max_epochs: Annotated[int, typer.Option(min=1, help="Hyperband's epoch budget.")] = 10,
+    size: Annotated[int | None, typer.Option(min=8, max=1024, help="Image side.")] = None,
+    color: Annotated[ColorOption, typer.Option(help="Decode as rgb or gray.")] = ColorOption.auto,
+    classes: Annotated[str | None, typer.Option(help="Comma-separated class subset.")] = None,
+    balance: Annotated[str, typer.Option(help="undersample, weights or none.")] = "undersample",
+    batch_size: Annotated[int, typer.Option(min=2, help="Batch size.")] = 64,
+    augment: Annotated[str, typer.Option(help="none, seed or strong.")] = "seed",
+    max_train: Annotated[int | None, typer.Option(help="Stratified train subset.")] = None,
+    epochs: Annotated[int, typer.Option(help="Epochs of the final command in best.json.")] = 50,
+    timeout: Annotated[float | None, typer.Option(help="Stop starting trials after s.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    threads: Annotated[int | None, typer.Option(help="Torch threads.")] = None,
+    seed: Annotated[int, typer.Option(help="Sampler and training seed.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print best.json.")] = False,
+) -> None:
+    """Hyperband search (Optuna) over the seed's space: dense units, dropout, lr, L2."""
+    from ferkit.training.deep import TrainConfig
+    from ferkit.training.tune import tune as run_tune
+
+    try:
+        base = TrainConfig(
+            model=model,
+            image_size=size,
+            color=None if color is ColorOption.auto else color.value,
+            classes=[c.strip() for c in classes.split(",")] if classes else None,
+            balance=balance,
+            batch_size=batch_size,
+            augment=augment,
+            max_train=max_train,
+            epochs=epochs,
+            device=device,
+            threads=threads,
+            seed=seed,
+        )
+        result = run_tune(
+            data,
+            out,
+            model=model,
+            trials=trials,
+            max_epochs=max_epochs,
+            seed=seed,
+            base=base,
+            timeout=timeout,
+            progress=sys.stderr.isatty(),
+        )
+    except (FerkitError, ValueError) as exc:
+        raise _fail(exc) from None
+    result.pop("table", None)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    out_console.print((out / "trials.md").read_text(), markup=False, highlight=False)
+    if result.get("value") is not None:
+        out_console.print(f"best validation accuracy {result['value']:.1%}: {result['params']}")
+        out_console.print(f"train it: {result['command']}", markup=False, highlight=False)
+
+
+@app.command()
+def explain(
+    run: Annotated[Path, typer.Argument(help="Run folder of a network (or a shipped name).")],
+    image: Annotated[Path, typer.Argument(help="Face image to explain.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the figures.")] = Path(
+        "explain-out"
+    ),
+    layer: Annotated[
+        str | None, typer.Option(help="Layer to explain (default: the last conv block).")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="Class to explain (default: the predicted one).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Grad-CAM overlay and feature-map grid of one image (gradcam.png, feature_maps.png)."""
+    from ferkit.evaluation.explain import explain_image
+
+    try:
+        result = explain_image(run, image, out, layer=layer, target=target)
+    except (FerkitError, ValueError, OSError) as exc:
+        raise _fail(exc) from None
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    out_console.print(json.dumps(result, indent=2), markup=False, highlight=False)
+
+
+@app.command("models")
+def models_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List the registered networks."""
+    from ferkit.models.nets import list_models
+
+    names = list_models()
+    typer.echo(json.dumps(names) if as_json else "\n".join(names))
 
 
 def _number(text: str) -> float | str:

@@ -64,6 +64,18 @@ class Split:
             self, images=self.images[idx], labels=self.labels[idx], refs=[self.refs[i] for i in idx]
         )
 
+    def balanced(self, margin: int, seed: int = 0) -> Split:
+        """The seed's undersampling (every class capped at largest - ``margin``).
+
+        A split whose largest class is not above the margin (or ``margin <= 0``) stays whole,
+        so small class subsets and toy sets train on everything they have.
+        """
+        from ferkit.data.balance import undersample
+
+        if margin <= 0 or len(self) == 0 or margin >= max(self.counts().values()):
+            return self
+        return self.subset(undersample(self.labels, margin=margin, seed=seed))
+
     def select_classes(self, names: Sequence[str]) -> Split:
         """Keep the samples of ``names`` (any synonym) and relabel them 0..k-1 in that order.
 

@@ -14,15 +14,16 @@ from ferkit.features.dlib_models import MissingModelError
 from ferkit.features.embedding import DlibEmbedding
 from ferkit.features.hog import HOG
 from ferkit.features.landmarks import GEOMETRY_NAMES, Landmarks68
+from ferkit.features.network import NetworkEmbedding
 from ferkit.features.raw import RawPixels
 
 EXTRACTORS: dict[str, type[FeatureExtractor]] = {
-    cls.name: cls for cls in (RawPixels, HOG, Landmarks68, DlibEmbedding)
+    cls.name: cls for cls in (RawPixels, HOG, Landmarks68, DlibEmbedding, NetworkEmbedding)
 }
 
 
 def create_extractor(name: str, **params: Any) -> FeatureExtractor:
-    """The extractor registered as ``name`` ("raw", "hog", "landmarks", "embedding")."""
+    """The extractor registered as ``name`` ("raw", "hog", "landmarks", "embedding", "cnn")."""
     try:
         cls = EXTRACTORS[name]
     except KeyError:
@@ -39,6 +40,7 @@ __all__ = [
     "FeatureExtractor",
     "Landmarks68",
     "MissingModelError",
+    "NetworkEmbedding",
     "RawPixels",
     "check_images",
     "create_extractor",

@@ -95,9 +95,25 @@ def _load_skops(path: Path) -> Any:
     return sio.loads(data, trusted=untrusted)
 
 
+def _load_sklearn_estimator(run_dir: Path, card: dict[str, Any]) -> Any:
+    weights = run_dir / card.get("weights", SKOPS_FILE)
+    if not weights.is_file():
+        raise FerkitError(f"{weights}: model file is missing")
+    try:
+        return _load_skops(weights)
+    except FerkitError:
+        raise
+    except Exception as exc:  # skops raises many types on a damaged file
+        raise FerkitError(f"{weights}: cannot load the model: {exc}") from exc
+
+
 def load_run(run_dir: str | Path) -> Run:
-    """Load a run folder; errors name the file and what is wrong with it."""
+    """Load a run folder (or a shipped model by name); errors name the file and the reason."""
     run_dir = Path(run_dir)
+    if not run_dir.exists() and len(run_dir.parts) == 1:
+        from ferkit.weights import shipped_path
+
+        run_dir = shipped_path(run_dir.name)
     card_path = run_dir / CARD
     if not card_path.is_file():
         raise FerkitError(f"{run_dir}: not a ferkit run (no {CARD})")
@@ -105,20 +121,23 @@ def load_run(run_dir: str | Path) -> Run:
         card = json.loads(card_path.read_text())
     except (OSError, ValueError) as exc:
         raise FerkitError(f"{card_path}: unreadable model card: {exc}") from exc
-    if card.get("kind") != "sklearn":
-        raise FerkitError(f"{card_path}: unsupported run kind {card.get('kind')!r}")
-    weights = run_dir / card.get("weights", SKOPS_FILE)
-    if not weights.is_file():
-        raise FerkitError(f"{weights}: model file is missing")
-    try:
-        estimator = _load_skops(weights)
-    except FerkitError:
-        raise
-    except Exception as exc:  # skops raises many types on a damaged file
-        raise FerkitError(f"{weights}: cannot load the model: {exc}") from exc
+    if not isinstance(card, dict):
+        raise FerkitError(f"{card_path}: the model card is not a JSON object")
+    kind = card.get("kind")
+    if kind == "sklearn":
+        estimator = _load_sklearn_estimator(run_dir, card)
+    elif kind == "torch":
+        from ferkit.models.torch_run import load_torch_estimator  # torch only when needed
+
+        estimator = load_torch_estimator(run_dir, card)
+    else:
+        raise FerkitError(f"{card_path}: unsupported run kind {kind!r}")
+    missing = {"classes", "canonical", "image_size", "color"} - set(card)
+    if missing:
+        raise FerkitError(f"{card_path}: card lacks {sorted(missing)}")
     return Run(
         run_dir,
-        card["kind"],
+        kind,
         list(card["classes"]),
         list(card["canonical"]),
         int(card["image_size"]),

@@ -1,16 +1,20 @@
-"""The seed's SVM on feature vectors, with an exact and a fast solver behind one estimator.
+"""The seed's SVM on feature vectors, with an exact and two fast solvers behind one estimator.
 
 ``exact`` is scikit-learn's SVC on standardised features, as the seed used (its HOG fit took 24
-minutes). ``fast`` standardises, reduces with PCA, maps to an approximate RBF feature space
+minutes). ``pca`` is the same SVC on the first 128 principal components: an RBF kernel's cost
+is proportional to the dimension and HOG's 4,356 dimensions are highly redundant, so it keeps
+the exact kernel machine at a fraction of the time (docs/BENCHMARKS.md has the one-run
+comparison). ``fast`` standardises, reduces with PCA, maps to an approximate RBF feature space
 (Nystroem) and fits a linear head: cost grows linearly with the number of samples instead of
-quadratically. Both take the seed's hyper-parameters (kernel, C, gamma), so GridSearchCV
+quadratically. All take the seed's hyper-parameters (kernel, C, gamma), so GridSearchCV
 searches them the same way.
 
-The fast path's settings come from measurements on affectnet_yolo HOG features (train
-undersampled by 750 -> valid, one thread, 2026-11-22): whitened PCA-256 + Nystroem-2048 +
-LinearSVC 48.6% in 89 s; unwhitened PCA-512 + Nystroem-4096 + LinearSVC 52.3% in 352 s; the
-same with a ridge (least-squares SVM) head 51.5% in 109 s. Whitening hurt (it blows up noise
-directions); the ridge head is the default, ``head="hinge"`` buys ~1 point for ~3x the time.
+Measured on affectnet_yolo HOG features (train undersampled by 750 -> valid, 2026-11-22):
+whitened PCA-256 + Nystroem-2048 + LinearSVC 48.6% in 89 s; unwhitened PCA-512 +
+Nystroem-4096 + LinearSVC 52.3% in 352 s; the same with a ridge (least-squares SVM) head 51.5%
+in 109 s. Whitening hurt (it blows up noise directions); the ridge head is the default,
+``head="hinge"`` buys ~1 point for ~3x the time. SVC (C=10) on PCA-128: 52.6% in 126 s; on
+PCA-256: 54.1% in 502 s (a loaded machine; exact SVC took 1,369 s for 53.6%).
 """
 
 from __future__ import annotations
@@ -27,7 +31,10 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
-METHODS = ("exact", "fast")
+METHODS = ("exact", "pca", "fast")
+# PCA dimensions when ``pca_components`` is left at None: the reduced-SVC path needs few (its
+# cost is samples^2 x dims), the Nystroem path more (its head is linear).
+DEFAULT_PCA = {"pca": 128, "fast": 512}
 SEED_GRID: list[dict[str, list[Any]]] = [
     {"kernel": ["linear"], "C": [0.01, 0.1, 1, 10]},
     {"kernel": ["rbf"], "C": [0.01, 0.1, 1, 10], "gamma": [0.001, 0.01, 0.1, "scale"]},
@@ -38,8 +45,9 @@ HEADS = ("ridge", "hinge")
 
 
 class SVMClassifier(ClassifierMixin, BaseEstimator):
-    """An SVM on feature vectors: ``method="exact"`` (SVC) or ``"fast"`` (PCA + Nystroem + a
-    linear head: ``ridge``, a least-squares SVM, or ``hinge``, LinearSVC).
+    """An SVM on feature vectors: ``method="exact"`` (SVC), ``"pca"`` (SVC on PCA-reduced
+    features) or ``"fast"`` (PCA + Nystroem + a linear head: ``ridge``, a least-squares SVM, or
+    ``hinge``, LinearSVC).
 
     ``gamma="scale"`` means 1 / (n_dims * variance) of the kernel's input, as SVC defines it.
     """
@@ -50,7 +58,7 @@ class SVMClassifier(ClassifierMixin, BaseEstimator):
         kernel: str = "rbf",
         C: float = 1.0,
         gamma: float | str = "scale",
-        pca_components: int = 512,
+        pca_components: int | None = None,
         nystroem_components: int = 4096,
         head: str = "ridge",
         random_state: int = 0,
@@ -71,28 +79,37 @@ class SVMClassifier(ClassifierMixin, BaseEstimator):
 
     def _check(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(f"unknown SVM method {self.method!r}; use exact or fast")
+            raise ValueError(f"unknown SVM method {self.method!r}; use exact, pca or fast")
         if self.kernel not in ("linear", "rbf"):
             raise ValueError(f"kernel must be linear or rbf, not {self.kernel!r}")
         if self.head not in HEADS:
             raise ValueError(f"head must be ridge or hinge, not {self.head!r}")
 
     def _fit_exact(self, X: np.ndarray, y: np.ndarray) -> Pipeline:
-        scale = StandardScaler().fit(X)
-        z = scale.transform(X)
+        steps, z = self._reduce(X, reduce=self.method == "pca")
         svc = SVC(
-            kernel=self.kernel, C=self.C, gamma=self._gamma(z), random_state=self.random_state
+            kernel=self.kernel,
+            C=self.C,
+            gamma=self._gamma(z),
+            cache_size=1000,
+            random_state=self.random_state,
         ).fit(z, y)
-        return Pipeline([("scale", scale), ("svm", svc)])
+        return Pipeline([*steps, ("svm", svc)])
 
-    def _fit_fast(self, X: np.ndarray, y: np.ndarray) -> Pipeline:
+    def _reduce(self, X: np.ndarray, reduce: bool) -> tuple[list[tuple[str, Any]], np.ndarray]:
+        """Standardise, then (``reduce``) project on the leading principal components."""
         steps: list[tuple[str, Any]] = [("scale", StandardScaler().fit(X))]
         z = steps[0][1].transform(X)
-        dims = min(self.pca_components, X.shape[1], X.shape[0])
-        if dims < X.shape[1]:
+        wanted = self.pca_components or DEFAULT_PCA.get(self.method, 512)
+        dims = min(wanted, X.shape[1], X.shape[0])
+        if reduce and dims < X.shape[1]:
             pca = PCA(n_components=dims, random_state=self.random_state).fit(z)
             steps.append(("pca", pca))
             z = pca.transform(z)
+        return steps, z
+
+    def _fit_fast(self, X: np.ndarray, y: np.ndarray) -> Pipeline:
+        steps, z = self._reduce(X, reduce=True)
         if self.kernel == "rbf":
             comps = min(self.nystroem_components, X.shape[0])
             rbf = Nystroem(
@@ -118,7 +135,7 @@ class SVMClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             raise ValueError(f"an SVM needs at least 2 classes, got {len(self.classes_)}")
-        fit = self._fit_exact if self.method == "exact" else self._fit_fast
+        fit = self._fit_fast if self.method == "fast" else self._fit_exact
         self.pipeline_ = fit(X, y)
         return self
 

@@ -17,7 +17,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from ferkit import io
-from ferkit.data.balance import SEED_MARGIN, stratified_subset, undersample
+from ferkit.data.balance import SEED_MARGIN, stratified_subset
 from ferkit.data.dataset import Dataset, Split, load_dataset
 from ferkit.errors import SplitNotFoundError
 from ferkit.models.store import save_sklearn_run
@@ -86,13 +86,6 @@ def _search_split(ds: Dataset, search_on: str, train: Split) -> Split:
         raise
 
 
-def _balance(train: Split, margin: int, seed: int) -> Split:
-    """The seed's undersampling; a split whose largest class is under the margin stays whole."""
-    if margin <= 0 or margin >= max(train.counts().values()):
-        return train
-    return train.subset(undersample(train.labels, margin=margin, seed=seed))
-
-
 def train_svm(
     data: str | Path,
     out: str | Path,
@@ -141,7 +134,7 @@ def train_svm(
         result["split"] = pool.name
         summary["search"] = result
         chosen = {**result["best_params"], **chosen}
-    balanced = _balance(train, margin, seed)
+    balanced = train.balanced(margin, seed)
     start = time.perf_counter()
     x_train = extractor.fit_transform(balanced.images)
     feature_seconds = time.perf_counter() - start

@@ -1,0 +1,511 @@
+"""Explanations for neural-network runs: Grad-CAM overlays and feature-map grids.
+
+The seed notebook's "Viewing The Filters" section cut a Keras model at a named conv layer and
+showed every channel of its output for one test image (``coolwarm``, a square grid). This module
+does the same for any torch ``nn.Module`` through forward hooks on a module named as in
+``named_modules()`` (so it needs no model surgery and works for every ferkit network), and adds
+Grad-CAM (Selvaraju et al. 2017), which answers the question the filter grid cannot: *where* in
+the face the evidence for a class came from.
+
+Everything is computed for one image, in fp32 with autocast off and the network in eval mode
+(dropout and batch-norm statistics as at prediction time, so the explanation is of the same
+forward pass that ``predict`` runs). Hooks are always removed and the module's train/eval flags
+and its parameters' ``requires_grad`` are left as they were, so explaining a model never changes
+what it does afterwards.
+
+This module imports torch; it is deliberately not re-exported from ``ferkit.evaluation`` so
+that importing that package stays light. Use ``from ferkit.evaluation.explain import ...``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+from torch import nn
+
+from ferkit import io
+from ferkit.data.images import ImageProblem, decode_image
+from ferkit.errors import FerkitError
+
+GRADCAM_FILE = "gradcam.png"
+FEATURE_MAPS_FILE = "feature_maps.png"
+EXPLAIN_FILE = "explain.json"
+
+__all__ = [
+    "EXPLAIN_FILE",
+    "FEATURE_MAPS_FILE",
+    "GRADCAM_FILE",
+    "explain_image",
+    "feature_map_figure",
+    "feature_maps",
+    "grad_cam",
+    "gradcam_figure",
+    "list_layers",
+    "resolve_layer",
+    "resolve_target",
+]
+
+
+# --------------------------------------------------------------------------- layers
+
+
+def _is_conv(module: nn.Module) -> bool:
+    return isinstance(module, nn.Conv2d)
+
+
+def list_layers(model: nn.Module) -> list[str]:
+    """Names (as ``named_modules()`` spells them) a user can pass as ``--layer``.
+
+    These are the layers whose output is a spatial (N, C, H, W) map: every ``Conv2d``, every
+    ``BatchNorm2d`` (the seed's Keras blocks end in one), every named block that contains a
+    conv (a stage or residual block, whose output is the block's result), and the model's own
+    ``cam_layer``. Listed in registration order, which for the ferkit networks is input to
+    output, so the last entries are the deep, class-specific layers.
+    """
+    cam = getattr(model, "cam_layer", None)
+    names: list[str] = []
+    for name, module in model.named_modules():
+        if not name:
+            continue
+        spatial = _is_conv(module) or isinstance(module, nn.BatchNorm2d)
+        block = any(_is_conv(m) for m in module.modules())
+        if spatial or block or name == cam:
+            names.append(name)
+    return names
+
+
+def resolve_layer(model: nn.Module, layer: str | None = None) -> str:
+    """The layer to explain: ``layer`` if the model has it, else the model's ``cam_layer``.
+
+    Any module name is accepted (not only the listed ones) so custom models work; an unknown
+    name is a FerkitError that lists the valid choices, because a typo in ``--layer`` should
+    say what would have worked. A model without ``cam_layer`` falls back to its last
+    ``Conv2d``, the usual Grad-CAM choice.
+    """
+    modules = dict(model.named_modules())
+    if layer is None:
+        cam = getattr(model, "cam_layer", None)
+        if isinstance(cam, str) and cam:
+            layer = cam
+        else:
+            convs = [name for name, m in modules.items() if name and _is_conv(m)]
+            if not convs:
+                raise FerkitError(
+                    f"{type(model).__name__} has no cam_layer and no Conv2d; pass a layer name "
+                    f"(one of: {', '.join(n for n in modules if n) or 'none'})"
+                )
+            layer = convs[-1]
+    if not layer or layer not in modules:
+        valid = list_layers(model)
+        raise FerkitError(
+            f"unknown layer {layer!r} for {type(model).__name__}; valid layers: "
+            f"{', '.join(valid) if valid else 'none (the model has no conv layers)'}"
+        )
+    return layer
+
+
+# --------------------------------------------------------------------------- hooks
+
+
+@contextmanager
+def _explaining(model: nn.Module) -> Iterator[None]:
+    """Eval mode, grad on, autocast off for the block; every module's mode restored after.
+
+    Each module's own ``training`` flag is saved (not just the root's) because a caller may
+    have put parts of a model in different modes, e.g. frozen batch-norm during fine-tuning.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        with torch.enable_grad(), _no_autocast():
+            yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+@contextmanager
+def _no_autocast() -> Iterator[None]:
+    """Autocast disabled for every device type that may be active, so the maps are fp32."""
+    with torch.autocast("cpu", enabled=False):
+        if torch.cuda.is_available():
+            with torch.autocast("cuda", enabled=False):
+                yield
+        else:
+            yield
+
+
+class _Capture:
+    """Forward hook that keeps a module's output and (optionally) the gradient flowing into it.
+
+    The gradient is caught with a hook on the output *tensor*, not a module backward hook:
+    module backward hooks break on in-place activations (``ReLU(inplace=True)``, used by most
+    ferkit networks), while a tensor hook receives the gradient of exactly the value the module
+    produced, even if a later in-place op overwrites it. The activation is cloned for the same
+    reason. A module called more than once per forward (a shared ReLU) is captured at its
+    last call, which is the one nearest the output.
+    """
+
+    def __init__(self, want_grad: bool) -> None:
+        self.want_grad = want_grad
+        self.calls: list[dict[str, torch.Tensor]] = []
+
+    def __call__(self, module: nn.Module, inputs: Any, output: Any) -> None:
+        if not isinstance(output, torch.Tensor):
+            return
+        slot: dict[str, torch.Tensor] = {"activation": output.detach().float().clone()}
+        self.calls.append(slot)
+        if self.want_grad and output.requires_grad:
+            output.register_hook(lambda grad: slot.__setitem__("grad", grad.detach().float()))
+
+    def last(self, layer: str, model: nn.Module) -> dict[str, torch.Tensor]:
+        if not self.calls:
+            raise FerkitError(
+                f"layer {layer!r} did not produce a tensor in the forward pass; choose one of: "
+                f"{', '.join(list_layers(model))}"
+            )
+        slot = self.calls[-1]
+        act = slot["activation"]
+        if act.ndim != 4:
+            raise FerkitError(
+                f"layer {layer!r} outputs shape {tuple(act.shape)}, not an (N, C, H, W) feature "
+                f"map; choose one of: {', '.join(list_layers(model))}"
+            )
+        return slot
+
+
+def _one_image(model: nn.Module, x: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """``x`` as a fresh fp32 (1, C, H, W) tensor on the model's device, detached from the
+    caller's graph so nothing the caller holds gains a gradient."""
+    x = torch.as_tensor(x)
+    if x.ndim == 3:
+        x = x.unsqueeze(0)
+    if x.ndim != 4 or x.shape[0] != 1:
+        raise FerkitError(
+            f"explanations take one image as a (1, C, H, W) or (C, H, W) tensor, got shape "
+            f"{tuple(x.shape)}"
+        )
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else x.device
+    return x.detach().to(device=device, dtype=torch.float32).clone()
+
+
+def _forward(
+    model: nn.Module, x: torch.Tensor, layer: str, want_grad: bool
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Run ``model`` on ``x`` with a capture hook on ``layer``; the hook is gone on return."""
+    module = dict(model.named_modules())[layer]
+    capture = _Capture(want_grad)
+    handle = module.register_forward_hook(capture)
+    try:
+        logits = model(x)
+    finally:
+        handle.remove()
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != 1:
+        raise FerkitError(
+            f"{type(model).__name__} must return (1, num_classes) logits for one image, got "
+            f"{getattr(logits, 'shape', type(logits).__name__)}"
+        )
+    return logits, capture.last(layer, model)
+
+
+# --------------------------------------------------------------------------- maps
+
+
+def grad_cam(
+    model: nn.Module,
+    x: torch.Tensor | np.ndarray,
+    layer: str | None = None,
+    target: int | None = None,
+) -> tuple[np.ndarray, int, np.ndarray]:
+    """Grad-CAM of one normalised image for class ``target`` (default: the predicted class).
+
+    Returns ``(heatmap, target, probabilities)``: ``heatmap`` is (H, W) float32 in [0, 1] at
+    the input's resolution (bilinear upsampling of ReLU(sum_k alpha_k A_k), alpha_k the
+    spatial mean of d logit / d A_k), so it can be laid directly over the image;
+    ``probabilities`` is the softmax over the classes from the same forward pass. A map that
+    is zero everywhere (no positive evidence at that layer) is returned as zeros rather than
+    divided by zero.
+
+    The gradient is taken w.r.t. a private copy of ``x`` that requires grad, so it works even
+    when every parameter is frozen, and only that copy receives ``.grad``: parameter
+    gradients are not touched.
+    """
+    name = resolve_layer(model, layer)
+    xx = _one_image(model, x)
+    with _explaining(model):
+        xx.requires_grad_(True)
+        logits, slot = _forward(model, xx, name, want_grad=True)
+        logits = logits.float()
+        num_classes = logits.shape[1]
+        if target is None:
+            target = int(logits[0].argmax())
+        elif isinstance(target, bool) or not 0 <= int(target) < num_classes:
+            raise FerkitError(f"target class {target!r} is out of range 0..{num_classes - 1}")
+        target = int(target)
+        probabilities = torch.softmax(logits.detach()[0], dim=0).cpu().numpy()
+        logits[0, target].backward(inputs=[xx])
+    if "grad" not in slot:
+        raise FerkitError(
+            f"no gradient reached layer {name!r}: its output does not influence the logits"
+        )
+    act, grad = slot["activation"], slot["grad"]
+    weights = grad.mean(dim=(2, 3), keepdim=True)  # alpha_k: one weight per channel
+    cam = torch.relu((weights * act).sum(dim=1, keepdim=True))
+    cam = F.interpolate(cam, size=tuple(xx.shape[-2:]), mode="bilinear", align_corners=False)
+    heat = cam[0, 0].clamp_min(0).cpu().numpy().astype(np.float32)
+    top = float(heat.max())
+    heat = heat / top if top > 0 else np.zeros_like(heat)
+    return heat, target, probabilities.astype(np.float32)
+
+
+def feature_maps(
+    model: nn.Module, x: torch.Tensor | np.ndarray, layer: str | None = None
+) -> np.ndarray:
+    """The (C, h, w) output of ``layer`` (default ``cam_layer``) for one normalised image,
+    as float32; the seed's per-filter view, without building a truncated model."""
+    name = resolve_layer(model, layer)
+    xx = _one_image(model, x)
+    with _explaining(model), torch.no_grad():
+        _, slot = _forward(model, xx, name, want_grad=False)
+    return slot["activation"][0].cpu().numpy().astype(np.float32)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _show_image(ax: Any, image: np.ndarray) -> None:
+    """uint8 (H, W, C) or float (H, W) image, gray when it has one channel."""
+    img = np.asarray(image)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if img.ndim == 2:
+        ax.imshow(img, cmap="gray", vmin=0, vmax=255 if img.dtype == np.uint8 else None)
+    else:
+        ax.imshow(img)
+    ax.set_axis_off()
+
+
+def feature_map_figure(maps: np.ndarray, max_maps: int = 32, title: str | None = None) -> Figure:
+    """The seed's filter grid: the first ``max_maps`` channels in a near-square grid, in
+    ``coolwarm`` (red = strongly present, blue = absent), each scaled to its own range as the
+    seed's per-subplot ``imshow`` did, so weak and strong channels are both readable.
+
+    The tiles are drawn as one mosaic image rather than one subplot per channel: the picture
+    is the same, but laying out dozens of axes costs seconds per figure.
+    """
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.ndim != 3:
+        raise ValueError(f"feature maps must be (C, h, w), got shape {maps.shape}")
+    total, h, w = maps.shape
+    n = max(0, min(int(max_maps), total))
+    cols = max(1, math.ceil(math.sqrt(n)))
+    rows = max(1, math.ceil(n / cols))
+    # Small maps (3x3 at the deepest layers) are enlarged so a 1 px gutter stays thin.
+    scale = max(1, math.ceil(24 / max(h, w, 1)))
+    th, tw = h * scale, w * scale
+    gap = 1 if scale == 1 and max(h, w) < 48 else max(1, max(th, tw) // 24)
+    mosaic = np.full((rows * (th + gap) - gap, cols * (tw + gap) - gap), np.nan, np.float32)
+    for k in range(n):
+        tile = maps[k]
+        lo, hi = float(np.min(tile)), float(np.max(tile))
+        tile = (tile - lo) / (hi - lo) if hi > lo else np.full_like(tile, 0.5)
+        r, c = divmod(k, cols)
+        y, x = r * (th + gap), c * (tw + gap)
+        mosaic[y : y + th, x : x + tw] = np.kron(tile, np.ones((scale, scale), np.float32))
+    fig = Figure(figsize=(1.5 * cols + 1.2, 1.5 * rows + 0.6), layout="constrained")
+    ax = fig.add_subplot()
+    cmap = matplotlib.colormaps["coolwarm"].with_extremes(bad="white")
+    im = ax.imshow(mosaic, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    for k in range(n):
+        r, c = divmod(k, cols)
+        flat = float(np.ptp(maps[k])) == 0.0  # a dead (e.g. all-zero after ReLU) channel
+        ax.text(
+            c * (tw + gap) + 0.5,
+            r * (th + gap) + 0.5,
+            f"{k} (flat {float(maps[k].flat[0]):.2g})" if flat else str(k),
+            fontsize=6,
+            va="top",
+            ha="left",
+            color="black",
+            bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.6},
+        )
+    ax.set_axis_off()
+    fig.colorbar(im, ax=ax, shrink=0.6, label="activation, per channel (min to max)")
+    shown = f"channels 0-{n - 1} of {total}" if n else f"0 of {total} channels"
+    ax.set_title(f"{title + ': ' if title else ''}{shown} ({h}x{w})", fontsize=10)
+    return fig
+
+
+def gradcam_figure(
+    image: np.ndarray,
+    heatmap: np.ndarray,
+    predicted: str,
+    probability: float,
+    target: str | None = None,
+    target_probability: float | None = None,
+    alpha: float = 0.45,
+) -> Figure:
+    """Input | Grad-CAM heatmap | overlay, titled with the prediction (and the explained
+    class when it was chosen explicitly, since the map then answers a different question:
+    "where is the evidence for *that* class")."""
+    heat = np.asarray(heatmap, dtype=np.float32)
+    fig = Figure(figsize=(9.5, 3.6), layout="constrained")
+    ax_in, ax_heat, ax_over = fig.subplots(1, 3)
+    _show_image(ax_in, image)
+    ax_in.set_title("input", fontsize=9)
+    im = ax_heat.imshow(heat, cmap="jet", vmin=0, vmax=1)
+    ax_heat.set_axis_off()
+    ax_heat.set_title("Grad-CAM", fontsize=9)
+    fig.colorbar(im, ax=ax_heat, fraction=0.046, pad=0.04)
+    _show_image(ax_over, image)
+    ax_over.imshow(heat, cmap="jet", vmin=0, vmax=1, alpha=alpha)
+    ax_over.set_title("overlay", fontsize=9)
+    title = f"predicted: {predicted} ({probability:.1%})"
+    if target is not None:
+        shown = f" ({target_probability:.1%})" if target_probability is not None else ""
+        title += f" | Grad-CAM for: {target}{shown}"
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def resolve_target(
+    target: int | str | None, classes: list[str], canonical: list[str] | None = None
+) -> int | None:
+    """Class index for ``target``: an index (int or digit string) or a class name in any case
+    (the run's own names first, then canonical names). Unknown names are a FerkitError that
+    lists the classes, so ``--target hapy`` says what to type instead."""
+    if target is None:
+        return None
+    listing = ", ".join(f"{i}={c}" for i, c in enumerate(classes))
+    if isinstance(target, bool):
+        raise FerkitError(f"unknown target class {target!r}; classes: {listing}")
+    if isinstance(target, int | np.integer):
+        index = int(target)
+    else:
+        text = str(target).strip()
+        if text.lstrip("-").isdigit():
+            index = int(text)
+        else:
+            for names in (classes, canonical or []):
+                lowered = [c.lower() for c in names]
+                if text.lower() in lowered:
+                    return lowered.index(text.lower())
+            raise FerkitError(f"unknown target class {target!r}; classes: {listing}")
+    if not 0 <= index < len(classes):
+        raise FerkitError(f"target class index {index} is out of range; classes: {listing}")
+    return index
+
+
+def _decode(image_path: Path, size: int, color: str) -> np.ndarray:
+    """The image at the run's size/colour; any failure names the file."""
+    if not image_path.exists():
+        raise FerkitError(f"{image_path}: no such image file")
+    if image_path.is_dir():
+        raise FerkitError(f"{image_path}: is a folder, not an image file")
+    try:
+        # a writable copy: torch warns on (and must not alias) Pillow's read-only buffer
+        return np.array(decode_image(image_path, size=size, color=color))  # type: ignore[arg-type]
+    except ImageProblem as exc:
+        raise FerkitError(f"{image_path}: {exc}") from exc
+
+
+def _model_name(model: nn.Module) -> str:
+    """Registry name of a ferkit network (from its config), else the class name."""
+    config = getattr(model, "config", None)
+    if isinstance(config, dict) and isinstance(config.get("name"), str):
+        return config["name"]
+    return type(model).__name__
+
+
+def explain_image(
+    run: Any,
+    image_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    layer: str | None = None,
+    target: int | str | None = None,
+    max_maps: int = 32,
+) -> dict[str, Any]:
+    """Explain one image with a neural run (a run folder or a loaded ``Run``).
+
+    Decodes the image exactly as the run was trained to see it (its size and colour, its
+    normalisation), then writes into ``out_dir``:
+
+    * ``gradcam.png``: input | Grad-CAM | overlay for ``target`` (default: the predicted class),
+    * ``feature_maps.png``: the first ``max_maps`` channels of ``layer`` (default ``cam_layer``),
+    * ``explain.json``: the returned dict (prediction, per-class probabilities, layer, target,
+      file names relative to ``out_dir``), so scripts need not parse figures.
+    """
+    from ferkit.models.store import Run, load_run
+
+    if isinstance(max_maps, bool) or not isinstance(max_maps, int) or max_maps < 1:
+        raise FerkitError(f"max_maps must be an integer >= 1, got {max_maps!r}")
+    if not isinstance(run, Run):
+        run = load_run(run)
+    if run.kind != "torch":
+        raise FerkitError(
+            f"{run.path}: explanations need a neural-network run; this is a {run.kind!r} run"
+        )
+    classifier = run.estimator
+    model: nn.Module = classifier.model
+    name = resolve_layer(model, layer)
+    target_index = resolve_target(target, run.classes, run.canonical)
+
+    image_path = Path(image_path)
+    pixels = _decode(image_path, run.image_size, run.color)
+    x = classifier.to_tensor(pixels[None])
+    heat, explained, probs = grad_cam(model, x, name, target_index)
+    maps = feature_maps(model, x, name)
+
+    predicted = int(np.argmax(probs))
+    out = Path(out_dir)
+    files = {"gradcam": GRADCAM_FILE, "feature_maps": FEATURE_MAPS_FILE, "json": EXPLAIN_FILE}
+    cam_fig = gradcam_figure(
+        pixels,
+        heat,
+        run.classes[predicted],
+        float(probs[predicted]),
+        run.classes[explained] if target_index is not None else None,
+        float(probs[explained]) if target_index is not None else None,
+    )
+    io.save_figure(cam_fig, out / GRADCAM_FILE, dpi=120)
+    map_fig = feature_map_figure(maps, max_maps, title=f"{run.name} / {name}")
+    io.save_figure(map_fig, out / FEATURE_MAPS_FILE, dpi=120)
+
+    result: dict[str, Any] = {
+        "image": str(image_path),
+        "run": str(run.path),
+        "model": _model_name(model),
+        "layer": name,
+        "predicted": {
+            "index": predicted,
+            "class": run.classes[predicted],
+            "probability": float(probs[predicted]),
+        },
+        "probabilities": {c: float(p) for c, p in zip(run.classes, probs, strict=True)},
+        "target": (
+            None if target_index is None else {"index": explained, "class": run.classes[explained]}
+        ),
+        "gradcam_class": {"index": explained, "class": run.classes[explained]},
+        "feature_maps": {
+            "channels": int(maps.shape[0]),
+            "shown": min(int(max_maps), int(maps.shape[0])),
+            "size": [int(maps.shape[1]), int(maps.shape[2])],
+        },
+        "files": files,
+    }
+    io.write_json(out / EXPLAIN_FILE, result)
+    return result

@@ -1,0 +1,144 @@
+"""The contract every ferkit deep network keeps, so training, evaluation and explanation code can
+treat all families alike.
+
+A :class:`Network` maps float NCHW images (already normalised) to logits. Its last layer is a
+plain ``nn.Linear`` called ``head``; everything before it is ``features``. That split is what
+fine-tuning (swap the head), embedding export (call ``features``) and Grad-CAM (hook the module
+named by ``cam_layer``) rely on. ``config`` is the JSON-serialisable recipe that rebuilds the
+same architecture through :func:`ferkit.models.nets.create_model`, so a saved run only needs the
+config and a state_dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from ferkit.errors import FerkitError
+
+IN_CHANNELS = (1, 3)
+
+
+class Network(nn.Module):
+    """Base class: subclasses build their layers, set ``head`` and ``cam_layer``, and implement
+    :meth:`features`.
+
+    The constructor validates what every family shares (class count, channels, image size) so
+    a bad option fails before any layer is allocated.
+    """
+
+    head: nn.Linear
+    cam_layer: str
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        num_classes: int,
+        in_channels: int,
+        image_size: int,
+        min_image_size: int,
+        kwargs: Mapping[str, Any],
+    ) -> None:
+        super().__init__()
+        check_int(f"{name}: num_classes", num_classes, minimum=2)
+        if isinstance(in_channels, bool) or in_channels not in IN_CHANNELS:
+            raise FerkitError(
+                f"{name}: in_channels must be 1 (gray) or 3 (RGB), got {in_channels!r}"
+            )
+        check_int(f"{name}: image_size", image_size, minimum=1)
+        if image_size < min_image_size:
+            raise FerkitError(
+                f"{name}: image_size {image_size} is too small for its downsampling; "
+                f"the minimum is {min_image_size}"
+            )
+        self.config: dict[str, Any] = {
+            "name": name,
+            "num_classes": num_classes,
+            "in_channels": in_channels,
+            "image_size": image_size,
+            "kwargs": dict(kwargs),
+        }
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The (N, D) embedding that ``head`` classifies; D == ``head.in_features``."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, num_classes); no softmax, so losses get the numerically stable form."""
+        return self.head(self.features(x))
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.config["num_classes"])
+
+    def reset_head(self, num_classes: int) -> None:
+        """Replace ``head`` with a freshly initialised Linear for ``num_classes`` classes
+        (fine-tuning onto another label set); the rest of the network is untouched."""
+        name = self.config["name"]
+        check_int(f"{name}: num_classes", num_classes, minimum=2)
+        old = self.head
+        self.head = nn.Linear(
+            old.in_features, num_classes, device=old.weight.device, dtype=old.weight.dtype
+        )
+        init_linear(self.head)
+        self.config["num_classes"] = num_classes
+
+
+def init_linear(layer: nn.Linear | nn.Conv2d) -> None:
+    """Keras' default init (Glorot-uniform kernel, zero bias).
+
+    Used for the seed reproductions, whose results were obtained with it, and for every fresh
+    head: a zero bias starts the classifier at a uniform prior over the classes.
+    """
+    nn.init.xavier_uniform_(layer.weight)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+
+
+def keras_init(module: nn.Module) -> None:
+    """Apply :func:`init_linear` to every conv and linear layer of ``module`` (BN keeps its
+    gamma=1, beta=0 default, as in Keras)."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d | nn.Linear):
+            init_linear(layer)
+
+
+def keras_batch_norm(channels: int, eps: float = 1e-3) -> nn.BatchNorm2d:
+    """``keras.layers.BatchNormalization()``: epsilon 1e-3 and moving-average momentum 0.99,
+    which is torch's ``momentum=0.01`` (torch weights the new batch, Keras the old average)."""
+    return nn.BatchNorm2d(channels, eps=eps, momentum=0.01)
+
+
+def smallest_input(out_size: Callable[[int], int], limit: int = 4096) -> int:
+    """The smallest image side for which ``out_size`` (a network's last spatial size as a
+    function of its input side) is at least 1; derived rather than hand-computed so it cannot
+    drift from the layer arithmetic it mirrors."""
+    for side in range(1, limit + 1):
+        if out_size(side) >= 1:
+            return side
+    raise ValueError(f"no input side up to {limit} gives a non-empty output")
+
+
+def check_int(what: str, value: Any, *, minimum: int) -> int:
+    """``value`` as an int >= ``minimum``, else a FerkitError naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise FerkitError(f"{what} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_rate(what: str, value: Any) -> float:
+    """``value`` as a dropout probability in [0, 1), else a FerkitError naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+        raise FerkitError(f"{what} must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+def check_positive(what: str, value: Any) -> float:
+    """``value`` as a float > 0, else a FerkitError naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise FerkitError(f"{what} must be a number > 0, got {value!r}")
+    return float(value)

@@ -1,0 +1,335 @@
+"""``ferkit train``: a registered network trained on a dataset into a run folder.
+
+What the seed did in Keras, made restartable: augmentation (kornia), Adam, early stopping on
+validation accuracy restoring the best weights, ReduceLROnPlateau(0.1, patience 3) on validation
+loss. Every epoch ends with an atomic checkpoint (model, optimiser, scheduler, history, early-stop
+state), so a run killed at any moment resumes with ``resume=True`` having lost at most the
+epoch in progress. Each epoch's shuffling and augmentation are seeded by (seed, epoch), so a
+resumed run draws the same batches it would have drawn uninterrupted.
+
+The run folder: ``model.safetensors`` + ``model.json`` (best weights so far, loadable by
+``ferkit evaluate`` at any time), ``checkpoint.pt`` (last epoch; loaded with
+``weights_only=True``), ``history.json``, ``curves.png`` and, once finished, ``train.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ferkit import io
+from ferkit.data.balance import SEED_MARGIN, class_weights, stratified_split
+from ferkit.data.dataset import Split, load_dataset
+from ferkit.errors import FerkitError, SplitNotFoundError
+from ferkit.models.torch_run import build_network
+from ferkit.training.loop import Loop, TrainState
+
+CHECKPOINT = "checkpoint.pt"
+BALANCING = ("none", "undersample", "weights")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run; stored in the checkpoint and ``train.json``."""
+
+    model: str = "fernet"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    image_size: int | None = None
+    color: str | None = None
+    classes: list[str] | None = None
+    balance: str = "undersample"
+    margin: int = SEED_MARGIN
+    epochs: int = 50
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    schedule: str = "plateau"
+    plateau_factor: float = 0.1
+    plateau_patience: int = 3
+    patience: int = 8
+    augment: str = "seed"
+    label_smoothing: float = 0.0
+    mixup: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    bf16: bool = True
+    channels_last: bool = True
+    train_split: str = "train"
+    val_split: str = "val"
+    max_train: int | None = None
+    init: str | None = None
+    threads: int | None = None
+    nproc: int = 1
+
+    def check(self) -> None:
+        """Reject impossible settings before any data is loaded."""
+        from ferkit.models.nets import list_models
+        from ferkit.training.augment import AUGMENTATIONS
+
+        if self.model not in list_models():
+            raise FerkitError(f"unknown model {self.model!r}; known: {', '.join(list_models())}")
+        checks = [
+            (self.balance in BALANCING, f"balance must be one of {BALANCING}"),
+            (self.augment in AUGMENTATIONS, f"augment must be one of {AUGMENTATIONS}"),
+            (self.optimizer in ("adam", "adamw", "sgd"), "optimizer must be adam, adamw or sgd"),
+            (self.schedule in ("plateau", "cosine"), "schedule must be plateau or cosine"),
+            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.batch_size >= 2, "batch size must be at least 2"),
+            (self.lr > 0, "learning rate must be positive"),
+            (self.nproc >= 1, "nproc must be at least 1"),
+            (self.batch_size % self.nproc == 0, "batch size must be divisible by nproc"),
+            (self.color in (None, "gray", "rgb"), "color must be gray or rgb"),
+            (0.0 <= self.label_smoothing < 1.0, "label smoothing must be in [0, 1)"),
+            (self.mixup >= 0.0, "mixup must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise FerkitError(message)
+
+
+@dataclass
+class PreparedData:
+    """Train/validation pixels and labels as shared tensors, plus what the card needs."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    classes: list[str]
+    canonical: list[str]
+    image_size: int
+    color: str
+    mean: list[float]
+    std: list[float]
+    loss_weights: list[float] | None
+    info: dict[str, Any]
+
+
+def prepare_data(data: str | Path, cfg: TrainConfig, progress: bool = True) -> PreparedData:
+    """Load, select classes, hold out validation if needed, balance, and compute statistics."""
+    ds = load_dataset(
+        data,
+        image_size=cfg.image_size,
+        color=cfg.color,  # type: ignore[arg-type]
+        progress=progress,
+    )
+    train = ds.split(cfg.train_split)
+    info: dict[str, Any] = {"data": str(ds.root), "skipped": len(ds.skipped)}
+    try:
+        val = ds.split(cfg.val_split)
+        info["val_split"] = val.name
+    except SplitNotFoundError:
+        train, val = _hold_out(train, cfg.seed)
+        info["val_split"] = f"10% of {train.name} (no {cfg.val_split!r} split)"
+    if cfg.classes:
+        train, val = train.select_classes(cfg.classes), val.select_classes(cfg.classes)
+    if len(val) == 0:
+        raise FerkitError(f"{ds.root}: the validation split has no sample of the chosen classes")
+    if cfg.balance == "undersample":
+        train = train.balanced(cfg.margin, cfg.seed)
+    if cfg.max_train is not None and cfg.max_train < len(train):
+        from ferkit.data.balance import stratified_subset
+
+        train = train.subset(stratified_subset(train.labels, cfg.max_train, seed=cfg.seed))
+    if len(train) < cfg.batch_size:
+        raise FerkitError(
+            f"{ds.root}: {len(train)} training images, fewer than one batch ({cfg.batch_size})"
+        )
+    weights = None
+    if cfg.balance == "weights":
+        weights = class_weights(train.labels, len(train.classes)).tolist()
+    mean, std = _channel_stats(train.images, cfg.seed)
+    info.update(
+        train_split=train.name,
+        train_samples=len(train),
+        val_samples=len(val),
+        train_counts=train.counts(),
+        val_counts=val.counts(),
+    )
+    return PreparedData(
+        torch.from_numpy(train.images),
+        torch.from_numpy(train.labels),
+        torch.from_numpy(val.images),
+        torch.from_numpy(val.labels),
+        train.classes,
+        train.canonical,
+        ds.image_size,
+        ds.color,
+        mean,
+        std,
+        weights,
+        info,
+    )
+
+
+def _hold_out(train: Split, seed: int) -> tuple[Split, Split]:
+    keep, held = stratified_split(train.labels, 0.1, seed=seed)
+    return train.subset(keep), train.subset(held)
+
+
+def _channel_stats(images: np.ndarray, seed: int, n: int = 5000) -> tuple[list[float], list[float]]:
+    """Per-channel mean/std of [0, 1] pixels on up to ``n`` training images."""
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(images), min(n, len(images)), replace=False)
+    pixels = images[idx].astype(np.float64) / 255.0
+    mean = pixels.mean(axis=(0, 1, 2))
+    std = np.maximum(pixels.std(axis=(0, 1, 2)), 1e-3)
+    return [round(float(m), 6) for m in mean], [round(float(s), 6) for s in std]
+
+
+def _check_run_dir(out: Path, resume: bool) -> dict[str, Any] | None:
+    """The checkpoint to resume from, or None for a fresh run; never overwrite a finished one."""
+    ckpt = out / CHECKPOINT
+    if resume:
+        if not ckpt.is_file():
+            if (out / "model.json").is_file():
+                raise FerkitError(f"{out}: has a model but no {CHECKPOINT}; nothing to resume")
+            return None
+        try:
+            return torch.load(ckpt, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a damaged checkpoint: torch raises several types
+            raise FerkitError(f"{ckpt}: cannot read the checkpoint: {exc}") from exc
+    if ckpt.is_file() or (out / "model.json").is_file():
+        raise FerkitError(
+            f"{out}: already holds a run; pass --resume to continue it or choose another --out"
+        )
+    return None
+
+
+def _same_setup(saved: dict[str, Any], cfg: TrainConfig, out: Path) -> None:
+    """A resumed run must be the run that was started (epochs/patience may be extended)."""
+    before = json.loads(saved["config"])
+    free = {"epochs", "patience", "threads", "device", "nproc", "init"}
+    changed = {k for k, v in asdict(cfg).items() if k not in free and before.get(k) != v}
+    if changed:
+        raise FerkitError(
+            f"{out / CHECKPOINT}: was started with other settings ({', '.join(sorted(changed))}); "
+            "resume with the original ones"
+        )
+
+
+def train_network(
+    data: str | Path,
+    out: str | Path,
+    cfg: TrainConfig | None = None,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    on_batch: Callable[[int, int], None] | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+    prepared: PreparedData | None = None,
+) -> dict[str, Any]:
+    """Train ``cfg.model`` on ``data`` into ``out``; returns the summary saved as train.json.
+
+    ``on_batch(epoch, batch)`` and ``on_epoch(history_row)`` are hooks (single process only);
+    an exception from ``on_epoch`` stops training after that epoch's checkpoint, which is how a
+    tuner prunes a trial. ``prepared`` reuses data already loaded by :func:`prepare_data`.
+    """
+    cfg = cfg or TrainConfig()
+    cfg.check()
+    out = Path(out)
+    saved = _check_run_dir(out, resume)
+    if saved is not None:
+        _same_setup(saved, cfg, out)
+        if saved.get("finished") and saved["epoch"] >= cfg.epochs:
+            return json.loads((out / "train.json").read_text())
+    if (on_batch or on_epoch) and cfg.nproc > 1:
+        raise FerkitError("training hooks run in a single process only (nproc=1)")
+    prepared = prepared or prepare_data(data, cfg, progress)
+    card = _card(out, cfg, prepared)
+    start = time.perf_counter()
+    if cfg.nproc > 1:
+        from ferkit.training.distributed import spawn
+
+        spawn(cfg, prepared, card, out, saved, progress)
+    else:
+        run_worker(0, 1, cfg, prepared, card, out, saved, progress, on_batch, on_epoch)
+    state = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
+    history = json.loads(state["history"])
+    best = max(history, key=lambda h: h["val_accuracy"])
+    summary = {
+        "config": asdict(cfg),
+        **prepared.info,
+        "classes": prepared.classes,
+        "image_size": prepared.image_size,
+        "color": prepared.color,
+        "epochs_run": len(history),
+        "best_epoch": best["epoch"],
+        "val_accuracy": best["val_accuracy"],
+        "stopped_early": bool(state.get("stopped_early")),
+        "seconds_this_call": round(time.perf_counter() - start, 1),
+        "train_seconds_total": round(sum(h["seconds"] for h in history), 1),
+        "parameters": state.get("parameters"),
+    }
+    io.write_json(out / "train.json", summary)
+    return summary
+
+
+def _card(out: Path, cfg: TrainConfig, prepared: PreparedData) -> dict[str, Any]:
+    return {
+        "name": out.name,
+        "classes": prepared.classes,
+        "canonical": prepared.canonical,
+        "image_size": prepared.image_size,
+        "color": prepared.color,
+        "mean": prepared.mean,
+        "std": prepared.std,
+        "trained_on": prepared.info["data"],
+        "train_split": prepared.info["train_split"],
+        "val_split": prepared.info["val_split"],
+        "training": {k: v for k, v in asdict(cfg).items() if k not in ("threads", "device")},
+    }
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present, else CPU; asking for CUDA without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise FerkitError("device cuda requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def run_worker(
+    rank: int,
+    world: int,
+    cfg: TrainConfig,
+    prepared: PreparedData,
+    card: dict[str, Any],
+    out: Path,
+    saved: dict[str, Any] | None,
+    progress: bool,
+    on_batch: Callable[[int, int], None] | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> None:
+    """One training process (the only one, or one DDP rank): build, maybe resume, loop."""
+    threads = cfg.threads or max(1, (os.cpu_count() or 1) // world)
+    torch.set_num_threads(threads)
+    device = resolve_device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", rank % torch.cuda.device_count())
+    torch.manual_seed(cfg.seed)
+    arch = {
+        "name": cfg.model,
+        "num_classes": len(prepared.classes),
+        "in_channels": 1 if prepared.color == "gray" else 3,
+        "image_size": prepared.image_size,
+        "kwargs": cfg.model_kwargs,
+    }
+    model = build_network(arch)
+    if saved is None and cfg.init:
+        from ferkit.training.finetune import load_init
+
+        load_init(model, cfg.init)
+    state = TrainState.from_checkpoint(saved) if saved is not None else TrainState()
+    loop = Loop(rank, world, cfg, prepared, card, out, model, device, progress, on_batch, on_epoch)
+    loop.run(state, saved)

@@ -1,0 +1,326 @@
+"""The epoch loop shared by single-process and DistributedDataParallel training.
+
+Every rank runs the same code on its shard of each epoch's permutation; validation metrics are
+summed over ranks, so every rank takes the same early-stopping and learning-rate decisions
+without extra messages. Rank 0 alone writes files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from ferkit import io
+from ferkit.models.torch_run import save_torch_run
+from ferkit.training.augment import augment, build_augmentation
+
+if TYPE_CHECKING:
+    from ferkit.training.deep import PreparedData, TrainConfig
+
+
+@dataclass
+class TrainState:
+    """What survives between epochs besides the tensors: history and early-stopping counters."""
+
+    epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_accuracy: float = -1.0
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    stopped_early: bool = False
+
+    @classmethod
+    def from_checkpoint(cls, saved: dict[str, Any]) -> TrainState:
+        return cls(
+            epoch=int(saved["epoch"]),
+            history=json.loads(saved["history"]),
+            best_accuracy=float(saved["best_accuracy"]),
+            best_epoch=int(saved["best_epoch"]),
+            bad_epochs=int(saved["bad_epochs"]),
+            stopped_early=bool(saved.get("stopped_early", False)),
+        )
+
+
+def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on CPU (AMX) and on CUDA when supported, else fp16 on CUDA."""
+    if not enabled:
+        return contextlib.nullcontext()
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+class Loop:
+    """Owns the model, optimiser and scheduler of one rank and runs epochs until done."""
+
+    def __init__(
+        self,
+        rank: int,
+        world: int,
+        cfg: TrainConfig,
+        data: PreparedData,
+        card: dict[str, Any],
+        out: Path,
+        model: nn.Module,
+        device: torch.device,
+        progress: bool,
+        on_batch: Callable[[int, int], None] | None,
+        on_epoch: Callable[[dict[str, float]], None] | None = None,
+    ) -> None:
+        self.rank, self.world, self.cfg, self.data = rank, world, cfg, data
+        self.card, self.out, self.device = card, out, device
+        self.progress = progress and rank == 0
+        self.on_batch = on_batch
+        self.on_epoch = on_epoch  # may raise to stop the run (a tuner pruning a trial)
+        memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.net = model.to(device=device, memory_format=memory)
+        self.model: nn.Module = self.net
+        if world > 1:
+            self.model = nn.parallel.DistributedDataParallel(self.net)
+        self.memory = memory
+        self.mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
+        self.augment = build_augmentation(cfg.augment).to(device)
+        weight = torch.tensor(data.loss_weights, device=device) if data.loss_weights else None
+        self.loss_weight = weight
+        self.rng = np.random.default_rng(cfg.seed)
+        self.optimizer = self._optimizer()
+        self.scheduler = self._scheduler()
+        use_scaler = device.type == "cuda" and cfg.bf16 and not torch.cuda.is_bf16_supported()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+
+    # -- construction -----------------------------------------------------------------------
+    def _optimizer(self) -> torch.optim.Optimizer:
+        params = self.model.parameters()
+        cfg = self.cfg
+        if cfg.optimizer == "sgd":
+            return torch.optim.SGD(
+                params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay
+            )
+        if cfg.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def _scheduler(self) -> Any:
+        if self.cfg.schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(
+                self.optimizer, T_max=self.cfg.epochs, eta_min=self.cfg.lr * 1e-3
+            )
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer,
+            mode="min",
+            factor=self.cfg.plateau_factor,
+            patience=self.cfg.plateau_patience,
+        )
+
+    # -- batches ----------------------------------------------------------------------------
+    def _inputs(self, pixels: torch.Tensor, train: bool) -> torch.Tensor:
+        """uint8 NHWC -> augmented, normalised float NCHW on the device."""
+        x = pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+        if train:
+            x = augment(self.augment, x)
+        x = (x - self.mean) / self.std
+        return x.contiguous(memory_format=self.memory)
+
+    def _shard(self, epoch: int) -> torch.Tensor:
+        """This rank's sample order for ``epoch``: seeded, equal length on every rank."""
+        gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
+        perm = torch.randperm(len(self.data.y_train), generator=gen)
+        per_rank = len(perm) // self.world
+        return perm[self.rank : per_rank * self.world : self.world]
+
+    def _batches(self, order: torch.Tensor, size: int) -> Iterator[torch.Tensor]:
+        # drop the last incomplete batch: BatchNorm on a batch of one fails, and DDP ranks
+        # must take the same number of steps
+        for start in range(0, len(order) - size + 1, size):
+            yield order[start : start + size]
+
+    def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(
+            logits.float(),
+            target,
+            weight=self.loss_weight,
+            label_smoothing=self.cfg.label_smoothing,
+        )
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
+        """One optimiser step; returns (summed loss, correct count) for the epoch means."""
+        lam, partner = 1.0, None
+        if self.cfg.mixup > 0:
+            lam = float(self.rng.beta(self.cfg.mixup, self.cfg.mixup))
+            partner = torch.randperm(len(y), device=x.device)
+            x = lam * x + (1 - lam) * x[partner]
+        with _autocast(self.device, self.cfg.bf16):
+            logits = self.model(x)
+        loss = self._loss(logits, y)
+        if partner is not None:
+            loss = lam * loss + (1 - lam) * self._loss(logits, y[partner])
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        correct = int((logits.argmax(1) == y).sum())
+        return float(loss.detach()) * len(y), correct
+
+    # -- epochs -----------------------------------------------------------------------------
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        self.model.train()
+        epoch_seed = self.cfg.seed * 7919 + epoch * 104_729 + self.rank
+        torch.manual_seed(epoch_seed)  # kornia draws from torch's global generator
+        self.rng = np.random.default_rng(epoch_seed)
+        order = self._shard(epoch)
+        size = self.cfg.batch_size // self.world
+        steps = len(order) // size
+        bar = tqdm(
+            self._batches(order, size),
+            total=steps,
+            disable=not self.progress,
+            desc=f"epoch {epoch}/{self.cfg.epochs}",
+            leave=False,
+            unit="batch",
+        )
+        loss_sum, correct, seen = 0.0, 0, 0
+        start = time.perf_counter()
+        for i, idx in enumerate(bar):
+            x = self._inputs(self.data.x_train[idx], train=True)
+            y = self.data.y_train[idx].to(self.device)
+            batch_loss, batch_correct = self._step(x, y)
+            loss_sum, correct, seen = loss_sum + batch_loss, correct + batch_correct, seen + len(y)
+            if self.progress and i % 10 == 0:
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            if self.on_batch is not None:
+                self.on_batch(epoch, i)
+        seconds = time.perf_counter() - start
+        totals = self._all_sum([loss_sum, correct, seen])
+        return {
+            "train_loss": totals[0] / max(totals[2], 1),
+            "train_accuracy": totals[1] / max(totals[2], 1),
+            "seconds": seconds,
+            "images_per_second": totals[2] / max(seconds, 1e-9),
+        }
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        self.model.eval()
+        n = len(self.data.y_val)
+        idx = torch.arange(self.rank, n, self.world)
+        loss_sum, correct = 0.0, 0
+        for start in range(0, len(idx), 256):
+            part = idx[start : start + 256]
+            x = self._inputs(self.data.x_val[part], train=False)
+            y = self.data.y_val[part].to(self.device)
+            with _autocast(self.device, self.cfg.bf16):
+                logits = self.net(x)
+            loss_sum += float(F.cross_entropy(logits.float(), y, reduction="sum"))
+            correct += int((logits.argmax(1) == y).sum())
+        totals = self._all_sum([loss_sum, correct, len(idx)])
+        return {"val_loss": totals[0] / totals[2], "val_accuracy": totals[1] / totals[2]}
+
+    def _all_sum(self, values: list[float]) -> list[float]:
+        if self.world == 1:
+            return [float(v) for v in values]
+        t = torch.tensor(values, dtype=torch.float64)
+        dist.all_reduce(t)
+        return t.tolist()
+
+    def run(self, state: TrainState, saved: dict[str, Any] | None) -> TrainState:
+        """Epochs from ``state.epoch + 1`` until the last one or early stopping."""
+        if saved is not None:
+            self._restore(saved)
+        while state.epoch < self.cfg.epochs and not state.stopped_early:
+            epoch = state.epoch + 1
+            row = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"]}
+            row.update(self.train_epoch(epoch))
+            row.update(self.validate())
+            if not math.isfinite(row["train_loss"]):
+                raise FloatingPointError(f"training diverged at epoch {epoch} (loss is not finite)")
+            self._schedule(row["val_loss"])
+            improved = row["val_accuracy"] > state.best_accuracy
+            if improved:
+                state.best_accuracy, state.best_epoch, state.bad_epochs = (
+                    row["val_accuracy"],
+                    epoch,
+                    0,
+                )
+            else:
+                state.bad_epochs += 1
+            state.stopped_early = state.bad_epochs >= self.cfg.patience
+            state.epoch = epoch
+            state.history.append({k: _round(v) for k, v in row.items()})
+            if self.rank == 0:
+                self._save(state, improved)
+                self._report(row, state)
+            if self.on_epoch is not None:
+                self.on_epoch(state.history[-1])
+        return state
+
+    def _schedule(self, val_loss: float) -> None:
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(val_loss)
+        else:
+            self.scheduler.step()
+
+    # -- files ------------------------------------------------------------------------------
+    def _save(self, state: TrainState, improved: bool) -> None:
+        """Best weights when they improved, then the checkpoint, history and curves."""
+        if improved:
+            card = {**self.card, "val_accuracy": state.best_accuracy, "epoch": state.best_epoch}
+            save_torch_run(self.out, self.net, card)
+        from ferkit.training.deep import CHECKPOINT
+
+        checkpoint = {
+            "epoch": state.epoch,
+            "model": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "history": json.dumps(state.history),
+            "best_accuracy": state.best_accuracy,
+            "best_epoch": state.best_epoch,
+            "bad_epochs": state.bad_epochs,
+            "stopped_early": state.stopped_early,
+            "finished": state.stopped_early or state.epoch >= self.cfg.epochs,
+            "config": json.dumps(asdict(self.cfg)),
+            "parameters": sum(p.numel() for p in self.net.parameters()),
+        }
+        with io.atomic_path(self.out / CHECKPOINT) as tmp:
+            torch.save(checkpoint, tmp)
+        io.write_json(self.out / "history.json", state.history)
+        from ferkit.reports.training_figures import training_curves
+
+        title = f"{self.cfg.model} - {self.out.name}"
+        io.save_figure(training_curves(state.history, title), self.out / "curves.png", dpi=100)
+
+    def _restore(self, saved: dict[str, Any]) -> None:
+        self.net.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+
+    def _report(self, row: dict[str, float], state: TrainState) -> None:
+        if not self.progress:
+            return
+        tqdm.write(
+            f"epoch {row['epoch']}: loss {row['train_loss']:.3f} acc {row['train_accuracy']:.3f}"
+            f" | val loss {row['val_loss']:.3f} acc {row['val_accuracy']:.3f}"
+            f" | lr {row['lr']:.2g} | {row['images_per_second']:.0f} img/s"
+            + (" | best" if state.best_epoch == row["epoch"] else "")
+            + (" | early stop" if state.stopped_early else "")
+        )
+
+
+def _round(value: float) -> float:
+    """Six significant digits: enough for curves, and a 1e-7 learning rate stays visible."""
+    return float(f"{float(value):.6g}")
