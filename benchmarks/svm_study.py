@@ -1,8 +1,11 @@
 """The seed's SVM rows (raw, HOG, landmarks, embedding) on the real datasets, exact vs fast.
 
     .venv/bin/python benchmarks/svm_study.py --out runs/svm-study \\
-        [--datasets affectnet_yolo fer2013] [--features hog raw landmarks embedding] \\
-        [--methods exact fast] [--search-size 2000] [--seed 0]
+        [--datasets affectnet_yolo fer2013] [--features hog raw landmarks embedding cnn] \\
+        [--methods exact pca fast] [--search-size 2000] [--seed 0] [--network RUN]
+
+``cnn`` features are the penultimate layer of the network in ``--network`` (a run folder or a
+shipped model name), ferkit's replacement for the seed's ImageNet ResNet18 img2vec features.
 
 For every (dataset, features, method): grid search over the seed's grid (5-fold CV on a
 stratified ``--search-size`` subset of *train*, so the validation split stays untouched),
@@ -32,10 +35,19 @@ SEED_FIGURES = {
     "embedding": "43.3% (ResNet18 img2vec)",
     "hog": "50.7%",
     "landmarks": "-",
+    "cnn": "43.3% (ResNet18 img2vec)",
 }
 
 
-def run_row(data: Path, features: str, method: str, out: Path, search_size: int, seed: int) -> dict:
+def run_row(
+    data: Path,
+    features: str,
+    method: str,
+    out: Path,
+    search_size: int,
+    seed: int,
+    network: str | None = None,
+) -> dict:
     start = time.perf_counter()
     summary = train_svm(
         data,
@@ -47,6 +59,7 @@ def run_row(data: Path, features: str, method: str, out: Path, search_size: int,
         search_size=search_size,
         seed=seed,
         progress=True,
+        feature_params={"run": network} if features == "cnn" else None,
     )
     report = evaluate_run(out, data, "val", out / "eval", seed=seed)
     return {
@@ -64,6 +77,7 @@ def run_row(data: Path, features: str, method: str, out: Path, search_size: int,
         "fit_seconds": summary["fit_seconds"],
         "predict_seconds": report["predict_seconds"],
         "train_samples": summary["train_samples"],
+        "model_mb": round((out / "model.skops").stat().st_size / 2**20, 1),
         "feature_report": summary.get("feature_report"),
         "total_seconds": round(time.perf_counter() - start, 1),
         "date": date.today().isoformat(),
@@ -98,6 +112,9 @@ def main() -> int:
     parser.add_argument("--methods", nargs="+", default=["fast", "exact"])
     parser.add_argument("--search-size", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--network", default=None, help="for --features cnn: the network run folder to embed with"
+    )
     args = parser.parse_args()
     for dataset in args.datasets:
         for features in args.features:
@@ -107,8 +124,16 @@ def main() -> int:
                     print(f"done already: {run_dir}")
                     continue
                 row = run_row(
-                    args.data / dataset, features, method, run_dir, args.search_size, args.seed
+                    args.data / dataset,
+                    features,
+                    method,
+                    run_dir,
+                    args.search_size,
+                    args.seed,
+                    args.network,
                 )
+                if features == "cnn":
+                    row["network"] = args.network
                 io.write_json(run_dir / "row.json", row)
                 print(json.dumps(row), flush=True)
     rows = [json.loads(p.read_text()) for p in sorted(args.out.glob("*/row.json"))]
