@@ -376,3 +376,46 @@ def test_train_svm_search_on_train_and_fixed_params(tmp_path: Path) -> None:
     assert run.predict(run.prepare(val)).shape == (18,)
     with pytest.raises(SplitNotFoundError, match="no split 'holdout'"):
         train_svm(root, tmp_path / "x", features="raw", search_on="holdout", progress=False)
+
+
+def test_svm_command_pca_components_reach_the_saved_model(tmp_path: Path) -> None:
+    import zipfile
+
+    from typer.testing import CliRunner
+
+    from ferkit.cli import app
+    from ferkit.models import load_run
+
+    root = _stripe_yolo(tmp_path / "d")
+    run_dir = tmp_path / "pca"
+    args = ["svm", str(root), "--out", str(run_dir), "--features", "hog", "--method", "pca"]
+    args += ["--pca-components", "4", "--search", "--search-size", "24", "--margin", "2"]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["params"]["pca_components"] == 4
+    svm = load_run(run_dir).estimator.named_steps["svm"]
+    assert svm.pipeline_.named_steps["pca"].n_components_ == 4
+    # the saved file is deflated: fitted float64 arrays from float32 features compress well
+    with zipfile.ZipFile(run_dir / "model.skops") as archive:
+        assert {i.compress_type for i in archive.infolist()} == {zipfile.ZIP_DEFLATED}
+    result = CliRunner().invoke(app, [*args[:-6], "--pca-components", "0"])
+    assert result.exit_code != 0 and "pca-components" in result.output
+
+
+def test_empty_split_is_a_clear_error_naming_the_dataset(tmp_path: Path) -> None:
+    from conftest import make_folders
+    from ferkit.errors import DatasetError
+    from ferkit.evaluation import evaluate_run
+    from ferkit.training.svm import train_svm
+
+    root = make_folders(tmp_path / "d", per_class=4, size=24)
+    fixed = {"kernel": "linear", "C": 1.0}
+    train_svm(root, tmp_path / "r", features="raw", search=False, params=fixed, progress=False)
+    for path in (root / "val").rglob("*.jpg"):
+        path.write_bytes(b"")  # every val image unreadable: the split loads empty
+    with pytest.raises(DatasetError, match=r"split 'val' has no usable image \(12 item") as err:
+        evaluate_run(tmp_path / "r", root, "val", None)
+    assert str(root) in str(err.value) and "img_0.jpg" in str(err.value)
+    with pytest.raises(DatasetError, match="split 'val' has no usable image"):
+        train_svm(root, tmp_path / "s", features="raw", search_on="val", progress=False)

@@ -171,8 +171,12 @@ def svm(
     features: Annotated[FeatureOption, typer.Option(help="Feature extractor.")] = FeatureOption.hog,
     method: Annotated[
         MethodOption,
-        typer.Option(help="exact SVC, pca (SVC on PCA-128) or fast (PCA+Nystroem+linear)."),
+        typer.Option(help="exact SVC, pca (SVC on PCA-256) or fast (PCA+Nystroem+linear)."),
     ] = MethodOption.exact,
+    pca_components: Annotated[
+        int | None,
+        typer.Option(min=1, help="Principal components for --method pca (256) or fast (512)."),
+    ] = None,
     search: Annotated[bool, typer.Option(help="Grid-search kernel, C, gamma first.")] = False,
     search_on: Annotated[
         str, typer.Option(help="Split to search on (the seed: val), or 'train' for plain CV.")
@@ -210,6 +214,7 @@ def svm(
             color=None if color is ColorOption.auto else color.value,
             progress=sys.stderr.isatty(),
             feature_params={"run": network} if network else None,
+            pca_components=pca_components,
         )
     except (FerkitError, ValueError) as exc:
         raise _fail(exc) from None

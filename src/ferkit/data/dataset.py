@@ -133,6 +133,20 @@ class Dataset:
         """A split by name or alias (``val`` finds ``valid``, ``train`` finds ``training``)."""
         return self.splits[resolve_split_name(name, self.splits)]
 
+    def usable_split(self, name: str) -> Split:
+        """``split(name)`` for work that needs samples: an empty split is a DatasetError that
+        names the dataset and how many of the split's items were skipped, instead of a
+        shape error deep inside a solver."""
+        part = self.split(name)
+        if len(part) == 0:
+            skipped = [p for p in self.problems if p.split == part.name and p.severity == "skipped"]
+            raise DatasetError(
+                f"{self.root}: split {part.name!r} has no usable image "
+                f"({len(skipped)} item(s) skipped)",
+                skipped,
+            )
+        return part
+
 
 def resolve_split_name(name: str, available: Sequence[str] | dict[str, object]) -> str:
     """The split in ``available`` that ``name`` means; else an error listing what exists."""

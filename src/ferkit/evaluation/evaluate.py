@@ -36,7 +36,7 @@ def evaluate_run(
         splits=[split],
         **load_options,
     )
-    part = ds.split(split)
+    part = ds.usable_split(split)
     mapping = map_classes(ds.classes, ds.canonical, model.classes, model.canonical)
     keep, y_true = mapping.apply(part.labels)
     if len(keep) == 0:

@@ -10,6 +10,7 @@ and ``predict`` can feed any dataset to any run.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,9 @@ def save_sklearn_run(run_dir: str | Path, estimator: Any, card: dict[str, Any]) 
     if missing := required - set(card):
         raise ValueError(f"model card lacks {sorted(missing)}")
     run_dir = Path(run_dir)
-    io.write_bytes(run_dir / SKOPS_FILE, sio.dumps(estimator))
+    # Deflate: float64 arrays fitted on float32 features carry zero low bits (about half off).
+    data = sio.dumps(estimator, compression=zipfile.ZIP_DEFLATED)
+    io.write_bytes(run_dir / SKOPS_FILE, data)
     full = {
         "format": "ferkit-run/1",
         "kind": "sklearn",

@@ -34,7 +34,7 @@ from sklearn.utils.validation import check_is_fitted
 METHODS = ("exact", "pca", "fast")
 # PCA dimensions when ``pca_components`` is left at None: the reduced-SVC path needs few (its
 # cost is samples^2 x dims), the Nystroem path more (its head is linear).
-DEFAULT_PCA = {"pca": 128, "fast": 512}
+DEFAULT_PCA = {"pca": 256, "fast": 512}
 SEED_GRID: list[dict[str, list[Any]]] = [
     {"kernel": ["linear"], "C": [0.01, 0.1, 1, 10]},
     {"kernel": ["rbf"], "C": [0.01, 0.1, 1, 10], "gamma": [0.001, 0.01, 0.1, "scale"]},

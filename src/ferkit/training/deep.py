@@ -122,10 +122,10 @@ def prepare_data(data: str | Path, cfg: TrainConfig, progress: bool = True) -> P
         color=cfg.color,  # type: ignore[arg-type]
         progress=progress,
     )
-    train = ds.split(cfg.train_split)
+    train = ds.usable_split(cfg.train_split)
     info: dict[str, Any] = {"data": str(ds.root), "skipped": len(ds.skipped)}
     try:
-        val = ds.split(cfg.val_split)
+        val = ds.usable_split(cfg.val_split)
         info["val_split"] = val.name
     except SplitNotFoundError:
         train, val = _hold_out(train, cfg.seed)

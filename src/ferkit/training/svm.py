@@ -32,14 +32,19 @@ def search_svm(
     cv: int = 5,
     seed: int = 0,
     n_jobs: int = -1,
+    pca_components: int | None = None,
 ) -> dict[str, Any]:
-    """GridSearchCV over the seed's grid; returns best params, score and the ranked table."""
+    """GridSearchCV over the seed's grid; returns best params, score and the ranked table.
+
+    ``pca_components`` is fixed during the search (it is a speed/accuracy dial of the ``pca``
+    and ``fast`` methods, not one of the seed's hyper-parameters).
+    """
     counts = np.bincount(labels)
     folds = min(cv, int(counts[counts > 0].min()))
     if folds < 2:
         raise ValueError("grid search needs at least 2 samples of every class")
     search = GridSearchCV(
-        SVMClassifier(method=method, random_state=seed),
+        SVMClassifier(method=method, random_state=seed, pca_components=pca_components),
         grid or SEED_GRID,
         cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
         n_jobs=n_jobs,
@@ -79,7 +84,7 @@ def _search_split(ds: Dataset, search_on: str, train: Split) -> Split:
     if search_on == "train":
         return train
     try:
-        return ds.split(search_on)
+        return ds.usable_split(search_on)
     except SplitNotFoundError:
         if search_on == "val":
             return train
@@ -103,6 +108,7 @@ def train_svm(
     color: str | None = None,
     progress: bool = True,
     feature_params: dict[str, Any] | None = None,
+    pca_components: int | None = None,
 ) -> dict[str, Any]:
     """Fit and save an SVM run; returns the summary written to ``out/train.json``.
 
@@ -112,7 +118,7 @@ def train_svm(
     from ferkit.features import create_extractor  # features pull in skimage and dlib
 
     ds = load_dataset(data, image_size=image_size, color=color, progress=progress)  # type: ignore[arg-type]
-    train = ds.split(train_split)
+    train = ds.usable_split(train_split)
     defaults = {"size": ds.image_size} if features == "hog" else {}
     extractor = create_extractor(
         features, progress=progress, **{**defaults, **(feature_params or {})}
@@ -130,7 +136,9 @@ def train_svm(
         pool = _search_split(ds, search_on, train)
         idx = stratified_subset(pool.labels, search_size, seed=seed)
         x_search = extractor.fit_transform(pool.images[idx])
-        result = search_svm(x_search, pool.labels[idx], method, seed=seed)
+        result = search_svm(
+            x_search, pool.labels[idx], method, seed=seed, pca_components=pca_components
+        )
         result["split"] = pool.name
         summary["search"] = result
         chosen = {**result["best_params"], **chosen}
@@ -138,7 +146,7 @@ def train_svm(
     start = time.perf_counter()
     x_train = extractor.fit_transform(balanced.images)
     feature_seconds = time.perf_counter() - start
-    clf = SVMClassifier(method=method, random_state=seed, **chosen)
+    clf = SVMClassifier(method=method, random_state=seed, pca_components=pca_components, **chosen)
     start = time.perf_counter()
     clf.fit(x_train, balanced.labels)
     fit_seconds = time.perf_counter() - start
