@@ -42,8 +42,14 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_models_lists_the_registry() -> None:
     result = runner.invoke(app, ["models", "--json"])
     assert result.exit_code == 0
-    names = json.loads(result.output)
-    assert {"cnn10", "convnet", "resnet50", "seedcnn", "fernet"} <= set(names)
+    listing = json.loads(result.output)
+    assert {"cnn10", "convnet", "resnet50", "seedcnn", "fernet"} <= set(listing["networks"])
+    shipped = {entry["name"]: entry for entry in listing["shipped"]}
+    from ferkit.weights import shipped_models
+
+    assert set(shipped) == set(shipped_models())
+    text = runner.invoke(app, ["models"]).output
+    assert "fernet" in text and all(name in text for name in shipped)
 
 
 def test_train_json_then_evaluate_the_run(trained: tuple[Path, Path]) -> None:

@@ -419,3 +419,33 @@ def test_empty_split_is_a_clear_error_naming_the_dataset(tmp_path: Path) -> None
     assert str(root) in str(err.value) and "img_0.jpg" in str(err.value)
     with pytest.raises(DatasetError, match="split 'val' has no usable image"):
         train_svm(root, tmp_path / "s", features="raw", search_on="val", progress=False)
+
+
+def test_ship_run_copies_a_loadable_run_with_its_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import make_folders
+    from ferkit import weights
+    from ferkit.data import load_dataset
+    from ferkit.errors import FerkitError
+    from ferkit.models import load_run
+    from ferkit.training.svm import train_svm
+
+    root = make_folders(tmp_path / "d", per_class=4, size=24)
+    fixed = {"kernel": "linear", "C": 1.0}
+    train_svm(root, tmp_path / "r", features="raw", search=False, params=fixed, progress=False)
+    dest = tmp_path / "weights"
+    command = "ferkit svm d --features raw --out r"
+    target = weights.ship_run(tmp_path / "r", "tiny", command, {"accuracy": 0.5}, dest=dest)
+    run = load_run(target)
+    assert run.card["command"] == command and run.card["validation"] == {"accuracy": 0.5}
+    assert run.card["name"] == "tiny" and (target / "train.json").is_file()
+    val = load_dataset(root).split("val")
+    assert (run.predict(run.prepare(val)) == load_run(tmp_path / "r").predict(val.images)).all()
+    monkeypatch.setattr(weights, "MAX_SHIPPED_BYTES", 100)
+    with pytest.raises(FerkitError, match="over the"):
+        weights.ship_run(tmp_path / "r", "big", command, dest=dest)
+    (tmp_path / "r" / "model.skops").write_bytes(b"not a zip")
+    with pytest.raises(FerkitError, match="cannot load the model"):
+        weights.ship_run(tmp_path / "r", "broken", command, dest=dest)
+    assert not (dest / "big").exists() and not (dest / "broken").exists()

@@ -433,11 +433,32 @@ def explain(
 def models_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """List the registered networks."""
+    """List the registered networks and the shipped models (loadable by name)."""
     from ferkit.models.nets import list_models
+    from ferkit.weights import shipped_cards
 
-    names = list_models()
-    typer.echo(json.dumps(names) if as_json else "\n".join(names))
+    shipped = [
+        {
+            "name": c["name"],
+            "kind": c.get("kind"),
+            "classes": c.get("canonical"),
+            "input": f"{c.get('image_size')}x{c.get('image_size')} {c.get('color')}",
+            "validation": c.get("validation"),
+            "command": c.get("command"),
+        }
+        for c in shipped_cards()
+    ]
+    if as_json:
+        typer.echo(json.dumps({"networks": list_models(), "shipped": shipped}, indent=2))
+        return
+    typer.echo("networks (ferkit train --model NAME):")
+    for name in list_models():
+        typer.echo(f"  {name}")
+    typer.echo("shipped models (use the name wherever a run folder is expected):")
+    for entry in shipped:
+        score = entry["validation"] or {}
+        figure = f"  {score['accuracy']:.1%} on {score['split']}" if "accuracy" in score else ""
+        typer.echo(f"  {entry['name']}  {entry['kind']}  {entry['input']}{figure}")
 
 
 def _number(text: str) -> float | str:
