@@ -87,8 +87,8 @@ class DlibDetector:
     upsample 0 misses faces under about 80 px, 1 finds them down to about 40 px (and costs ~4x
     the time). ``threshold`` is dlib's ``adjust_threshold``: detections scoring below it are
     dropped. The default 0.2 rather than dlib's 0: at upsample 1 dlib fires on the astronaut's
-    suit with score 0.12, while 98% of the faces it finds in AffectNet validation crops score
-    above 0.2 (85% in FER2013's 48-px crops, which sit at the detector's size limit; ``"auto"``
+    suit with score 0.12, while 97% of the faces it finds in AffectNet validation crops score
+    above 0.2 (86% in FER2013's 48-px crops, which sit at the detector's size limit; ``"auto"``
     then falls back to Haar). Lower it for recall, raise it for precision.
     """
 

@@ -8,23 +8,23 @@ in a default 48-px crop) judges blur at the scale the classifier will see: blur 
 when the face is shrunk to 32 px cannot hurt a 48-px model.
 
 Defaults. The value thresholds were set against the faces dlib finds in 800 random validation
-images of each dataset (771 AffectNet, 548 FER2013; docs/faces.md has the percentiles), so that
-a face is rejected only when it is rarer than about 1 in 200 training faces:
+images of each dataset (768 AffectNet, 550 FER2013; benchmarks/faces_study.py), so that a face
+is rejected only when it is rarer than about 1 in 200 training faces:
 - ``min_face_px`` 32: about the face size in a default 48-px crop (48 / 1.4 = 34 px), so the
-  crop is not mostly interpolation; FER2013's own faces measure 38 px (median, 5th pct 31).
+  crop is not mostly interpolation; FER2013's own faces measure 38 px (median; 5th pct 31).
 - ``min_sharpness`` 0.2: variance of the Laplacian of the patch divided by the patch's
   variance, i.e. the share of the face's contrast that is fine detail. Dividing makes it
   independent of exposure (a dark face is "dark", not "blurred"). 0.5th percentile: AffectNet
-  0.39, FER2013 0.21; the astronaut measures 0.89, and 0.21 / 0.10 / 0.05 after a Gaussian
+  0.40, FER2013 0.22; the astronaut measures 0.89, and 0.21 / 0.10 / 0.05 after a Gaussian
   blur of sigma 2 / 3 / 4 px on its 91-px face.
 - ``min_brightness`` 50 / ``max_brightness`` 215 (mean luma, 0-255): 0.5th-99.5th percentiles
-  57-199 (AffectNet) and 52-201 (FER2013).
-- ``min_contrast`` 15 (luma standard deviation): 0.5th percentile 23 and 19.
+  59-195 (AffectNet) and 50-205 (FER2013).
+- ``min_contrast`` 15 (luma standard deviation): 0.5th percentile 23 and 21.
 - ``max_roll`` 30 degrees: alignment levels the eyes, but beyond this the frontal detectors
-  and the 68-point model fail often, so the landmarks themselves are suspect (FER2013's
-  0.5th-99.5th percentiles: -32 to +29).
-- ``max_yaw`` 45 degrees, an *estimate* (:func:`yaw_degrees`): 0.5th-99.5th percentiles -39 to
-  +41 (AffectNet) and -41 to +35 (FER2013); past it the far half of the face is hidden and
+  and the 68-point model fail often, so the landmarks themselves are suspect (0.5th-99.5th
+  percentiles: -17 to +17 AffectNet, -28 to +27 FER2013).
+- ``max_yaw`` 45 degrees, an *estimate* (:func:`yaw_degrees`): 0.5th-99.5th percentiles -41 to
+  +41 (AffectNet) and -40 to +38 (FER2013); past it the far half of the face is hidden and
   dlib's landmarks there are guesses.
 """
 
