@@ -1,0 +1,61 @@
+"""The face pipeline for photos: detect faces, find their 68 landmarks, cut aligned crops framed
+like FER2013/AffectNet training images, and say which faces are too poor to classify.
+
+``find_faces(image)`` does all of it; the steps are public for callers that need one of them.
+Detectors are pluggable by name (:func:`create_detector`, :func:`register_detector`).
+See docs/faces.md for the defaults and the measurements behind them.
+"""
+
+from __future__ import annotations
+
+from ferkit.faces.align import (
+    DEFAULT_LIFT,
+    DEFAULT_MARGIN,
+    FRAMINGS,
+    align_face,
+    face_size,
+    face_transform,
+    landmarks_68,
+    roll_degrees,
+    transform_points,
+)
+from ferkit.faces.detectors import (
+    Box,
+    DlibDetector,
+    FaceDetector,
+    FallbackDetector,
+    HaarDetector,
+    create_detector,
+    detector_names,
+    register_detector,
+    unregister_detector,
+)
+from ferkit.faces.pipeline import DetectedFace, find_faces
+from ferkit.faces.quality import THRESHOLDS, Quality, assess_face, yaw_degrees
+
+__all__ = [
+    "DEFAULT_LIFT",
+    "DEFAULT_MARGIN",
+    "FRAMINGS",
+    "THRESHOLDS",
+    "Box",
+    "DetectedFace",
+    "DlibDetector",
+    "FaceDetector",
+    "FallbackDetector",
+    "HaarDetector",
+    "Quality",
+    "align_face",
+    "assess_face",
+    "create_detector",
+    "detector_names",
+    "face_size",
+    "face_transform",
+    "find_faces",
+    "landmarks_68",
+    "register_detector",
+    "roll_degrees",
+    "transform_points",
+    "unregister_detector",
+    "yaw_degrees",
+]

@@ -1,0 +1,96 @@
+"""Photo in, classifier-ready face crops out: detect, landmark, align, assess."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ferkit.errors import FerkitError
+from ferkit.faces.align import (
+    DEFAULT_LIFT,
+    DEFAULT_MARGIN,
+    face_transform,
+    landmarks_68,
+    warp_crop,
+)
+from ferkit.faces.detectors import Box, FaceDetector, create_detector
+from ferkit.faces.images import Color, as_layout, check_color, check_image
+from ferkit.faces.quality import THRESHOLDS, Quality, assess_face
+
+
+@dataclass(frozen=True, eq=False)
+class DetectedFace:
+    """One face of a photo.
+
+    ``crop`` is (size, size, 1) gray or (size, size, 3) RGB uint8, the layout of ferkit
+    datasets, so a model's ``predict`` takes ``np.stack([f.crop for f in faces])``.
+    ``transform`` is the 3x3 affine map from image (x, y) to crop (x, y), e.g. to draw the
+    landmarks on the crop with :func:`ferkit.faces.align.transform_points`.
+    """
+
+    box: Box
+    landmarks: np.ndarray  # (68, 2) float64, image pixels
+    crop: np.ndarray
+    quality: Quality
+    transform: np.ndarray
+
+
+def _resolve(detector: str | FaceDetector) -> FaceDetector:
+    if isinstance(detector, str):
+        return create_detector(detector)
+    if not isinstance(detector, FaceDetector):
+        raise FerkitError(
+            f"detector must be a registered name or have a detect(image) method, "
+            f"got {type(detector).__name__}"
+        )
+    return detector
+
+
+def _thresholds(min_size: float, quality: Mapping[str, float] | None) -> dict[str, Any]:
+    unknown = sorted(set(quality or {}) - set(THRESHOLDS))
+    if unknown:
+        raise FerkitError(
+            f"unknown quality threshold(s) {', '.join(unknown)}; known: {', '.join(THRESHOLDS)}"
+        )
+    return {"min_face_px": min_size, **(quality or {})}
+
+
+def find_faces(
+    image: np.ndarray,
+    detector: str | FaceDetector = "auto",
+    size: int = 48,
+    color: Color = "gray",
+    min_size: float = 32.0,
+    align: bool = True,
+    margin: float = DEFAULT_MARGIN,
+    lift: float = DEFAULT_LIFT,
+    quality: Mapping[str, float] | None = None,
+) -> list[DetectedFace]:
+    """Every face in ``image`` ((H, W) gray or (H, W, 3) RGB uint8), sorted left to right.
+
+    Left to right (then top to bottom) so that the n-th face of a printed result is where a
+    reader looks for it; sort by ``face.box.area`` for the largest first. An image without a
+    face gives ``[]``. Faces that fail the quality gate are still returned, with
+    ``quality.ok`` false and the reasons, so the caller decides whether to skip them or to
+    report them ("face too small") instead of silently dropping them.
+
+    ``min_size`` is the quality gate's minimum face size in pixels; ``quality`` passes other
+    thresholds of :func:`ferkit.faces.assess_face` by name. ``align=False`` keeps the crop
+    upright (same framing, eyes not levelled). ``margin`` and ``lift`` frame the crop (see
+    :mod:`ferkit.faces.align`; ``**FRAMINGS["fer2013"]`` matches FER2013's crops).
+    """
+    image = check_image(image)
+    color = check_color(color)
+    finder = _resolve(detector)
+    thresholds = _thresholds(min_size, quality)
+    faces = []
+    for box in sorted(finder.detect(image), key=lambda b: (b.left, b.top)):
+        points = landmarks_68(image, box)
+        matrix = face_transform(points, size, margin, lift, rotate=align)
+        crop = as_layout(warp_crop(image, matrix, size), color)
+        verdict = assess_face(image, box, points, **thresholds)
+        faces.append(DetectedFace(box, points, crop, verdict, matrix))
+    return faces
