@@ -461,6 +461,50 @@ def models_command(
         typer.echo(f"  {entry['name']}  {entry['kind']}  {entry['input']}{figure}")
 
 
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="Run folder of a network (or a shipped name).")],
+    onnx: Annotated[
+        bool, typer.Option("--onnx", help="Export to ONNX (the only format so far).")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Where to write (default RUN/model.onnx, recorded in the card)."
+        ),
+    ] = None,
+    opset: Annotated[int | None, typer.Option(help="ONNX opset (default 17).")] = None,
+    batch: Annotated[
+        str, typer.Option(help="'dynamic' (any batch size) or a fixed batch size.")
+    ] = "dynamic",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Export a network run for deployment; onnxruntime then serves it (when installed)."""
+    if not onnx:
+        raise _fail(FerkitError("say which format to export: --onnx"))
+    from ferkit.models.onnx_export import DEFAULT_OPSET, export_onnx
+
+    try:
+        result = export_onnx(run, out, opset=DEFAULT_OPSET if opset is None else opset, batch=batch)
+    except (FerkitError, ValueError, OSError) as exc:
+        raise _fail(exc) from None
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+        return
+    typer.echo(
+        f"wrote {result.path} (opset {result.opset}, uint8 NHWC input, batch {result.batch})"
+    )
+    if result.card_updated:
+        typer.echo("recorded in the run's model.json: load_run and evaluate now use onnxruntime")
+    if result.max_abs_diff is None:
+        typer.echo("not checked against torch: onnxruntime is not installed (ferkit[onnx])")
+    else:
+        typer.echo(
+            f"max abs difference torch vs onnxruntime (class probabilities, random batch): "
+            f"{result.max_abs_diff:.2e}"
+        )
+
+
 def _number(text: str) -> float | str:
     try:
         return float(text)

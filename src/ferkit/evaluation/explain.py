@@ -453,8 +453,9 @@ def explain_image(
 
     if isinstance(max_maps, bool) or not isinstance(max_maps, int) or max_maps < 1:
         raise FerkitError(f"max_maps must be an integer >= 1, got {max_maps!r}")
-    if not isinstance(run, Run):
-        run = load_run(run)
+    if not isinstance(run, Run) or run.backend == "onnx":
+        # Grad-CAM needs the torch module's gradients, whatever backend serves predictions
+        run = load_run(run.path if isinstance(run, Run) else run, backend="torch")
     if run.kind != "torch":
         raise FerkitError(
             f"{run.path}: explanations need a neural-network run; this is a {run.kind!r} run"

@@ -52,6 +52,11 @@ class Run:
     def name(self) -> str:
         return str(self.card.get("name") or self.path.name)
 
+    @property
+    def backend(self) -> str:
+        """What runs the predictions: "sklearn", "torch" or "onnx" (onnxruntime)."""
+        return str(getattr(self.estimator, "backend", self.kind))
+
     def prepare(self, split: Split) -> np.ndarray:
         """The split's images in this run's size and colour (a clear error if they differ)."""
         images = split.images
@@ -110,8 +115,32 @@ def _load_sklearn_estimator(run_dir: Path, card: dict[str, Any]) -> Any:
         raise FerkitError(f"{weights}: cannot load the model: {exc}") from exc
 
 
-def load_run(run_dir: str | Path) -> Run:
-    """Load a run folder (or a shipped model by name); errors name the file and the reason."""
+def _load_network_estimator(run_dir: Path, card: dict[str, Any], backend: str) -> Any:
+    """onnxruntime when the backend allows it and the run has a verified export, else torch."""
+    if backend != "torch":
+        from ferkit.models.onnx_run import load_onnx_estimator  # no torch import on this path
+
+        estimator = load_onnx_estimator(run_dir, card, forced=backend == "onnx")
+        if estimator is not None:
+            return estimator
+    from ferkit.models.torch_run import load_torch_estimator  # torch only when needed
+
+    return load_torch_estimator(run_dir, card)
+
+
+def load_run(run_dir: str | Path, backend: str | None = None) -> Run:
+    """Load a run folder (or a shipped model by name); errors name the file and the reason.
+
+    ``backend`` decides what runs a network run (default: ``$FERKIT_BACKEND``, else
+    ``"auto"``): ``"auto"`` uses onnxruntime when the run has an ONNX export whose checksum
+    matches its card and onnxruntime is installed, torch otherwise (a tampered or stale
+    export warns and falls back); ``"onnx"`` insists on onnxruntime and raises FerkitError for
+    anything that stands in the way; ``"torch"`` always loads the torch network (needed for
+    Grad-CAM and fine-tuning). scikit-learn runs have one backend and ignore the setting.
+    """
+    from ferkit.models.onnx_run import resolve_backend
+
+    backend = resolve_backend(backend)  # a bad value fails even for sklearn runs
     run_dir = Path(run_dir)
     if not run_dir.exists() and len(run_dir.parts) == 1:
         from ferkit.weights import shipped_path
@@ -130,9 +159,7 @@ def load_run(run_dir: str | Path) -> Run:
     if kind == "sklearn":
         estimator = _load_sklearn_estimator(run_dir, card)
     elif kind == "torch":
-        from ferkit.models.torch_run import load_torch_estimator  # torch only when needed
-
-        estimator = load_torch_estimator(run_dir, card)
+        estimator = _load_network_estimator(run_dir, card, backend)
     else:
         raise FerkitError(f"{card_path}: unsupported run kind {kind!r}")
     missing = {"classes", "canonical", "image_size", "color"} - set(card)

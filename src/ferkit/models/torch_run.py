@@ -108,6 +108,8 @@ class TorchClassifier:
     Holds the network in eval mode; batches the input so memory stays flat on big splits.
     """
 
+    backend = "torch"
+
     def __init__(
         self,
         model: torch.nn.Module,

@@ -31,7 +31,7 @@ def _adapt_channels(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor 
 
 def load_init(model: nn.Module, run_dir: str | Path) -> dict[str, list[str]]:
     """Copy ``run_dir``'s weights into ``model``; returns what was adapted or re-initialised."""
-    run = load_run(run_dir)
+    run = load_run(run_dir, backend="torch")  # the weights themselves, not an ONNX session
     if run.kind != "torch":
         raise FerkitError(f"--init {run_dir}: a {run.kind} run has no network weights")
     source_name = run.card["architecture"]["name"]

@@ -71,6 +71,7 @@ def ship_run(
     target.mkdir(parents=True, exist_ok=True)
     io.write_bytes(target / weights.name, weights.read_bytes())
     card = {**run.card, "name": name, "command": command}
+    card.pop("onnx", None)  # only the weights file is shipped, not an ONNX export of it
     if metrics:
         card["validation"] = metrics
     io.write_json(target / CARD, card)

@@ -1,0 +1,266 @@
+"""Export a network run to ONNX, so it can be served by onnxruntime (or any ONNX runtime).
+
+The graph takes **uint8 NHWC pixels** (``images``, shape ``(batch, H, W, C)``), exactly what
+the dataset layer and ``Run.predict`` use, and applies the run's own normalisation inside:
+``(x / 255 - mean) / std``, the same ops in the same order as ``torch_run.to_input``. Baking it
+in keeps all preprocessing in one place: a C++, mobile or browser consumer feeds raw pixels
+and cannot get the channel order, the scale or the training statistics wrong, and the input
+is a quarter of the size of a float tensor. The graph has two outputs: ``logits``
+``(batch, classes)`` (no softmax, as the torch network) and ``embedding`` ``(batch, D)``, the
+penultimate features that ``head`` classifies; the embedding is computed on the way to the
+logits anyway, so exposing it costs nothing and lets the onnxruntime backend serve ``embed``.
+
+Exporter: torch's TorchScript-based exporter (``torch.onnx.export(dynamo=False)``). It needs
+only the ``onnx`` package, where the newer torch.export-based one also needs ``onnxscript``;
+ferkit's networks are plain conv / BN / pool / linear stacks without data-dependent control
+flow, which tracing captures exactly. torch marks that exporter deprecated; if a future torch
+drops it, :func:`export_onnx` says so rather than failing obscurely.
+
+The run card gains an ``onnx`` entry (file, opset, SHA-256 of the file, input layout, the
+weights SHA-256 it was exported from, the measured torch/onnxruntime difference); the file and
+the card are written atomically, and the card's other fields are left as they were. Classes
+and preprocessing also go into the ONNX file's metadata, so an exported file used on its own
+(``--out`` elsewhere) still says what its outputs mean.
+"""
+
+from __future__ import annotations
+
+import io as _io
+import json
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ferkit import __version__, io
+from ferkit.errors import FerkitError
+from ferkit.models.onnx_run import (
+    EMBEDDING,
+    INPUT_NAME,
+    INSTALL_HINT,
+    LOGITS,
+    ONNX_FILE,
+    OnnxClassifier,
+    make_session,
+    onnxruntime_available,
+)
+from ferkit.models.store import CARD, Run, load_run
+from ferkit.models.torch_run import sha256
+
+# 17 runs on every onnxruntime since 1.14 and on most other runtimes (TensorRT 8.6+,
+# onnxruntime-web, OpenVINO); these networks use no operator newer than opset 11.
+DEFAULT_OPSET = 17
+MIN_OPSET = 11
+MAX_OPSET = 20  # the TorchScript exporter's newest
+CHECK_BATCH = 8  # images in the random batch that compares onnxruntime with torch
+
+
+@dataclass(frozen=True)
+class OnnxExport:
+    """What :func:`export_onnx` wrote and measured."""
+
+    path: Path
+    sha256: str
+    opset: int
+    batch: int | str
+    card_updated: bool  # False when the file went outside the run folder
+    max_abs_diff: float | None  # class probabilities, torch vs onnxruntime; None: not checked
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "path": str(self.path)}
+
+
+class _PixelsToLogits(nn.Module):
+    """The network behind the run's own preprocessing: uint8 NHWC -> (logits, embedding)."""
+
+    def __init__(self, network: nn.Module, mean: list[float], std: list[float]) -> None:
+        super().__init__()
+        self.network = network
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = images.permute(0, 3, 1, 2).float() / 255.0  # as torch_run.to_input, op for op
+        x = (x - self.mean) / self.std
+        features = self.network.features(x)  # type: ignore[operator]
+        return self.network.head(features), features  # type: ignore[operator]
+
+
+def _require_onnx() -> None:
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise FerkitError(
+            f"ONNX export needs the 'onnx' package, which is not installed ({INSTALL_HINT})"
+        ) from None
+
+
+def _check_options(opset: Any, batch: Any) -> int | str:
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
+        raise FerkitError(f"opset must be an integer in {MIN_OPSET}..{MAX_OPSET}, got {opset!r}")
+    if batch == "dynamic":
+        return batch
+    if isinstance(batch, str) and batch.isdigit():
+        batch = int(batch)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise FerkitError(f"batch must be 'dynamic' or an integer >= 1, got {batch!r}")
+    return batch
+
+
+def _trace_to_bytes(module: nn.Module, example: torch.Tensor, opset: int, dynamic: bool) -> bytes:
+    """ONNX bytes of ``module`` traced on ``example`` (the batch axis symbolic if ``dynamic``)."""
+    axes = {name: {0: "batch"} for name in (INPUT_NAME, LOGITS, EMBEDDING)} if dynamic else None
+    buffer = _io.BytesIO()
+    with warnings.catch_warnings():
+        # the exporter's deprecation notice is torch's roadmap, not the user's problem
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        try:
+            torch.onnx.export(
+                module,
+                (example,),
+                buffer,
+                dynamo=False,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=[LOGITS, EMBEDDING],
+                dynamic_axes=axes,
+            )
+        except (TypeError, ImportError, AttributeError) as exc:
+            raise FerkitError(
+                f"torch {torch.__version__}'s TorchScript ONNX exporter is unavailable: {exc}"
+            ) from exc
+    return buffer.getvalue()
+
+
+def _with_metadata(data: bytes, card: dict[str, Any]) -> bytes:
+    """``data`` checked by onnx, with what a stand-alone consumer needs in its metadata."""
+    import onnx
+
+    model = onnx.load_model_from_string(data)
+    model.producer_name = "ferkit"
+    model.producer_version = __version__
+    model.doc_string = (
+        f"{INPUT_NAME}: uint8 (batch, H, W, C) pixels, normalised inside; "
+        f"{LOGITS}: class scores (softmax for probabilities); {EMBEDDING}: penultimate features"
+    )
+    meta = {
+        "classes": card["classes"],
+        "canonical": card["canonical"],
+        "image_size": card["image_size"],
+        "color": card["color"],
+        "mean": card["mean"],
+        "std": card["std"],
+        "architecture": card["architecture"],
+        "weights_sha256": card.get("weights_sha256"),
+    }
+    onnx.helper.set_model_props(model, {k: json.dumps(v) for k, v in meta.items()})
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:  # pragma: no cover - exporter bug
+        raise FerkitError(f"the exported graph does not pass onnx.checker: {exc}") from exc
+    return model.SerializeToString()
+
+
+def max_abs_diff(run: Run, data: bytes, batch: int, seed: int = 0) -> float:
+    """Largest |p_torch - p_onnxruntime| over the class probabilities of a random uint8 batch."""
+    channels = 1 if run.color == "gray" else 3
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (batch, run.image_size, run.image_size, channels), np.uint8)
+    expected = run.estimator.predict_proba(images)
+    got = OnnxClassifier(make_session(data)).predict_proba(images)
+    return float(np.abs(expected - got).max())
+
+
+def _card_entry(
+    run: Run, file: str, digest: str, opset: int, batch: int | str, diff: float | None
+) -> dict[str, Any]:
+    channels = 1 if run.color == "gray" else 3
+    classes = len(run.classes)
+    embedding = int(run.estimator.model.head.in_features)
+    axis = "batch" if batch == "dynamic" else batch  # the graph's own name for a free axis
+    return {
+        "file": file,
+        "sha256": digest,
+        "opset": opset,
+        "batch": batch,
+        "input": {
+            "name": INPUT_NAME,
+            "dtype": "uint8",
+            "layout": "NHWC",
+            "shape": [axis, run.image_size, run.image_size, channels],
+            "normalisation": "inside the graph: (x / 255 - mean) / std",
+        },
+        "outputs": {LOGITS: [axis, classes], EMBEDDING: [axis, embedding]},
+        "weights_sha256": run.card.get("weights_sha256"),
+        "exporter": f"torch.onnx TorchScript, torch {torch.__version__}",
+        "ferkit_version": __version__,
+        "max_abs_diff": diff,
+    }
+
+
+def _inside(path: Path, folder: Path) -> str | None:
+    """``path`` relative to ``folder`` when it lies inside it, else None."""
+    try:
+        return path.resolve().relative_to(folder.resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def export_onnx(
+    run: str | Path | Run,
+    out_path: str | Path | None = None,
+    *,
+    opset: int = DEFAULT_OPSET,
+    batch: int | str = "dynamic",
+    check: bool = True,
+) -> OnnxExport:
+    """Export a network run to ONNX (default ``RUN/model.onnx``) and record it in the card.
+
+    ``batch``: ``"dynamic"`` (any batch size, the default) or a fixed int for runtimes that
+    want static shapes. ``check``: when onnxruntime is installed, compare its class
+    probabilities with torch's on a random batch and report the largest difference. A file
+    written outside the run folder is a stand-alone export: the card is not changed, so
+    ``load_run`` keeps using what it had.
+    """
+    batch = _check_options(opset, batch)
+    source = load_run(run.path if isinstance(run, Run) else run, backend="torch")
+    if source.kind != "torch":
+        raise FerkitError(
+            f"{source.path}: only network runs can be exported to ONNX; this is a "
+            f"{source.kind!r} run"
+        )
+    _require_onnx()
+    card = source.card
+    channels = 1 if source.color == "gray" else 3
+    module = _PixelsToLogits(source.estimator.model, card["mean"], card["std"]).eval()
+    example_batch = batch if isinstance(batch, int) else 2
+    example = torch.zeros(
+        (example_batch, source.image_size, source.image_size, channels), dtype=torch.uint8
+    )
+    data = _with_metadata(_trace_to_bytes(module, example, opset, batch == "dynamic"), card)
+
+    target = Path(out_path) if out_path is not None else source.path / ONNX_FILE
+    io.write_bytes(target, data)
+    diff = None
+    if check and onnxruntime_available():
+        diff = max_abs_diff(source, data, batch if isinstance(batch, int) else CHECK_BATCH)
+    digest = sha256(data)
+    relative = _inside(target, source.path)
+    if relative is not None:
+        _record(source.path / CARD, _card_entry(source, relative, digest, opset, batch, diff))
+    return OnnxExport(target, digest, opset, batch, relative is not None, diff)
+
+
+def _record(card_path: Path, entry: dict[str, Any]) -> None:
+    """Set the card's ``onnx`` entry, re-reading the card so no other field is touched."""
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise FerkitError(f"{card_path}: unreadable model card: {exc}") from exc
+    card["onnx"] = entry
+    io.write_json(card_path, card)

@@ -1,0 +1,240 @@
+"""onnxruntime backend for network runs: the same interface as ``TorchClassifier``, no torch.
+
+A run exported with :func:`ferkit.models.onnx_export.export_onnx` holds ``model.onnx`` next to
+its safetensors weights, and its card's ``onnx`` entry records the file's SHA-256 and the
+weights it was exported from. :func:`load_run` asks :func:`load_onnx_estimator` for an
+onnxruntime-backed estimator whenever the backend allows it (see :func:`resolve_backend`);
+this module imports neither torch nor onnxruntime at import time, so a run that never uses the
+ONNX backend pays nothing for it.
+
+What the graph computes is fixed by the exporter: uint8 NHWC pixels in, the training
+normalisation inside the graph, ``logits`` and the penultimate ``embedding`` out. So
+``predict_proba``, ``predict`` and ``embed`` all run in onnxruntime; what needs the torch
+module itself (Grad-CAM's gradients, fine-tuning's state_dict: ``.model``, ``.to_tensor``)
+is not here, and those callers load the run with ``backend="torch"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ferkit.errors import FerkitError
+
+ONNX_FILE = "model.onnx"
+INPUT_NAME = "images"
+LOGITS = "logits"
+EMBEDDING = "embedding"
+BACKEND_ENV = "FERKIT_BACKEND"
+BACKENDS = ("auto", "torch", "onnx")
+INSTALL_HINT = "pip install 'ferkit[onnx]'"
+
+
+def resolve_backend(backend: str | None) -> str:
+    """``backend`` if given, else ``$FERKIT_BACKEND``, else ``"auto"``; validated.
+
+    The parameter wins over the environment so that code which needs torch (Grad-CAM,
+    fine-tuning) can insist on it even when a deployment sets ``FERKIT_BACKEND=onnx``.
+    """
+    source = "backend"
+    if backend is None:
+        backend, source = os.environ.get(BACKEND_ENV) or "auto", BACKEND_ENV
+    value = backend.strip().lower()
+    if value not in BACKENDS:
+        raise FerkitError(f"{source} must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    return value
+
+
+def onnxruntime_available() -> bool:
+    """True when ``import onnxruntime`` works (the optional ``onnx`` extra is installed)."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def default_threads() -> int:
+    """Cores this process may run on (affinity-aware, so a pinned or containerised process
+    does not oversubscribe): onnxruntime's own default counts physical cores of the host."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def make_session(model: bytes | str | Path, threads: int | None = None) -> Any:
+    """A CPU ``InferenceSession`` with ``threads`` intra-op threads and one inter-op thread.
+
+    One inter-op thread because these graphs are a single chain of convolutions: there is no
+    parallel branch to run, and a second pool would only compete for the same two cores.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or default_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3  # errors only: ORT's info lines are noise for users
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+class OnnxClassifier:
+    """Predicts from uint8 (N, H, W, C) images with an onnxruntime session.
+
+    Same interface as ``TorchClassifier`` for prediction (``predict_proba``, ``predict``,
+    ``embed``); inputs are batched (``batch_size``, or the graph's own batch when it was
+    exported with a fixed one, padding the last chunk) so memory stays flat on big splits.
+    """
+
+    backend = "onnx"
+
+    def __init__(self, session: Any, batch_size: int = 256) -> None:
+        self.session = session
+        graph_input = session.get_inputs()[0]
+        self.input_name = graph_input.name
+        shape = list(graph_input.shape)
+        self.image_shape = tuple(int(d) for d in shape[1:])
+        self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
+        self.batch_size = self.fixed_batch or batch_size
+        outputs = {o.name: o.shape for o in session.get_outputs()}
+        if LOGITS not in outputs:
+            raise FerkitError(f"the ONNX graph has no {LOGITS!r} output (got {sorted(outputs)})")
+        self.num_classes = int(outputs[LOGITS][-1])
+        self.has_embedding = EMBEDDING in outputs
+
+    def _check(self, images: np.ndarray) -> np.ndarray:
+        """uint8 images of the graph's shape, or a FerkitError saying what differs."""
+        images = np.asarray(images)
+        if images.ndim != 4:
+            raise FerkitError(f"expected (N, H, W, C) images, got shape {images.shape}")
+        if images.shape[1:] != self.image_shape:
+            raise FerkitError(
+                f"the ONNX graph takes {self.image_shape} images, got {images.shape[1:]}"
+            )
+        if images.dtype == np.uint8:
+            return np.ascontiguousarray(images)
+        in_range = images.size == 0 or 0 <= images.min() <= images.max() <= 255
+        if images.dtype.kind in "iub" and in_range:
+            return np.ascontiguousarray(images, dtype=np.uint8)
+        raise FerkitError(
+            f"the ONNX graph takes uint8 pixels (0..255), got {images.dtype}; "
+            "use backend='torch' for other input"
+        )
+
+    def _run(self, images: np.ndarray, output: str) -> np.ndarray:
+        images = self._check(images)
+        chunks = []
+        for start in range(0, len(images), self.batch_size):
+            batch = images[start : start + self.batch_size]
+            n = len(batch)
+            if self.fixed_batch and n < self.fixed_batch:
+                pad = np.zeros((self.fixed_batch - n, *self.image_shape), np.uint8)
+                batch = np.concatenate([batch, pad])
+            (out,) = self.session.run([output], {self.input_name: batch})
+            chunks.append(np.asarray(out, dtype=np.float32)[:n])
+        if not chunks:
+            return np.zeros((0, self.num_classes if output == LOGITS else 0), np.float32)
+        return np.concatenate(chunks)
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """Raw logits (N, classes)."""
+        return self._run(images, LOGITS)
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        """Softmax probabilities (N, classes)."""
+        return _softmax(self.logits(images))
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        return self.predict_proba(images).argmax(axis=1) if len(images) else np.zeros(0, int)
+
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        """Penultimate-layer features, the graph's ``embedding`` output."""
+        if not self.has_embedding:
+            raise FerkitError(
+                f"this ONNX graph has no {EMBEDDING!r} output; load the run with backend='torch'"
+            )
+        return self._run(images, EMBEDDING)
+
+
+class _NoExport(Exception):
+    """The run was never exported (or its file was removed): a quiet fallback under auto."""
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _checked_onnx_bytes(run_dir: Path, card: dict[str, Any]) -> tuple[Path, bytes]:
+    """The exported graph's bytes, after checking the card's export entry and checksums.
+
+    Any reason not to use the export raises FerkitError naming the file; ``_NoExport``
+    marks the quiet case of a run that simply was never exported.
+    """
+    entry = card.get("onnx")
+    if not isinstance(entry, dict):
+        raise _NoExport(
+            f"{run_dir / 'model.json'}: the run has no ONNX export (run `ferkit export "
+            f"{run_dir} --onnx`)"
+        )
+    path = run_dir / str(entry.get("file") or ONNX_FILE)
+    if not path.is_file():
+        raise _NoExport(f"{path}: the ONNX file named in model.json is missing")
+    data = path.read_bytes()  # hash the very bytes the session gets: no swap in between
+    if _sha256(data) != entry.get("sha256"):
+        raise FerkitError(
+            f"{path}: does not match the sha256 in model.json (altered or damaged file)"
+        )
+    if entry.get("weights_sha256") != card.get("weights_sha256"):
+        raise FerkitError(
+            f"{path}: was exported from other weights than model.safetensors (stale export; "
+            f"run `ferkit export {run_dir} --onnx` again)"
+        )
+    return path, data
+
+
+def load_onnx_estimator(
+    run_dir: Path, card: dict[str, Any], *, forced: bool, threads: int | None = None
+) -> OnnxClassifier | None:
+    """The run's onnxruntime estimator, or None when the torch one should be used.
+
+    ``forced`` (backend "onnx"): every obstacle is a FerkitError. Otherwise (backend "auto"):
+    a run without an export, or without onnxruntime installed, quietly gets None; an export
+    that fails its checks (tampered, stale, unloadable) warns and gets None, so predictions
+    still come from the verified torch weights.
+    """
+    if not onnxruntime_available():
+        if forced:
+            raise FerkitError(f"{run_dir}: the onnx backend needs onnxruntime ({INSTALL_HINT})")
+        return None
+    try:
+        path, data = _checked_onnx_bytes(run_dir, card)
+    except _NoExport as exc:
+        if forced:
+            raise FerkitError(str(exc)) from None
+        return None
+    except FerkitError as exc:
+        if forced:
+            raise
+        warnings.warn(f"{exc}; using the torch weights instead", stacklevel=4)
+        return None
+    try:
+        return OnnxClassifier(make_session(data, threads))
+    except Exception as exc:  # onnxruntime raises its own exception types on a bad graph
+        error = FerkitError(f"{path}: onnxruntime cannot load it: {exc}")
+        if forced:
+            raise error from exc
+        warnings.warn(f"{error}; using the torch weights instead", stacklevel=4)
+        return None
