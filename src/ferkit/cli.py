@@ -574,5 +574,116 @@ def compare(
     typer.echo(markdown_table(rows), nl=False)
 
 
+class DetectorOption(StrEnum):
+    auto = "auto"
+    dlib = "dlib"
+    haar = "haar"
+
+
+def _face_line(where: str, number: int, face: Any) -> str:
+    box = face["box"]
+    text = f"{where}  face {number}  box {box['left']},{box['top']} {box['width']}x{box['height']}"
+    quality = face["quality"] or {"ok": True, "reasons": []}
+    if face["label"] is None:
+        return f"{text}  rejected: {'; '.join(quality['reasons'])}"
+    text += f"  {face['label']}"
+    if face["score"] is not None:
+        text += f" {face['score']:.2f}"
+    if not quality["ok"]:
+        text += f"  (rejected: {'; '.join(quality['reasons'])})"
+    return text
+
+
+def _result_lines(where: str, result: dict[str, Any]) -> list[str]:
+    if not result["faces"]:
+        return [f"{where}  no face"]
+    return [_face_line(where, n, face) for n, face in enumerate(result["faces"], start=1)]
+
+
+def _print_predictions(document: dict[str, Any]) -> None:
+    """One line per face (or per image/frame without one), then the counts."""
+    for image in document["images"]:
+        for line in _result_lines(image["source"], image):
+            typer.echo(line)
+    for video in document["videos"]:
+        for frame in video["frames"]:
+            where = f"{video['source']}  frame {frame['frame']} ({frame['time_s']:.2f} s)"
+            for line in _result_lines(where, frame):
+                typer.echo(line)
+    s = document["summary"]
+    videos = f", {s['videos']} videos ({s['frames']} frames analysed)" if s["videos"] else ""
+    extra = "".join(f", {s[k]} {k}" for k in ("skipped", "warnings") if s[k])
+    typer.echo(
+        f"{s['images']} images{videos}, {s['faces']} faces ({s['classified']} classified, "
+        f"{s['rejected']} rejected), {s['errors']} errors{extra}; "
+        f"model {document['model']['name']}"
+    )
+
+
+def _print_problems_to_stderr(document: dict[str, Any]) -> None:
+    for title in ("errors", "warnings", "skipped"):
+        for problem in document[title]:
+            prefix = {"errors": "error", "warnings": "warning", "skipped": "skipped"}[title]
+            typer.echo(f"{prefix}: {problem['path']}: {problem['reason']}", err=True)
+
+
+@app.command()
+def predict(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Image files, folders (searched recursively), videos.")
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option(help="Run folder or shipped model name (default: the default shipped model)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Write annotated copies, video CSV/MP4, predictions.json."
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the predictions as JSON (only that on stdout).")
+    ] = False,
+    detect: Annotated[
+        bool,
+        typer.Option("--detect/--no-detect", help="Find faces; --no-detect: inputs are crops."),
+    ] = True,
+    every: Annotated[int, typer.Option(min=1, help="Analyse every N-th video frame.")] = 1,
+    landmarks: Annotated[
+        bool, typer.Option(help="Keep the 68 landmarks in the results and draw them.")
+    ] = False,
+    detector: Annotated[
+        DetectorOption, typer.Option(help="Face detector (auto: dlib, then Haar).")
+    ] = DetectorOption.auto,
+    classify_rejected: Annotated[
+        bool, typer.Option(help="Also label faces that fail the quality gate (still flagged).")
+    ] = False,
+) -> None:
+    """Emotion of every face in photos, folders and videos (exit 1 if an input was unreadable)."""
+    from ferkit.inference import Predictor
+
+    try:
+        predictor = Predictor(
+            model,
+            detect=detect,
+            detector=detector.value,
+            classify_rejected=classify_rejected,
+            landmarks=landmarks,
+        )
+        report = predictor.predict_many(inputs, every=every, out=out, progress=sys.stderr.isatty())
+    except (FerkitError, ValueError, OSError) as exc:
+        raise _fail(exc) from None
+    document = report.to_dict()
+    _print_problems_to_stderr(document)
+    if as_json:
+        typer.echo(json.dumps(document, indent=2))
+    else:
+        _print_predictions(document)
+        if out is not None:
+            typer.echo(f"annotated copies and predictions.json in {out}")
+    raise typer.Exit(code=0 if report.ok else 1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

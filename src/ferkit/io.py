@@ -18,11 +18,15 @@ import numpy as np
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temp path beside ``target``; it replaces ``target`` only if the block succeeds."""
+def atomic_path(target: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temp path beside ``target``; it replaces ``target`` only if the block succeeds.
+
+    ``suffix`` ends the temp file's name: writers that pick a format from the extension (OpenCV's
+    ``VideoWriter``) need the target's own, e.g. ``suffix=".mp4"``.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
     os.close(fd)
     try:
         yield Path(tmp)

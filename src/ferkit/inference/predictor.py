@@ -1,0 +1,369 @@
+"""Photos and videos in, one emotion per face out: the engine behind ``ferkit predict``.
+
+A :class:`Predictor` holds one model and the face pipeline set up for it: faces are cut with
+:func:`ferkit.faces.find_faces` at the model's own image size and colour, framed like the data
+the model was trained on (its card's ``trained_on``: AffectNet or FER2013 framing, else the
+default), then classified in batches across images and video frames.
+
+Faces that fail the quality gate (too small, blurred, dark, turned away...) are returned with
+their reasons and, by default, *no label*: a confident answer on a 20-pixel or blurred face is
+worse than none. ``classify_rejected=True`` labels them anyway (they stay flagged).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from ferkit.data.problems import Problem
+from ferkit.errors import FerkitError
+from ferkit.faces import FRAMINGS, THRESHOLDS, Box, FaceDetector, create_detector, find_faces
+from ferkit.faces.images import check_image
+from ferkit.inference.inputs import (
+    InputFile,
+    UnreadableInputError,
+    VideoFrames,
+    collect_inputs,
+    read_image,
+)
+from ferkit.inference.model import (
+    classify,
+    framing_name,
+    has_probabilities,
+    quiet_features,
+    resolve_model,
+)
+from ferkit.inference.outputs import OutputWriter
+from ferkit.inference.results import FaceResult, ImageResult, PredictionReport, VideoResult
+from ferkit.models.store import Run
+
+T = TypeVar("T")
+DEFAULT_BATCH_SIZE = 64
+# Images (or frames) are held until their crops are classified; past this many pixels the batch
+# is classified early, so a folder of 12-megapixel photos never sits in memory at once.
+MAX_PENDING_PIXELS = 50_000_000
+
+
+@dataclass
+class _Pending:
+    """An image whose faces are found, waiting for its crops to be classified in a batch."""
+
+    result: ImageResult
+    image: np.ndarray
+    tag: Any
+    crops: list[np.ndarray]
+    targets: list[int]  # indices into result.faces that get a label
+
+
+def whole_image_crop(image: np.ndarray, size: int, color: str) -> np.ndarray:
+    """``image`` as a (size, size, C) crop, converted and resized as the data layer does with
+    dataset images (Pillow ``convert`` then bilinear ``resize``), for inputs that are faces."""
+    pixels = check_image(image)
+    picture = Image.fromarray(pixels, "L" if pixels.ndim == 2 else "RGB")
+    picture = picture.convert("L" if color == "gray" else "RGB")
+    if picture.size != (size, size):
+        picture = picture.resize((size, size), Image.Resampling.BILINEAR)
+    array = np.asarray(picture, dtype=np.uint8)
+    return array[:, :, None] if array.ndim == 2 else array
+
+
+def _frame_items(video: VideoFrames, every: int) -> Iterator[tuple[np.ndarray, ImageResult, None]]:
+    for frame in video.frames(every):
+        height, width = frame.pixels.shape[:2]
+        result = ImageResult(str(video.path), width, height, frame=frame.index, time_s=frame.time_s)
+        yield frame.pixels, result, None
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise FerkitError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _framing(framing: str | Mapping[str, float] | None, run: Run) -> tuple[str, dict[str, float]]:
+    if framing is None:
+        name = framing_name(run.card)
+        return name, dict(FRAMINGS[name])
+    if isinstance(framing, str):
+        if framing not in FRAMINGS:
+            raise FerkitError(f"unknown framing {framing!r}; known: {', '.join(FRAMINGS)}")
+        return framing, dict(FRAMINGS[framing])
+    unknown = sorted(set(framing) - {"margin", "lift"})
+    if unknown:
+        raise FerkitError(f"a framing takes margin and lift, got {', '.join(unknown)}")
+    return "custom", {**FRAMINGS["default"], **{k: float(v) for k, v in framing.items()}}
+
+
+class Predictor:
+    """One model plus the face pipeline that feeds it.
+
+    ``model``: a run folder, a shipped model's name or a loaded :class:`ferkit.models.Run`;
+    ``None`` (the default) is :data:`ferkit.inference.DEFAULT_MODEL`, or the first shipped model
+    while that one is not shipped. ``detect=False`` takes every input as a face crop already
+    (resized to the model's input, no quality gate). ``detector`` is a registered detector name
+    or a detector object. ``framing`` (``None``: from the model's card) is a key of
+    :data:`ferkit.faces.FRAMINGS` or ``{"margin": .., "lift": ..}``. ``quality`` overrides
+    quality thresholds by name (``{"min_face_px": 24}``, see :func:`ferkit.faces.assess_face`).
+    Rejected faces get no label unless ``classify_rejected``. ``landmarks`` keeps the 68 points
+    in the results. ``batch_size`` crops go to the classifier at once.
+
+    Loading the model (seconds for a large scikit-learn pipeline) happens once, here: reuse the
+    predictor for many calls. The feature extractors of a scikit-learn model are set to cache
+    nothing and show no progress bars (prediction inputs are one-off).
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | Run | None = None,
+        *,
+        detect: bool = True,
+        detector: str | FaceDetector = "auto",
+        framing: str | Mapping[str, float] | None = None,
+        quality: Mapping[str, float] | None = None,
+        classify_rejected: bool = False,
+        landmarks: bool = False,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        self.batch_size = _positive_int("batch_size", batch_size)
+        unknown = sorted(set(quality or {}) - set(THRESHOLDS))
+        if unknown:
+            known = ", ".join(THRESHOLDS)
+            raise FerkitError(f"unknown quality threshold(s) {', '.join(unknown)}; known: {known}")
+        self.quality = dict(quality or {})
+        self.run = resolve_model(model if isinstance(model, str | Run | None) else Path(model))
+        self.is_default = model is None
+        quiet_features(self.run)
+        self.probabilities = has_probabilities(self.run)
+        self.framing_name, self.framing = _framing(framing, self.run)
+        self.detect = bool(detect)
+        self.detector_name = detector if isinstance(detector, str) else type(detector).__name__
+        self._detector = create_detector(detector) if isinstance(detector, str) else detector
+        if not isinstance(self._detector, FaceDetector):
+            raise FerkitError(
+                f"detector must be a registered name or have a detect(image) method: {detector!r}"
+            )
+        self.classify_rejected = bool(classify_rejected)
+        self.landmarks = bool(landmarks)
+
+    @property
+    def classes(self) -> list[str]:
+        """The model's classes, by canonical emotion name (what labels are drawn from)."""
+        return list(self.run.canonical)
+
+    def describe(self) -> dict[str, Any]:
+        """The model and settings, as recorded in every report."""
+        return {
+            "name": self.run.name,
+            "path": str(self.run.path),
+            "kind": self.run.kind,
+            "default": self.is_default,
+            "classes": self.classes,
+            "image_size": self.run.image_size,
+            "color": self.run.color,
+            "probabilities": self.probabilities,
+        }
+
+    def options(self, every: int = 1) -> dict[str, Any]:
+        return {
+            "detect": self.detect,
+            "detector": self.detector_name,
+            "framing": self.framing_name,
+            **self.framing,
+            "quality": self.quality,
+            "classify_rejected": self.classify_rejected,
+            "landmarks": self.landmarks,
+            "every": every,
+        }
+
+    # -- one image ------------------------------------------------------------------------
+
+    def predict_image(self, image: np.ndarray | str | os.PathLike[str]) -> ImageResult:
+        """The faces of one photo: a uint8 array ((H, W) gray, (H, W, 1) or (H, W, 3) RGB) or
+        an image file. An unreadable file raises :class:`UnreadableInputError` with the reason.
+        """
+        if isinstance(image, np.ndarray):
+            pixels, source = check_image(image), "<array>"
+        else:
+            pixels, source = read_image(image), str(image)
+        result = ImageResult(source, pixels.shape[1], pixels.shape[0])
+        return next(self._stream([(pixels, result, None)]))[0]
+
+    def _prepare(self, image: np.ndarray, result: ImageResult, tag: Any) -> _Pending:
+        """Find (or, with ``detect=False``, take) the faces and cut the crops to classify."""
+        run = self.run
+        if not self.detect:
+            result.faces = [FaceResult(Box(0, 0, result.width, result.height), None)]
+            crop = whole_image_crop(image, run.image_size, run.color)
+            return _Pending(result, image, tag, [crop], [0])
+        found = find_faces(
+            image,
+            self._detector,
+            size=run.image_size,
+            color=run.color,  # type: ignore[arg-type]
+            quality=self.quality,
+            **self.framing,
+        )
+        keep = self.landmarks
+        result.faces = [
+            FaceResult(f.box, None, quality=f.quality, landmarks=f.landmarks if keep else None)
+            for f in found
+        ]
+        targets = [i for i, f in enumerate(found) if f.quality.ok or self.classify_rejected]
+        return _Pending(result, image, tag, [found[i].crop for i in targets], targets)
+
+    def _classify(self, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        labels, probabilities = [], []
+        for start in range(0, len(crops), self.batch_size):
+            batch = np.stack(crops[start : start + self.batch_size])
+            index, probs = classify(self.run, batch)
+            labels.append(index)
+            probabilities.append(probs)
+        if not labels:
+            return np.zeros(0, dtype=np.int64), None
+        joined = None if probabilities[0] is None else np.concatenate(probabilities)
+        return np.concatenate(labels), joined
+
+    def _flush(self, pending: list[_Pending]) -> Iterator[tuple[ImageResult, np.ndarray, Any]]:
+        labels, probabilities = self._classify([crop for p in pending for crop in p.crops])
+        names = self.classes
+        k = 0
+        for item in pending:
+            faces = item.result.faces
+            for target in item.targets:
+                label = names[int(labels[k])]
+                probs = None
+                score = None
+                if probabilities is not None:
+                    probs = dict(zip(names, map(float, probabilities[k]), strict=True))
+                    score = probs[label]
+                faces[target] = dataclasses.replace(
+                    faces[target], label=label, score=score, probabilities=probs
+                )
+                k += 1
+            yield item.result, item.image, item.tag
+
+    def _stream(
+        self, items: Iterable[tuple[np.ndarray, ImageResult, T]]
+    ) -> Iterator[tuple[ImageResult, np.ndarray, T]]:
+        """Results in input order, classifying the crops of several images in one batch."""
+        pending: list[_Pending] = []
+        crops = pixels = 0
+        for image, result, tag in items:
+            pending.append(self._prepare(image, result, tag))
+            crops += len(pending[-1].crops)
+            pixels += image.size
+            if crops >= self.batch_size or pixels >= MAX_PENDING_PIXELS:
+                yield from self._flush(pending)
+                pending, crops, pixels = [], 0, 0
+        yield from self._flush(pending)
+
+    # -- video ----------------------------------------------------------------------------
+
+    def predict_video(
+        self, path: str | os.PathLike[str], every: int = 1, progress: bool = False
+    ) -> VideoResult:
+        """The faces of frames 0, every, 2 * every... of a video, with their times in seconds.
+
+        An unreadable video raises :class:`UnreadableInputError` with the reason.
+        """
+        item = InputFile(Path(path), "video", Path(Path(path).name))
+        return self._video(item, _positive_int("every", every), None, [], progress)
+
+    def _video(
+        self,
+        item: InputFile,
+        every: int,
+        writer: OutputWriter | None,
+        warnings: list[Problem],
+        progress: bool = False,
+    ) -> VideoResult:
+        with VideoFrames(item.path) as video:
+            total = -(-video.declared_frames // every) if video.declared_frames else None
+            bar = tqdm(total=total, desc=item.path.name, unit="frame", disable=not progress)
+            results = []
+            with bar:
+                for result, _, _ in self._stream(_frame_items(video, every)):
+                    results.append(result)
+                    bar.update()
+            if not video.frames_read:
+                reason = "no decodable frame (corrupt or not a video)"
+                raise UnreadableInputError(Problem("corrupt-video", str(item.path), reason))
+            if (truncated := video.truncation()) is not None:
+                warnings.append(truncated)
+            width, height = results[0].width, results[0].height  # decoded, not declared
+            result = VideoResult(
+                str(item.path), width, height, video.fps, every, video.frames_read, results
+            )
+        if writer is not None:
+            timeline, annotated = writer.video_names(item)
+            result.timeline = writer.write_timeline(
+                timeline, results, self.classes, self.probabilities
+            )
+            result.annotated = writer.write_video(annotated, item.path, results, video.fps)
+        return result
+
+    # -- many inputs ----------------------------------------------------------------------
+
+    def _read_images(
+        self, items: Sequence[InputFile], errors: list[Problem], bar: tqdm
+    ) -> Iterator[tuple[np.ndarray, ImageResult, InputFile]]:
+        for item in items:
+            try:
+                pixels = read_image(item.path)
+            except UnreadableInputError as exc:
+                errors.append(exc.problem)
+                bar.update()
+                continue
+            yield pixels, ImageResult(str(item.path), pixels.shape[1], pixels.shape[0]), item
+
+    def predict_many(
+        self,
+        inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        *,
+        every: int = 1,
+        out: str | os.PathLike[str] | None = None,
+        progress: bool = False,
+    ) -> PredictionReport:
+        """Predict on files, folders (recursively) and videos; collect what cannot be read.
+
+        Inputs that cannot be read are listed in ``report.errors`` with the reason and the
+        others go on. Crops of several images are classified in one batch. With ``out``,
+        writes the annotated copies, each video's timeline CSV and annotated MP4, and
+        ``predictions.json`` (:mod:`ferkit.inference.outputs`). ``every`` analyses every n-th
+        video frame. ``progress`` shows a bar per file (and per video, its frames).
+        """
+        every = _positive_int("every", every)
+        if isinstance(inputs, str | os.PathLike):
+            inputs = [inputs]
+        writer = OutputWriter(out, self.landmarks) if out is not None else None
+        found = collect_inputs(inputs, exclude=out)
+        report = PredictionReport(
+            self.describe(), self.options(every), errors=found.errors, skipped=found.skipped
+        )
+        images = [item for item in found.files if item.kind == "image"]
+        videos = [item for item in found.files if item.kind == "video"]
+        with tqdm(total=len(found.files), desc="predict", unit="file", disable=not progress) as bar:
+            for result, pixels, item in self._stream(self._read_images(images, report.errors, bar)):
+                if writer is not None:
+                    result.annotated = writer.write_image(item, pixels, result)
+                report.images.append(result)
+                bar.update()
+            for item in videos:
+                try:
+                    video = self._video(item, every, writer, report.warnings, progress)
+                except UnreadableInputError as exc:
+                    report.errors.append(exc.problem)
+                else:
+                    report.videos.append(video)
+                bar.update()
+        if writer is not None:
+            writer.write_report(report)
+        return report
