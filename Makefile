@@ -24,13 +24,15 @@ venv: $(VENV)/.base
 dev: $(VENV)/.dev
 
 demo: $(VENV)/.base
+	@mkdir -p $(DEMO_OUT)
+	$(PY) -c "from skimage.data import astronaut; from PIL import Image; Image.fromarray(astronaut()).save('$(DEMO_OUT)/astronaut.png')"
+	$(VENV)/bin/ferkit predict $(DEMO_OUT)/astronaut.png --out $(DEMO_OUT)/predicted
+	@echo "annotated photo and predictions.json are in $(DEMO_OUT)/predicted/"
 	@if [ -d "$(DATA)" ]; then \
-		$(VENV)/bin/ferkit inspect "$(DATA)" --out $(DEMO_OUT); \
-		echo "figures, inspect.json and problems.csv are in $(DEMO_OUT)/"; \
+		$(VENV)/bin/ferkit inspect "$(DATA)" --out $(DEMO_OUT)/inspect; \
+		echo "dataset figures, inspect.json and problems.csv are in $(DEMO_OUT)/inspect/"; \
 	else \
-		echo "make demo inspects a dataset: none found at $(DATA)."; \
-		echo "Point it at one: make demo DATA=/path/to/affectnet_yolo (a YOLO folder with"; \
-		echo "data.yaml), a class-folder dataset such as fer2013/, or the FER2013 CSV."; \
+		echo "(no dataset at $(DATA): make demo DATA=/path/to/dataset also inspects one)"; \
 	fi
 
 test: $(VENV)/.dev

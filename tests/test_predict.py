@@ -129,6 +129,17 @@ def test_shipped_model_by_name_on_the_astronaut(astronaut: np.ndarray) -> None:
     json.dumps(result.to_dict())
 
 
+def test_make_demo_command_calls_the_astronaut_happy(tmp_path: Path) -> None:
+    """What `make demo` runs: the default model on the bundled photo says the astronaut smiles."""
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(photo)
+    result = invoke(str(photo), "--out", str(tmp_path / "predicted"))
+    assert result.exit_code == 0, result.output
+    (line,) = [ln for ln in result.output.splitlines() if "face 1" in ln]
+    assert line.split()[-1] == "happy", line
+    assert (tmp_path / "predicted" / "predictions.json").is_file()
+
+
 def test_default_model_prefers_its_constant_then_falls_back(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
