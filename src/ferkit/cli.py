@@ -685,5 +685,43 @@ def predict(
     raise typer.Exit(code=0 if report.ok else 1)
 
 
+@app.command()
+def serve(
+    model: Annotated[
+        str | None,
+        typer.Option(help="Run folder or shipped model name (default: the default shipped model)."),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    max_mb: Annotated[
+        float, typer.Option("--max-mb", min=0.001, help="Largest upload accepted, in MiB.")
+    ] = 10.0,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds a request may wait for and take inference.")
+    ] = 30.0,
+    workers: Annotated[int, typer.Option(min=1, help="Images analysed at once.")] = 2,
+) -> None:
+    """Web page and JSON API: POST a photo, get its faces and their expressions (docs/serve.md)."""
+    try:
+        from ferkit.serve import MiB
+        from ferkit.serve import serve as run_server
+
+        err_console.print(
+            f"ferkit serve: http://{host}:{port}/  (Ctrl+C stops it)", highlight=False
+        )
+        run_server(
+            model,
+            host=host,
+            port=port,
+            max_bytes=round(max_mb * MiB),
+            timeout_s=timeout,
+            workers=workers,
+        )
+    except (FerkitError, ValueError, OSError) as exc:
+        raise _fail(exc) from None
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

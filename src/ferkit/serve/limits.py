@@ -1,0 +1,124 @@
+"""What keeps one slow, huge or hostile request from taking the server down with it.
+
+Bodies are counted while they arrive and refused past the limit, so an over-size upload costs
+at most ``limit`` bytes of reading, never its full length. Inference runs in a fixed pool of
+worker threads behind a semaphore: a request waits at most ``timeout_s`` for a free slot (else
+503) and for its answer (else 504), and a slot is given back only when its thread has really
+finished, so requests that timed out cannot pile extra work onto the CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from starlette.types import Message, Receive
+
+T = TypeVar("T")
+MiB = 1024 * 1024
+
+
+class ServeError(Exception):
+    """A request that fails in an expected way: answered ``{"error": message}`` with ``status``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def too_large(limit: int) -> ServeError:
+    return ServeError(413, f"request body too large: the limit is {limit:,} bytes")
+
+
+def check_declared_length(headers: Any, limit: int) -> None:
+    """413 straight away when the client announces a body over ``limit`` (nothing is read)."""
+    declared = headers.get("content-length")
+    if declared is None:
+        return
+    try:
+        length = int(declared)
+    except ValueError:
+        raise ServeError(400, f"bad Content-Length header: {declared!r}") from None
+    if length > limit:
+        raise too_large(limit)
+
+
+def limited_receive(receive: Receive, limit: int) -> Receive:
+    """``receive`` that raises 413 once more than ``limit`` body bytes have arrived.
+
+    Wrapping the ASGI channel (rather than checking after a parser is done) also bounds
+    what the multipart parser reads, whatever the client declared or left undeclared
+    (chunked uploads have no Content-Length).
+    """
+    seen = 0
+
+    async def counted() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise too_large(limit)
+        return message
+
+    return counted
+
+
+def _finished(future: asyncio.Future[Any], slots: asyncio.Semaphore) -> None:
+    """Free the slot once the thread is done; an answer nobody awaits any more (timed out) is
+    collected here so asyncio does not log it as never retrieved."""
+    slots.release()
+    if not future.cancelled():
+        future.exception()
+
+
+class InferenceGate:
+    """At most ``workers`` calls run at once, each answered within ``timeout_s`` or refused.
+
+    The semaphore is per event loop (a test client may run the app on several loops); the
+    thread pool is shared, so the bound on threads holds whatever the loop.
+    """
+
+    def __init__(self, workers: int, timeout_s: float) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        self.workers = workers
+        self.timeout_s = float(timeout_s)
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="ferkit-serve")
+        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _semaphore(self, loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
+        if loop not in self._slots:
+            self._slots[loop] = asyncio.Semaphore(self.workers)
+        return self._slots[loop]
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on a worker thread; 503 when no slot frees in time, 504 when too slow."""
+        loop = asyncio.get_running_loop()
+        slots = self._semaphore(loop)
+        deadline = time.monotonic() + self.timeout_s
+        try:
+            await asyncio.wait_for(slots.acquire(), self.timeout_s)
+        except TimeoutError:
+            raise ServeError(
+                503, f"server busy: no inference slot came free within {self.timeout_s:g} s"
+            ) from None
+        try:
+            future = loop.run_in_executor(self._executor, fn, *args)
+        except BaseException:
+            slots.release()
+            raise
+        future.add_done_callback(lambda done: _finished(done, slots))
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), deadline - time.monotonic())
+        except TimeoutError:
+            raise ServeError(504, f"inference did not finish within {self.timeout_s:g} s") from None
