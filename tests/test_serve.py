@@ -110,6 +110,27 @@ def test_health_names_the_model_and_limits(client: TestClient) -> None:
     assert health["limits"]["max_bytes"] == 10 * 1024 * 1024
 
 
+def test_page_is_self_contained(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    html = page.text
+    for element in ('id="file"', 'id="webcam"', 'id="canvas"', 'id="faces"', 'role="status"'):
+        assert element in html
+    assert "<script src" not in html and "<link" not in html  # no CDN, nothing fetched
+    assert "getUserMedia" in html and "/api/predict" in html
+
+
+def test_cli_has_a_serve_command() -> None:
+    from typer.testing import CliRunner
+
+    from ferkit.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--help"])
+    assert result.exit_code == 0, result.output
+    for option in ("--model", "--host", "--port", "--max-mb"):
+        assert option in result.output
+
+
 def test_astronaut_has_one_face_in_the_face_region(
     client: TestClient, astronaut: np.ndarray
 ) -> None:
@@ -246,7 +267,7 @@ def test_declared_oversize_body_is_413(shipped: Predictor, head: np.ndarray) -> 
         )
         assert raw.status_code == 413 and "1,000 bytes" in raw.json()["error"]
         form = post(small, encode(head))
-        assert form.status_code == 413
+        assert form.status_code == 413 and "1,000 bytes" in form.json()["error"]
 
 
 async def _asgi_request(app: Any, headers: list[tuple[bytes, bytes]], chunks: Iterator[bytes]):
@@ -309,7 +330,7 @@ def test_undeclared_oversize_body_is_not_read_to_the_end(
         content_type = b"image/png"
     status, body, pulled = _asgi_post(app, [(b"content-type", content_type)], chunks)
     assert status == 413, body
-    assert "too large" in body["error"]
+    assert "the image limit is 100,000 bytes" in body["error"]
     assert pulled < 100_000 + 64 * 1024 + 3 * 65536  # a few chunks past the limit, not 64 MiB
 
 

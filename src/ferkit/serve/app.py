@@ -154,7 +154,8 @@ async def _save_stream(request: Request, dest: Any, limit: int) -> int:
 
 async def _save_multipart(request: Request, dest: Any, limit: int) -> int:
     """Copy the ``image`` file field to ``dest``; the form is parsed from a counted channel."""
-    counted = Request(request.scope, limited_receive(request.receive, limit + MULTIPART_OVERHEAD))
+    receive = limited_receive(request.receive, limit + MULTIPART_OVERHEAD, shown=limit)
+    counted = Request(request.scope, receive)
     try:
         form = await counted.form(max_files=1, max_fields=16)
     except StarletteHTTPException as exc:  # malformed multipart: starlette's own reason
@@ -169,7 +170,7 @@ async def _save_multipart(request: Request, dest: Any, limit: int) -> int:
         while chunk := await upload.read(CHUNK):
             total += len(chunk)
             if total > limit:
-                raise ServeError(413, f"image too large: the limit is {limit:,} bytes")
+                raise too_large(limit)
             dest.write(chunk)
         return total
     finally:
@@ -183,7 +184,7 @@ async def _receive_upload(request: Request, state: ServeState, dest: Any) -> Non
     if not multipart:
         _check_image_type(media, "the request body")
     limit = state.max_bytes + (MULTIPART_OVERHEAD if multipart else 0)
-    check_declared_length(request.headers, limit)
+    check_declared_length(request.headers, limit, shown=state.max_bytes)
     save = _save_multipart if multipart else _save_stream
     await save(request, dest, state.max_bytes)
 

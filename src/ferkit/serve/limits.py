@@ -32,11 +32,13 @@ class ServeError(Exception):
 
 
 def too_large(limit: int) -> ServeError:
-    return ServeError(413, f"request body too large: the limit is {limit:,} bytes")
+    """``limit`` is the image's limit, as the user set it (a form may add a little overhead)."""
+    return ServeError(413, f"request body too large: the image limit is {limit:,} bytes")
 
 
-def check_declared_length(headers: Any, limit: int) -> None:
-    """413 straight away when the client announces a body over ``limit`` (nothing is read)."""
+def check_declared_length(headers: Any, limit: int, shown: int | None = None) -> None:
+    """413 straight away when the client announces a body over ``limit`` (nothing is read);
+    ``shown`` is the limit the message names (the image's, without form overhead)."""
     declared = headers.get("content-length")
     if declared is None:
         return
@@ -45,10 +47,10 @@ def check_declared_length(headers: Any, limit: int) -> None:
     except ValueError:
         raise ServeError(400, f"bad Content-Length header: {declared!r}") from None
     if length > limit:
-        raise too_large(limit)
+        raise too_large(limit if shown is None else shown)
 
 
-def limited_receive(receive: Receive, limit: int) -> Receive:
+def limited_receive(receive: Receive, limit: int, shown: int | None = None) -> Receive:
     """``receive`` that raises 413 once more than ``limit`` body bytes have arrived.
 
     Wrapping the ASGI channel (rather than checking after a parser is done) also bounds
@@ -63,7 +65,7 @@ def limited_receive(receive: Receive, limit: int) -> Receive:
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise too_large(limit)
+                raise too_large(limit if shown is None else shown)
         return message
 
     return counted

@@ -42,6 +42,7 @@ class LoadReport:
         del out["latencies_ms"]
         ok = self.completed - self.failed
         out.update(
+            wall_s=round(self.wall_s, 2),
             planned=self.planned,
             p50_ms=_round(self.percentile(50)),
             p90_ms=_round(self.percentile(90)),
