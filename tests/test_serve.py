@@ -492,6 +492,10 @@ def test_page_in_headless_chromium(server: str, astronaut: np.ndarray, tmp_path:
         shot = tmp_path / "page.png"
         assert driver.save_screenshot(str(shot))
         driver.save_screenshot("/tmp/serve-screenshot.png")
+        driver.find_element(By.ID, "webcam").click()  # no camera here: a message, no crash
+        wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "Choose a photo instead"))
+        assert "error" in driver.find_element(By.ID, "status").get_attribute("class")
+        assert driver.find_elements(By.CSS_SELECTOR, "#faces .label")[0].text == "happy"
     finally:
         driver.quit()
     pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
