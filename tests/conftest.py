@@ -121,3 +121,21 @@ def shared_data() -> Callable[[str], Path]:
         return path
 
     return get
+
+
+# skimage's astronaut photo (Eileen Collins, smiling): the real face the photo tests look for.
+FACE_REGION = (170, 40, 300, 200)  # x0, y0, x1, y1 that the face lies in
+HEAD = (slice(0, 256), slice(96, 352))  # rows, columns around the head: the face moves to x 74-204
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """The whole 512x512 RGB photo (test_features overrides it with a 96x96 face crop)."""
+    from skimage import data
+
+    return data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def head(astronaut: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(astronaut[HEAD])

@@ -11,10 +11,10 @@ import sys
 
 import numpy as np
 import pytest
-from skimage import data
 from skimage.filters import gaussian
 from skimage.transform import rescale, rotate
 
+from conftest import FACE_REGION
 from ferkit.errors import FerkitError
 from ferkit.faces import (
     FRAMINGS,
@@ -38,17 +38,10 @@ from ferkit.faces import (
 from ferkit.faces import detectors as detectors_module
 from ferkit.features.dlib_models import MissingModelError
 
-FACE_REGION = (170, 40, 300, 200)  # x0, y0, x1, y1 that the astronaut's face lies in
-
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """skimage's float output (0-1) back to uint8."""
     return np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return data.astronaut()
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from skimage import data
 from typer.testing import CliRunner
 
+from conftest import FACE_REGION
 from ferkit.cli import app
 from ferkit.data.images import decode_image
 from ferkit.errors import FerkitError
@@ -37,19 +37,7 @@ from ferkit.inference import model as model_module
 from ferkit.inference.annotate import ACCEPTED_COLOR, REJECTED_COLOR, annotate
 from ferkit.models import load_run
 
-FACE_REGION = (170, 40, 300, 200)  # x0, y0, x1, y1 of the astronaut's face
-HEAD = (slice(0, 256), slice(96, 352))  # rows, columns: the face moves to x 74-204
 CLASSES = ["angry", "happy", "sad"]
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return data.astronaut()
-
-
-@pytest.fixture(scope="module")
-def head(astronaut: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(astronaut[HEAD])
 
 
 @pytest.fixture(scope="module")
@@ -129,10 +117,10 @@ def test_shipped_model_by_name_on_the_astronaut(astronaut: np.ndarray) -> None:
     json.dumps(result.to_dict())
 
 
-def test_make_demo_command_calls_the_astronaut_happy(tmp_path: Path) -> None:
+def test_make_demo_command_calls_the_astronaut_happy(astronaut: np.ndarray, tmp_path: Path) -> None:
     """What `make demo` runs: the default model on the bundled photo says the astronaut smiles."""
     photo = tmp_path / "astronaut.png"
-    Image.fromarray(data.astronaut()).save(photo)
+    Image.fromarray(astronaut).save(photo)
     result = invoke(str(photo), "--out", str(tmp_path / "predicted"))
     assert result.exit_code == 0, result.output
     (line,) = [ln for ln in result.output.splitlines() if "face 1" in ln]

@@ -27,32 +27,20 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from skimage import data
 
 pytest.importorskip("fastapi", reason="ferkit serve needs the 'serve' extra")
 with warnings.catch_warnings():  # starlette nudges towards httpx2; httpx still works
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
+from conftest import FACE_REGION
 from ferkit.inference import Predictor
 from ferkit.serve import create_app
 from ferkit.serve.load import run_load
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-FACE_REGION = (170, 40, 300, 200)  # x0, y0, x1, y1 of the astronaut's face
-HEAD = (slice(0, 256), slice(96, 352))
 SHIPPED = "affectnet-hog-svm"
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return data.astronaut()
-
-
-@pytest.fixture(scope="module")
-def head(astronaut: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(astronaut[HEAD])
 
 
 @pytest.fixture(scope="module")

@@ -1,20 +1,19 @@
 """The seed's SVM on feature vectors, with an exact and two fast solvers behind one estimator.
 
 ``exact`` is scikit-learn's SVC on standardised features, as the seed used (its HOG fit took 24
-minutes). ``pca`` is the same SVC on the first 128 principal components: an RBF kernel's cost
+minutes). ``pca`` is the same SVC on the first 256 principal components: an RBF kernel's cost
 is proportional to the dimension and HOG's 4,356 dimensions are highly redundant, so it keeps
-the exact kernel machine at a fraction of the time (docs/BENCHMARKS.md has the one-run
-comparison). ``fast`` standardises, reduces with PCA, maps to an approximate RBF feature space
-(Nystroem) and fits a linear head: cost grows linearly with the number of samples instead of
-quadratically. All take the seed's hyper-parameters (kernel, C, gamma), so GridSearchCV
-searches them the same way.
+the exact kernel machine at a fraction of the time. ``fast`` standardises, reduces with PCA,
+maps to an approximate RBF feature space (Nystroem) and fits a linear head: cost grows
+linearly with the number of samples instead of quadratically. All take the seed's
+hyper-parameters (kernel, C, gamma), so GridSearchCV searches them the same way.
 
-Measured on affectnet_yolo HOG features (train undersampled by 750 -> valid, 2026-11-22):
-whitened PCA-256 + Nystroem-2048 + LinearSVC 48.6% in 89 s; unwhitened PCA-512 +
-Nystroem-4096 + LinearSVC 52.3% in 352 s; the same with a ridge (least-squares SVM) head 51.5%
-in 109 s. Whitening hurt (it blows up noise directions); the ridge head is the default,
-``head="hinge"`` buys ~1 point for ~3x the time. SVC (C=10) on PCA-128: 52.6% in 126 s; on
-PCA-256: 54.1% in 502 s (a loaded machine; exact SVC took 1,369 s for 53.6%).
+Measured in one process on one dedicated core (``benchmarks/svm_fast_vs_exact.py``,
+affectnet_yolo HOG, train undersampled by 750 -> valid, rbf C=10 gamma=scale, 2026-11-22):
+exact 53.6% in 1,419 s; pca-256 54.1% in 90 s (15.7x less); pca-192 53.6% in 69 s; pca-128
+52.6% in 39 s. Hence ``pca`` with 256 components is the recommended fast path. The Nystroem
+path reached 51.5% (ridge head) to 52.3% (``head="hinge"``, ~3x slower) in an earlier
+session; whitening the PCA hurt it (it blows up noise directions).
 """
 
 from __future__ import annotations
