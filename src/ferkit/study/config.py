@@ -18,7 +18,13 @@ HAPPY_SAD_MODEL = "convnet"  # the seed's happy-vs-sad network
 # --quick: sized to finish on 2 CPU cores in about 15 minutes on affectnet_yolo (96x96 RGB).
 QUICK = {"max_train": 2000, "max_val": 800, "epochs": 3, "search_size": 400, "embed_samples": 500}
 # full mode: the seed's settings (all the data, early stopping on validation accuracy).
-FULL = {"max_train": None, "max_val": None, "epochs": 50, "search_size": 2000, "embed_samples": 1000}
+FULL = {
+    "max_train": None,
+    "max_val": None,
+    "epochs": 50,
+    "search_size": 2000,
+    "embed_samples": 1000,
+}
 
 # The seed notebook's accuracies, on AffectNet's withheld *test* split (not shipped here): shown
 # beside ours for orientation only. Keys are study run names; None = no ferkit counterpart run.

@@ -292,8 +292,8 @@ def render_markdown(study: dict[str, Any], m: dict[str, Any]) -> str:
             cells.append(_pct(r["seed_accuracy"]) if r["seed_accuracy"] else "-")
         lines.append("| " + " | ".join(cells) + " |")
     if affectnet:
-        lines += ["", "Seed notebook figures (AffectNet test split): " + ", ".join(
-            f"{label} {acc:.1%}" for label, _, acc in SEED_FIGURES) + ".", "", SEED_NOTE]  # fmt: skip
+        figures = ", ".join(f"{label} {acc:.1%}" for label, _, acc in SEED_FIGURES)
+        lines += ["", f"Seed notebook figures (AffectNet test split): {figures}.", "", SEED_NOTE]
     lines += ["", "![comparison](compare/comparison.png)", "", "## Stages", ""]
     lines += ["| stage | status | seconds | note |", "|---|---|---|---|"]
     for name, rec in study["stages"].items():

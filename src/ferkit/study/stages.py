@@ -26,7 +26,7 @@ STAGE_FILE = "stage.json"
 FINAL = ("done", "skipped")
 
 
-class StageSkipped(Exception):  # noqa: N818 - it is an outcome, not an error
+class StageSkipped(Exception):
     """Raised by a stage's work to say it does not apply (the reason is recorded)."""
 
 
@@ -78,7 +78,9 @@ def run_stage(stage: Stage, log: Callable[[str], None] = lambda _: None) -> dict
         "started": _now(),
         "params": params,
         "commands": stage.commands,
-        "attempts": (old or {}).get("attempts", 0) + 1 if old and old.get("params") == params else 1,
+        "attempts": (old or {}).get("attempts", 0) + 1
+        if old and old.get("params") == params
+        else 1,
     }
     io.write_json(stage.folder / STAGE_FILE, record)
     log(f"{stage.name}: running")
