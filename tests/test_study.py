@@ -246,3 +246,11 @@ def test_report_in_headless_chromium(study: tuple[Path, Path, dict], tmp_path: P
     pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
     assert pixels.shape[0] > 400 and pixels.shape[1] > 800
     assert pixels.std() > 10  # text and tables, not a blank page
+
+
+def test_cli_refuses_unknown_models_and_features(tmp_path: Path) -> None:
+    runner = CliRunner()
+    for option in (["--models", "cnn10,nope"], ["--features", "cnn"]):
+        result = runner.invoke(app, ["study", str(tmp_path), "--out", str(tmp_path / "o"), *option])
+        assert result.exit_code == 2, result.output
+    assert not (tmp_path / "o").exists()

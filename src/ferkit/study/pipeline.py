@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -296,6 +297,7 @@ class Study:
         from ferkit.study.report import write_report
 
         cfg = self.cfg
+        start = time.perf_counter()
         self.out.mkdir(parents=True, exist_ok=True)
         self.stage_data()
         self.stage_inspect()
@@ -308,8 +310,13 @@ class Study:
             self.stage_evaluate(run)
         self.stage_compare(runs)
         self.stage_explain(networks)
-        study = {"config": cfg.describe(), "dataset": str(self.dataset), "runs": runs,
-                 "stages": self.records}  # fmt: skip
+        study = {
+            "config": cfg.describe(),
+            "dataset": str(self.dataset),
+            "runs": runs,
+            "stages": self.records,
+            "seconds_this_invocation": round(time.perf_counter() - start, 1),
+        }
         io.write_json(self.out / "study.json", study)
         write_report(self.out, study)
         return study

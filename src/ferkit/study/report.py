@@ -272,7 +272,9 @@ def render_html(out: Path, study: dict[str, Any], m: dict[str, Any]) -> str:
         f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>"
         f"<h1>{_esc(title)}</h1><p class='note'>The seed study (inspect data, SVM baselines, "
         f"CNNs, happy vs sad, confusion matrices, feature maps, misclassifications) reproduced "
-        f"by <code>ferkit study</code>. Rendered {_esc(m['rendered'])}.</p>{body}</body></html>\n"
+        f"by <code>ferkit study</code>. Rendered {_esc(m['rendered'])}; this invocation took "
+        f"{_esc(study.get('seconds_this_invocation', '-'))} s (reused stages cost nothing).</p>"
+        f"{body}</body></html>\n"
     )
 
 
