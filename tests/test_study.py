@@ -254,3 +254,30 @@ def test_cli_refuses_unknown_models_and_features(tmp_path: Path) -> None:
         result = runner.invoke(app, ["study", str(tmp_path), "--out", str(tmp_path / "o"), *option])
         assert result.exit_code == 2, result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_affectnet_report_shows_the_seed_figures_labelled_as_test_split(tmp_path: Path) -> None:
+    from ferkit.study.report import machine, render_html, render_markdown
+
+    canonical = ["angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    evaluated = {"status": "done", "result": {"accuracy": 0.4821, "macro_f1": 0.47, "n": 800,
+                                              "dropped_classes": []}}  # fmt: skip
+    study = {
+        "config": {"data": "../shared/data/affectnet_yolo", "mode": "quick"},
+        "runs": ["svm-hog", "fernet"],
+        "stages": {
+            "data": {"status": "done", "result": {"source_canonical": canonical}},
+            "svm-hog": {"status": "done", "seconds": 20},
+            "eval-svm-hog": evaluated,
+            "fernet": {"status": "failed", "error": "RuntimeError: out of memory"},
+        },
+    }
+    html = render_html(tmp_path, study, machine())
+    assert "seed&#x27;s figure (test split)" in html
+    assert "48.2%" in html and "50.7% (HOG SVM)" in html
+    assert "ResNet18-feature SVM" in html and "69.4%" in html and "93.1%" in html
+    assert "not comparable one-to-one" in html
+    assert "RuntimeError: out of memory" in html
+    markdown = render_markdown(study, machine())
+    assert "| svm-hog | SVM | done | 48.2% | 47.0% | 800 | 50.7% |" in markdown
+    assert "| fernet | network | failed | - |" in markdown

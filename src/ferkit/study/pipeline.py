@@ -95,7 +95,8 @@ class Study:
             if needs_copy(ds, cfg.max_train, cfg.max_val):
                 copy = write_working_copy(ds, folder, cfg.max_train, cfg.max_val, cfg.seed)
                 return {**info, **copy}
-            return {**info, "dataset": str(cfg.data), "copied": False, "val_source": "val"}
+            dataset = str(cfg.data.resolve())  # a later re-run may start elsewhere
+            return {**info, "dataset": dataset, "copied": False, "val_source": "val"}
 
         params = {"data": str(cfg.data.resolve()), "max_train": cfg.max_train}
         params.update(max_val=cfg.max_val, seed=cfg.seed)
