@@ -758,7 +758,7 @@ def study(
     search_size: Annotated[
         int | None, typer.Option(min=10, help="SVM grid-search samples [quick 400, full 2000].")
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=2, help="Network batch size.")] = 64,
+    batch_size: Annotated[int, typer.Option(min=2, help="Network batch size (the seed's).")] = 32,
     explain_images: Annotated[int, typer.Option(min=1, help="Images explained.")] = 4,
     happy_sad: Annotated[bool, typer.Option(help="Train the happy-vs-sad ConvNet.")] = True,
     arg: Annotated[

@@ -55,7 +55,7 @@ class StudyConfig:
     search_size: int | None = None
     embed_samples: int | None = None
     svm_method: str = "pca"
-    batch_size: int = 64
+    batch_size: int = 32  # the seed's; 64 gives 3 quick epochs too few steps to learn
     patience: int = 8
     happy_sad: bool = True
     explain_images: int = 4

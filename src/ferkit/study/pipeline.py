@@ -358,9 +358,16 @@ def explain_examples(run_dir: Path, dataset: Path, folder: Path, n: int, seed: i
         path.parent.mkdir(parents=True, exist_ok=True)
         image.save(path)
         result = explain_image(run, path, folder / name)
-        results.append({"name": name, "true": label, "predicted": result["predicted"]["class"],
-                        "probability": result["predicted"]["probability"],
-                        "layer": result["layer"]})  # fmt: skip
+        predicted = result["predicted"]
+        results.append(
+            {
+                "name": name,
+                "true": label,
+                "predicted": run.canonical[predicted["index"]],  # same vocabulary as "true"
+                "probability": predicted["probability"],
+                "layer": result["layer"],
+            }
+        )
     return {"run": run_dir.name, "examples": results}
 
 
