@@ -128,6 +128,9 @@ def test_rerun_reuses_every_done_stage(study: tuple[Path, Path, dict]) -> None:
         )
     )
     assert all(r["reused"] for r in again["stages"].values())
+    first, second = again["invocations"]
+    assert len(first["stages_run"]) == 16 and second["stages_run"] == []
+    assert second["stages_reused"] == 16 and second["seconds"] < first["seconds"]
     assert stage_files(out) == before  # not rewritten: same content, same mtime
 
 

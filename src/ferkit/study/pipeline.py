@@ -17,11 +17,13 @@ every invocation, so it shows failures and reused stages as they are.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -318,9 +320,26 @@ class Study:
             "stages": self.records,
             "seconds_this_invocation": round(time.perf_counter() - start, 1),
         }
+        study["invocations"] = self._invocations(study)
         io.write_json(self.out / "study.json", study)
         write_report(self.out, study)
         return study
+
+    def _invocations(self, study: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every invocation so far (wall time, stages run vs reused): a resumed study's cost is
+        the sum, which the latest invocation alone would hide."""
+        try:
+            before = json.loads((self.out / "study.json").read_text()).get("invocations", [])
+        except (OSError, ValueError):
+            before = []
+        ran = [n for n, r in self.records.items() if not r.get("reused")]
+        this = {
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "seconds": study["seconds_this_invocation"],
+            "stages_run": ran,
+            "stages_reused": len(self.records) - len(ran),
+        }
+        return [*before, this]
 
 
 def explain_examples(run_dir: Path, dataset: Path, folder: Path, n: int, seed: int) -> dict:

@@ -237,7 +237,16 @@ def _stages_html(study: dict[str, Any]) -> str:
         ])  # fmt: skip
     total = sum(r.get("seconds", 0) or 0 for r in study["stages"].values())
     table = _table(["stage", "status", "seconds", "when", "equivalent command", "note"], rows)
-    return table + f"<p>Sum of stage times (first runs included): {total:.0f} s.</p>"
+    calls = [
+        [_esc(i.get("finished")), _esc(i.get("seconds")), _esc(", ".join(i.get("stages_run", []))
+         or "none"), _esc(i.get("stages_reused"))]
+        for i in study.get("invocations", [])
+    ]  # fmt: skip
+    history = _table(["invocation finished", "wall seconds", "stages run", "reused"], calls)
+    return (
+        f"{table}<p>Sum of the recorded stage times: {total:.0f} s.</p>"
+        f"<h3>Invocations</h3>{history}"
+    )
 
 
 def _failures_html(study: dict[str, Any]) -> str:
