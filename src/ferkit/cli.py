@@ -723,5 +723,88 @@ def serve(
         raise _fail(exc) from None
 
 
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def _model_args(pairs: list[str] | None) -> dict[str, dict[str, Any]]:
+    """``model:key=value`` pairs -> {model: {key: value}} (values parsed as JSON when they can)."""
+    out: dict[str, dict[str, Any]] = {}
+    for pair in pairs or []:
+        model, sep, rest = pair.partition(":")
+        if not sep or not model:
+            raise FerkitError(f"expected model:key=value, got {pair!r}")
+        out.setdefault(model, {}).update(_kwargs([rest]))
+    return out
+
+
+@app.command()
+def study(
+    data: Annotated[Path, typer.Argument(help="Dataset folder, data.yaml or FER2013 CSV.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Study folder (resumable).")],
+    quick: Annotated[
+        bool, typer.Option(help="~2,000 train / 800 val images, 3 epochs, small search.")
+    ] = False,
+    models: Annotated[
+        str, typer.Option(help="Networks, comma-separated.")
+    ] = "cnn10,convnet,fernet",
+    features: Annotated[
+        str, typer.Option(help="SVM features, comma-separated (raw, hog, landmarks, embedding).")
+    ] = "raw,hog",
+    seed: Annotated[int, typer.Option(help="Seed for sampling, searches and training.")] = 0,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs [quick 3, full 50].")] = None,
+    max_train: Annotated[int | None, typer.Option(min=10, help="Train images kept.")] = None,
+    max_val: Annotated[int | None, typer.Option(min=10, help="Validation images kept.")] = None,
+    search_size: Annotated[
+        int | None, typer.Option(min=10, help="SVM grid-search samples [quick 400, full 2000].")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=2, help="Network batch size (the seed's).")] = 32,
+    explain_images: Annotated[int, typer.Option(min=1, help="Images explained.")] = 4,
+    happy_sad: Annotated[bool, typer.Option(help="Train the happy-vs-sad ConvNet.")] = True,
+    arg: Annotated[
+        list[str] | None,
+        typer.Option("--arg", help="Network argument model:key=value, e.g. fernet:width=0.5."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print study.json's content.")] = False,
+) -> None:
+    """The seed study in one command: inspect, SVMs, CNNs, happy vs sad, evaluation,
+    comparison, explanations, and DIR/report.html. Re-running resumes where it stopped."""
+    from ferkit.features import EXTRACTORS
+    from ferkit.models.nets import list_models
+    from ferkit.study import StudyConfig, run_study
+
+    try:
+        cfg = StudyConfig(
+            data=data, out=out, quick=quick, models=_names(models), features=_names(features),
+            seed=seed, epochs=epochs, max_train=max_train, max_val=max_val,
+            search_size=search_size, batch_size=batch_size, explain_images=explain_images,
+            happy_sad=happy_sad, model_kwargs=_model_args(arg),
+        )  # fmt: skip
+        unknown = [m for m in cfg.models if m not in list_models()]
+        unknown += [f for f in cfg.features if f not in EXTRACTORS or f == "cnn"]
+        if unknown:
+            raise FerkitError(f"unknown model or feature: {', '.join(unknown)}")
+        if out.exists() and not out.is_dir():
+            raise FerkitError(f"{out}: exists and is not a folder")
+        result = run_study(
+            cfg, log=lambda m: err_console.print(f"[dim]study[/] {m}", highlight=False)
+        )
+    except (FerkitError, ValueError, RuntimeError) as exc:
+        raise _fail(exc) from None
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+    else:
+        from ferkit.study.report import comparison_rows
+
+        for row in comparison_rows(result):
+            acc = "-" if row["accuracy"] is None else f"{row['accuracy']:.1%}"
+            out_console.print(f"{row['run']:<12} {row['status']:<8} val accuracy {acc}")
+        out_console.print(f"report: {out / 'report.html'}")
+    failed = [n for n, r in result["stages"].items() if r.get("status") == "failed"]
+    if failed:
+        err_console.print(f"[yellow]failed stages:[/] {', '.join(failed)} (see the report)")
+        raise typer.Exit(code=1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,0 +1,93 @@
+"""What decides a study: the options of ``ferkit study`` and the mode presets behind them.
+
+Everything here is plain data, so a stage can put the settings that shape its outputs into its
+``stage.json`` and a re-run can tell "same work, skip it" from "settings changed, redo it".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MODELS = ("cnn10", "convnet", "fernet")
+DEFAULT_FEATURES = ("raw", "hog")
+HAPPY_SAD = ("happy", "sad")
+HAPPY_SAD_MODEL = "convnet"  # the seed's happy-vs-sad network
+
+# --quick: sized to finish on 2 CPU cores in about 15 minutes on affectnet_yolo (96x96 RGB).
+QUICK = {"max_train": 2000, "max_val": 800, "epochs": 3, "search_size": 400, "embed_samples": 500}
+# full mode: the seed's settings (all the data, early stopping on validation accuracy).
+FULL = {
+    "max_train": None,
+    "max_val": None,
+    "epochs": 50,
+    "search_size": 2000,
+    "embed_samples": 1000,
+}
+
+# The seed notebook's accuracies, on AffectNet's withheld *test* split (not shipped here): shown
+# beside ours for orientation only. Keys are study run names; None = no ferkit counterpart run.
+SEED_FIGURES: list[tuple[str, str | None, float]] = [
+    ("raw-pixel SVM", "svm-raw", 0.364),
+    ("ResNet18-feature SVM (img2vec, ImageNet)", None, 0.433),
+    ("HOG SVM", "svm-hog", 0.507),
+    ("CNN-10", "cnn10", 0.555),
+    ("ConvNet", "convnet", 0.629),
+    ("ResNet50 (ImageNet, fine-tuned)", "resnet50", 0.694),
+    ("happy-vs-sad ConvNet", "happy-sad", 0.931),
+]
+
+
+@dataclass
+class StudyConfig:
+    """Options of one study; ``None`` sizes and epochs come from the quick or full preset."""
+
+    data: Path
+    out: Path
+    quick: bool = False
+    models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS))
+    features: list[str] = field(default_factory=lambda: list(DEFAULT_FEATURES))
+    seed: int = 0
+    epochs: int | None = None
+    max_train: int | None = None
+    max_val: int | None = None
+    search_size: int | None = None
+    embed_samples: int | None = None
+    svm_method: str = "pca"
+    batch_size: int = 32  # the seed's; 64 gives 3 quick epochs too few steps to learn
+    patience: int = 8
+    happy_sad: bool = True
+    explain_images: int = 4
+    model_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        self.data = Path(self.data)
+        self.out = Path(self.out)
+        preset = QUICK if self.quick else FULL
+        for key, value in preset.items():
+            if getattr(self, key) is None:
+                setattr(self, key, value)
+
+    def describe(self) -> dict[str, Any]:
+        """The settings as JSON-ready data (the study's own record)."""
+        return {
+            "data": str(self.data),
+            "out": str(self.out),
+            "mode": "quick" if self.quick else "full",
+            "models": self.models,
+            "features": self.features,
+            "seed": self.seed,
+            "epochs": self.epochs,
+            "max_train": self.max_train,
+            "max_val": self.max_val,
+            "search_size": self.search_size,
+            "embed_samples": self.embed_samples,
+            "svm_method": self.svm_method,
+            "batch_size": self.batch_size,
+            "patience": self.patience,
+            "happy_sad": self.happy_sad,
+            "explain_images": self.explain_images,
+            "model_kwargs": self.model_kwargs,
+        }

@@ -1,0 +1,87 @@
+"""The study's working copy of the data: a subsample (``--quick``) and/or a held-out validation.
+
+Every later stage calls a public ferkit API that takes a dataset *path* (``train_svm``,
+``train_network``, ``evaluate_run``...). Writing the sample once as a class-folder dataset
+(lossless PNG, pixel-identical) lets each stage use those APIs unchanged, makes each stage's
+``ferkit ...`` command reproduce it exactly, and guarantees the SVMs and the networks see the
+same images. When no sampling or hold-out is needed, the original dataset is used directly.
+
+Consistency with ``ferkit train``: a dataset without a validation split gets the same 10%
+stratified hold-out of train (``stratified_split(labels, 0.1, seed)``) that
+``ferkit.training.deep`` would make. ``--quick`` then applies the seed's undersampling (largest
+class - 750) before drawing a stratified subset, as ``TrainConfig.max_train`` does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ferkit.data.balance import SEED_MARGIN, stratified_split, stratified_subset
+from ferkit.data.dataset import Dataset, Split, load_dataset
+from ferkit.errors import SplitNotFoundError
+
+DATASET_DIR = "dataset"
+
+
+def load_source(data: Path) -> Dataset:
+    """The original dataset, train + validation splits only (never a test split)."""
+    return load_dataset(data, progress=False)
+
+
+def _val_or_hold_out(ds: Dataset, seed: int) -> tuple[Split, Split, str]:
+    train = ds.usable_split("train")
+    try:
+        val = ds.usable_split("val")
+        return train, val, val.name
+    except SplitNotFoundError:
+        keep, held = stratified_split(train.labels, 0.1, seed=seed)
+        return train.subset(keep), train.subset(held), f"10% of {train.name} (no validation split)"
+
+
+def needs_copy(ds: Dataset, max_train: int | None, max_val: int | None) -> bool:
+    """True when the stages cannot use the original dataset as it is."""
+    try:
+        val = ds.usable_split("val")
+    except SplitNotFoundError:
+        return True
+    train = ds.usable_split("train")
+    return (max_train is not None and max_train < len(train)) or (
+        max_val is not None and max_val < len(val)
+    )
+
+
+def _write_split(split: Split, folder: Path) -> None:
+    """One PNG per sample in ``folder/<class>/``; class folders named as the dataset names them."""
+    for cls in split.classes:
+        (folder / cls).mkdir(parents=True, exist_ok=True)
+    for i, (image, label) in enumerate(zip(split.images, split.labels, strict=True)):
+        pixels = image[..., 0] if image.shape[-1] == 1 else image
+        Image.fromarray(np.ascontiguousarray(pixels)).save(
+            folder / split.classes[int(label)] / f"{i:06d}.png", compress_level=1
+        )
+
+
+def write_working_copy(
+    ds: Dataset, out: Path, max_train: int | None, max_val: int | None, seed: int
+) -> dict[str, Any]:
+    """Write train/val as a class-folder dataset under ``out/dataset``; returns what was drawn."""
+    train, val, val_source = _val_or_hold_out(ds, seed)
+    if max_train is not None and max_train < len(train):
+        train = train.balanced(SEED_MARGIN, seed)
+        train = train.subset(stratified_subset(train.labels, max_train, seed=seed))
+    if max_val is not None and max_val < len(val):
+        val = val.subset(stratified_subset(val.labels, max_val, seed=seed))
+    root = out / DATASET_DIR
+    _write_split(train, root / "train")
+    _write_split(val, root / "val")
+    return {
+        "dataset": str(root),
+        "copied": True,
+        "val_source": val_source,
+        "train_counts": train.counts(),
+        "val_counts": val.counts(),
+    }

@@ -1,0 +1,400 @@
+"""``ferkit study``: the seed notebook's whole study as resumable stages over ferkit's APIs.
+
+Stages, in order (each in its own folder of ``out`` with a ``stage.json``):
+
+``data``      the working copy (``--quick`` sample and/or held-out validation), when needed
+``inspect``   dataset figures (``ferkit inspect``) of the original dataset
+``svm-<f>``   one SVM baseline per feature (``ferkit svm``), into ``runs/``
+``<model>``   each network (``ferkit train --resume``), into ``runs/``
+``happy-sad`` the seed's two-class ConvNet, when the data has both emotions
+``eval-<r>``  every run on the validation split (``ferkit evaluate``), into ``eval/``
+``compare``   one table + bar chart (``ferkit compare``)
+``explain``   Grad-CAM + feature maps of the best network on a few validation images
+
+The report (``report.html``, ``report.md``) is rendered from the stage records at the end of
+every invocation, so it shows failures and reused stages as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ferkit import io
+from ferkit.study.config import HAPPY_SAD, HAPPY_SAD_MODEL, StudyConfig
+from ferkit.study.stages import Stage, StageSkipped, read_record, run_stage
+
+Log = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(f"[study] {message}", file=sys.stderr, flush=True)
+
+
+def _cmd(*parts: Any) -> str:
+    return shlex.join(["ferkit", *(str(p) for p in parts if p is not None and p != "")])
+
+
+def available_threads() -> int:
+    """Cores this process may use (taskset / cgroup aware), not the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class Study:
+    """Builds and runs the stages of one study; ``records`` holds every stage's outcome."""
+
+    def __init__(self, cfg: StudyConfig, log: Log = _stderr) -> None:
+        self.cfg = cfg
+        self.out = cfg.out
+        self.log = log
+        self.records: dict[str, dict[str, Any]] = {}
+        self.dataset: Path = cfg.data
+        self.source_classes: list[str] = []
+        self.canonical: list[str] = []
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _run(self, stage: Stage) -> dict[str, Any]:
+        record = run_stage(stage, self.log)
+        self.records[stage.name] = record
+        return record
+
+    def _finished(self, name: str) -> str | None:
+        """When stage ``name`` last completed: downstream stages redo their work if it changes."""
+        record = self.records.get(name) or {}
+        return record.get("finished") if record.get("status") == "done" else None
+
+    def _blocked(self, upstream: str) -> None:
+        record = self.records.get(upstream) or {}
+        if record.get("status") != "done":
+            raise StageSkipped(f"{upstream} is {record.get('status', 'missing')}")
+
+    # -- stages ----------------------------------------------------------------------------
+    def stage_data(self) -> None:
+        from ferkit.study.data import load_source, needs_copy, write_working_copy
+
+        cfg = self.cfg
+        folder = self.out / "data"
+
+        def work() -> dict[str, Any]:
+            ds = load_source(cfg.data)
+            info: dict[str, Any] = {
+                "source_classes": ds.classes,
+                "source_canonical": ds.canonical,
+                "image_size": ds.image_size,
+                "color": ds.color,
+                "source_counts": {name: len(s) for name, s in ds.splits.items()},
+            }
+            if needs_copy(ds, cfg.max_train, cfg.max_val):
+                copy = write_working_copy(ds, folder, cfg.max_train, cfg.max_val, cfg.seed)
+                return {**info, **copy}
+            dataset = str(cfg.data.resolve())  # a later re-run may start elsewhere
+            return {**info, "dataset": dataset, "copied": False, "val_source": "val"}
+
+        params = {"data": str(cfg.data.resolve()), "max_train": cfg.max_train}
+        params.update(max_val=cfg.max_val, seed=cfg.seed)
+        record = self._run(Stage("data", folder, params, work, [], "Working copy of the data"))
+        if record["status"] != "done":
+            raise RuntimeError(f"the data stage failed: {record.get('error')}")
+        result = record["result"]
+        self.dataset = Path(result["dataset"])
+        self.source_classes = result["source_classes"]
+        self.canonical = result["source_canonical"]
+
+    def stage_inspect(self) -> None:
+        from ferkit.reports.inspect import inspect_dataset
+
+        cfg = self.cfg
+        folder = self.out / "inspect"
+
+        def work() -> dict[str, Any]:
+            _, summary = inspect_dataset(
+                cfg.data, folder, seed=cfg.seed, embed_samples=cfg.embed_samples, progress=False
+            )
+            return {
+                "figures": {k: Path(v).name for k, v in summary.get("figures", {}).items()},
+                "notes": summary.get("figure_notes", []),
+                "splits": {k: v["count"] for k, v in summary["splits"].items()},
+                "per_class": {k: v["per_class"] for k, v in summary["splits"].items()},
+                "layout": summary.get("layout"),
+                "problems": len(summary.get("problems", []) or []),
+            }
+
+        command = _cmd(
+            "inspect", cfg.data, "--out", folder, "--seed", cfg.seed,
+            "--embed-samples", cfg.embed_samples,
+        )  # fmt: skip
+        params = {"data": str(cfg.data.resolve()), "seed": cfg.seed, "embed": cfg.embed_samples}
+        self._run(Stage("inspect", folder, params, work, [command], "Dataset inspection"))
+
+    def stage_svm(self, feature: str) -> str:
+        from ferkit.training.svm import train_svm
+
+        cfg = self.cfg
+        name = f"svm-{feature}"
+        folder = self.out / "runs" / name
+
+        def work() -> dict[str, Any]:
+            summary = train_svm(
+                self.dataset, folder, features=feature, method=cfg.svm_method, search=True,
+                search_on="train", search_size=cfg.search_size, seed=cfg.seed, progress=False,
+            )  # fmt: skip
+            search = summary.get("search", {})
+            return {
+                "run": str(folder),
+                "best_params": search.get("best_params"),
+                "search_cv_accuracy": search.get("best_cv_accuracy"),
+                "train_samples": summary["train_samples"],
+                "fit_seconds": summary["fit_seconds"],
+                "feature_seconds": summary["feature_seconds"],
+            }
+
+        command = _cmd(
+            "svm", self.dataset, "--features", feature, "--method", cfg.svm_method, "--search",
+            "--search-on", "train", "--search-size", cfg.search_size, "--seed", cfg.seed,
+            "--out", folder,
+        )  # fmt: skip
+        params = {
+            "data": self._finished("data"),
+            "feature": feature,
+            "method": cfg.svm_method,
+            "search_size": cfg.search_size,
+            "seed": cfg.seed,
+        }
+        self._run(Stage(name, folder, params, work, [command], f"SVM on {feature} features"))
+        return name
+
+    def _train_config(self, model: str, classes: list[str] | None = None) -> Any:
+        from ferkit.training.deep import TrainConfig
+
+        cfg = self.cfg
+        return TrainConfig(
+            model=model,
+            model_kwargs=dict(cfg.model_kwargs.get(model, {})),
+            classes=classes,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            patience=cfg.patience,
+            seed=cfg.seed,
+            threads=cfg.threads or available_threads(),
+        )
+
+    def stage_network(self, name: str, model: str, classes: list[str] | None = None) -> str:
+        from ferkit.training.deep import train_network
+
+        folder = self.out / "runs" / name
+        tcfg = self._train_config(model, classes)
+
+        def work() -> dict[str, Any]:
+            if classes is not None:
+                missing = [c for c in HAPPY_SAD if c not in self.canonical]
+                if missing:
+                    raise StageSkipped(
+                        f"the data has no {' / '.join(missing)} class "
+                        f"(classes: {', '.join(self.source_classes)})"
+                    )
+            summary = train_network(self.dataset, folder, tcfg, resume=True, progress=False)
+            keys = ("val_accuracy", "best_epoch", "epochs_run", "stopped_early", "train_samples")
+            return {"run": str(folder), **{k: summary.get(k) for k in keys},
+                    "train_seconds_total": summary.get("train_seconds_total")}  # fmt: skip
+
+        args = [f"--arg={k}={v}" for k, v in tcfg.model_kwargs.items()]
+        command = _cmd(
+            "train", self.dataset, "--model", model, *args,
+            "--classes" if classes else None, ",".join(classes or []),
+            "--epochs", tcfg.epochs, "--batch-size", tcfg.batch_size, "--patience", tcfg.patience,
+            "--seed", tcfg.seed, "--out", folder, "--resume",
+        )  # fmt: skip
+        params = {
+            "data": self._finished("data"),
+            "model": model,
+            "kwargs": tcfg.model_kwargs,
+            "classes": classes,
+            "epochs": tcfg.epochs,
+            "batch_size": tcfg.batch_size,
+            "patience": tcfg.patience,
+            "seed": tcfg.seed,
+        }
+        title = f"Network {model}" + (f" on {' vs '.join(classes)}" if classes else "")
+        self._run(Stage(name, folder, params, work, [command], title))
+        return name
+
+    def stage_evaluate(self, run: str) -> None:
+        from ferkit.evaluation.evaluate import evaluate_run
+
+        folder = self.out / "eval" / run
+        run_dir = self.out / "runs" / run
+
+        def work() -> dict[str, Any]:
+            self._blocked(run)
+            report = evaluate_run(run_dir, self.dataset, "val", folder, seed=self.cfg.seed,
+                                  progress=False)  # fmt: skip
+            keys = ("accuracy", "macro_f1", "n", "split", "dropped_classes", "predict_seconds")
+            return {k: report.get(k) for k in keys}
+
+        command = _cmd(
+            "evaluate", run_dir, self.dataset, "--split", "val", "--out", folder,
+            "--seed", self.cfg.seed,
+        )  # fmt: skip
+        params = {"run": run, "trained": self._finished(run), "data": self._finished("data")}
+        self._run(Stage(f"eval-{run}", folder, params, work, [command], f"Evaluation of {run}"))
+
+    def stage_compare(self, runs: list[str]) -> None:
+        from ferkit.evaluation.compare import compare_runs
+
+        folder = self.out / "compare"
+        done = [r for r in runs if self._finished(f"eval-{r}")]
+        paths = [self.out / "runs" / r for r in done]
+
+        def work() -> dict[str, Any]:
+            if not paths:
+                raise StageSkipped("no run was evaluated")
+            rows = compare_runs(paths, self.dataset, "val", folder, progress=False)
+            return {"rows": rows}
+
+        command = _cmd("compare", *paths, "--data", self.dataset, "--split", "val", "--out", folder)
+        params = {"runs": {r: self._finished(f"eval-{r}") for r in done}}
+        self._run(Stage("compare", folder, params, work, [command], "Comparison"))
+
+    def best_network(self, networks: list[str]) -> str | None:
+        """The multi-class network with the best validation accuracy (evaluation stage)."""
+        scored = [
+            (self.records[f"eval-{n}"]["result"]["accuracy"], n)
+            for n in networks
+            if self._finished(f"eval-{n}")
+        ]
+        return max(scored)[1] if scored else None
+
+    def stage_explain(self, networks: list[str]) -> None:
+        best = self.best_network(networks)
+        folder = self.out / "explain"
+        n = self.cfg.explain_images
+        commands: list[str] = []  # filled by the work: the images are chosen there
+
+        def work() -> dict[str, Any]:
+            if best is None:
+                raise StageSkipped("no network was trained and evaluated")
+            run_dir = self.out / "runs" / best
+            result = explain_examples(run_dir, self.dataset, folder, n, self.cfg.seed)
+            for example in result["examples"]:
+                image = folder / "inputs" / f"{example['name']}.png"
+                commands.append(_cmd("explain", run_dir, image, "--out", folder / example["name"]))
+            return result
+
+        params = {"best": best, "trained": self._finished(str(best)), "images": n}
+        title = f"Explanations ({best})" if best else "Explanations"
+        self._run(Stage("explain", folder, params, work, commands, title))
+
+    # -- the whole study -------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Every stage in order, then the report; returns the study record (``study.json``)."""
+        from ferkit.study.report import write_report
+
+        cfg = self.cfg
+        start = time.perf_counter()
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.stage_data()
+        self.stage_inspect()
+        runs = [self.stage_svm(f) for f in cfg.features]
+        networks = [self.stage_network(m, m) for m in cfg.models]
+        runs += networks
+        if cfg.happy_sad:
+            runs.append(self.stage_network("happy-sad", HAPPY_SAD_MODEL, list(HAPPY_SAD)))
+        for run in runs:
+            self.stage_evaluate(run)
+        self.stage_compare(runs)
+        self.stage_explain(networks)
+        study = {
+            "config": cfg.describe(),
+            "dataset": str(self.dataset),
+            "runs": runs,
+            "stages": self.records,
+            "seconds_this_invocation": round(time.perf_counter() - start, 1),
+        }
+        study["invocations"] = self._invocations(study)
+        io.write_json(self.out / "study.json", study)
+        write_report(self.out, study)
+        return study
+
+    def _invocations(self, study: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every invocation so far (wall time, stages run vs reused): a resumed study's cost is
+        the sum, which the latest invocation alone would hide."""
+        try:
+            before = json.loads((self.out / "study.json").read_text()).get("invocations", [])
+        except (OSError, ValueError):
+            before = []
+        ran = [n for n, r in self.records.items() if not r.get("reused")]
+        this = {
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "seconds": study["seconds_this_invocation"],
+            "stages_run": ran,
+            "stages_reused": len(self.records) - len(ran),
+        }
+        return [*before, this]
+
+
+def explain_examples(run_dir: Path, dataset: Path, folder: Path, n: int, seed: int) -> dict:
+    """Grad-CAM + feature maps on ``n`` validation images, one class after another.
+
+    The images are saved as PNGs in the run's own size and colour first, so each explanation is
+    exactly what ``ferkit explain RUN IMAGE`` gives for that file.
+    """
+    import numpy as np
+    from PIL import Image
+
+    from ferkit.data.dataset import load_dataset
+    from ferkit.evaluation.explain import explain_image
+    from ferkit.models.store import load_run
+
+    run = load_run(run_dir, backend="torch")
+    ds = load_dataset(dataset, image_size=run.image_size, color=run.color,  # type: ignore[arg-type]
+                      splits=["val"], progress=False)  # fmt: skip
+    val = ds.usable_split("val")
+    rng = np.random.default_rng(seed)
+    by_class = [rng.permutation(np.flatnonzero(val.labels == c)) for c in range(len(val.classes))]
+    chosen: list[tuple[int, str]] = []
+    for i in range(n * len(val.classes)):
+        pool = by_class[i % len(val.classes)]
+        if len(pool) > i // len(val.classes):
+            chosen.append((int(pool[i // len(val.classes)]), val.canonical[i % len(val.classes)]))
+        if len(chosen) == n:
+            break
+    results = []
+    for k, (idx, label) in enumerate(chosen):
+        name = f"{k}-{label}"
+        pixels = val.images[idx]
+        image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+        path = folder / "inputs" / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image.save(path)
+        result = explain_image(run, path, folder / name)
+        predicted = result["predicted"]
+        results.append(
+            {
+                "name": name,
+                "true": label,
+                "predicted": run.canonical[predicted["index"]],  # same vocabulary as "true"
+                "probability": predicted["probability"],
+                "layer": result["layer"],
+            }
+        )
+    return {"run": run_dir.name, "examples": results}
+
+
+def run_study(cfg: StudyConfig, log: Log = _stderr) -> dict[str, Any]:
+    """Run (or resume) the study described by ``cfg``; see the module docstring."""
+    return Study(cfg, log).run()
+
+
+def stage_record(out: Path, *parts: str) -> dict[str, Any] | None:
+    """The ``stage.json`` of the stage stored at ``out/parts...`` (for scripts and tests)."""
+    return read_record(out.joinpath(*parts))

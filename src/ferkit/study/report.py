@@ -1,0 +1,326 @@
+"""``report.html`` + ``report.md``: the study as one readable page, rendered from stage records.
+
+The page is plain HTML with inline CSS and **relative links to the PNGs the stages wrote in the
+same folder** (nothing is fetched from elsewhere; the folder is the report, move it whole). It
+is re-rendered at the end of every invocation, so it always shows the latest state: reused and
+failed stages included.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ferkit import __version__, io
+from ferkit.study.config import SEED_FIGURES
+
+AFFECTNET8 = {"angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
+SEED_NOTE = (
+    "The seed notebook's figures are accuracies on AffectNet's withheld test split (not shipped "
+    "here), with its own sampling, training and ImageNet-pretrained ResNets; ours are on the "
+    "validation split of this run's data. They orient, they are not comparable one-to-one."
+)
+
+
+def machine() -> dict[str, Any]:
+    """Where the study ran: timings mean little without it."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    try:
+        import torch
+
+        torch_version = torch.__version__
+    except ImportError:  # pragma: no cover - torch is a dependency
+        torch_version = "not installed"
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {
+        "cpu_count": os.cpu_count(),
+        "usable_cpus": usable,
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "python": sys.version.split()[0],
+        "torch": torch_version,
+        "ferkit": __version__,
+        "load_average": [round(x, 2) for x in load] if load else None,
+        "rendered": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def is_affectnet(study: dict[str, Any]) -> bool:
+    """The seed's dataset: named so, or the same eight emotions."""
+    data = study["stages"].get("data", {}).get("result", {})
+    name = Path(study["config"]["data"]).name.lower()
+    return "affectnet" in name or set(data.get("source_canonical", [])) == AFFECTNET8
+
+
+def _pct(value: Any) -> str:
+    return f"{value:.1%}" if isinstance(value, int | float) else "-"
+
+
+def comparison_rows(study: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per run: its evaluation (or why there is none) and the seed's figure if any."""
+    seed = {run: (label, acc) for label, run, acc in SEED_FIGURES if run}
+    affectnet = is_affectnet(study)
+    rows = []
+    for run in study["runs"]:
+        train = study["stages"].get(run, {})
+        ev = study["stages"].get(f"eval-{run}", {})
+        result = ev.get("result", {}) if ev.get("status") == "done" else {}
+        label, figure = seed.get(run, (None, None)) if affectnet else (None, None)
+        rows.append(
+            {
+                "run": run,
+                "kind": "SVM" if run.startswith("svm-") else "network",
+                "status": train.get("status", "missing")
+                if train.get("status") != "done"
+                else ev.get("status", "missing"),
+                "accuracy": result.get("accuracy"),
+                "macro_f1": result.get("macro_f1"),
+                "n": result.get("n"),
+                "dropped": ",".join(result.get("dropped_classes") or []),
+                "train_seconds": train.get("seconds"),
+                "seed_label": label,
+                "seed_accuracy": figure,
+            }
+        )
+    return rows
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _img(out: Path, rel: str, alt: str) -> str:
+    """An <img> for a file the stages wrote, or nothing when it is absent (no broken images)."""
+    if not (out / rel).is_file():
+        return ""
+    return (
+        f'<figure><a href="{_esc(rel)}"><img src="{_esc(rel)}" alt="{_esc(alt)}" '
+        f'loading="eager"></a><figcaption>{_esc(alt)}</figcaption></figure>'
+    )
+
+
+def _table(headers: list[str], rows: list[list[str]], cls: str = "") -> str:
+    head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+CSS = """
+body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;
+max-width:1200px;padding:1em 2em;color:#1d1d1f;background:#fff}
+h1{margin-bottom:.2em}h2{border-bottom:2px solid #e3e3e8;padding-bottom:.2em;margin-top:1.8em}
+table{border-collapse:collapse;margin:.6em 0}th,td{border:1px solid #d6d6dc;padding:.3em .6em;
+text-align:left;vertical-align:top}th{background:#f3f3f6}td.num{text-align:right}
+.done{color:#1b7f2a}.failed{color:#b3261e;font-weight:bold}.skipped,.running{color:#a15c00}
+code,pre{font:12.5px/1.4 ui-monospace,Menlo,Consolas,monospace;background:#f6f6f8}
+pre{padding:.5em;overflow-x:auto;white-space:pre-wrap;word-break:break-all;margin:.2em 0}
+figure{display:inline-block;margin:.4em;vertical-align:top;max-width:100%}
+figure img{max-width:100%;max-height:520px;border:1px solid #e3e3e8}
+figcaption{font-size:12.5px;color:#555}.note{color:#555;font-size:13.5px;max-width:900px}
+.error{background:#fdecea;border-left:4px solid #b3261e;padding:.5em 1em;margin:.5em 0}
+"""
+
+
+def _status(status: str) -> str:
+    return f'<span class="{_esc(status)}">{_esc(status)}</span>'
+
+
+def _machine_html(m: dict[str, Any]) -> str:
+    rows = [[_esc(k), f"<code>{_esc(v)}</code>"] for k, v in m.items()]
+    return _table(["", ""], rows)
+
+
+def _dataset_html(out: Path, study: dict[str, Any]) -> str:
+    data = study["stages"].get("data", {}).get("result", {})
+    inspect = study["stages"].get("inspect", {}).get("result", {})
+    parts = [
+        f"<p>Source: <code>{_esc(study['config']['data'])}</code>, "
+        f"{_esc(data.get('image_size'))}x{_esc(data.get('image_size'))} {_esc(data.get('color'))}, "
+        f"classes: {_esc(', '.join(data.get('source_classes', [])))}; splits: "
+        f"{_esc(data.get('source_counts'))}.</p>"
+    ]
+    if data.get("copied"):
+        parts.append(
+            f"<p>Working copy used by every stage: <code>{_esc(data.get('dataset'))}</code> "
+            f"(validation: {_esc(data.get('val_source'))}). Train per class: "
+            f"{_esc(data.get('train_counts'))}; validation per class: "
+            f"{_esc(data.get('val_counts'))}.</p>"
+        )
+    figures = inspect.get("figures", {})
+    parts += [_img(out, f"inspect/{f}", n.replace("_", " ")) for n, f in figures.items()]
+    parts += [f'<p class="note">{_esc(n)}</p>' for n in inspect.get("notes", [])]
+    return "\n".join(parts)
+
+
+def _comparison_html(out: Path, study: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    affectnet = is_affectnet(study)
+    headers = ["run", "kind", "status", "val accuracy", "macro-F1", "n", "dropped classes",
+               "train s"]  # fmt: skip
+    if affectnet:
+        headers.append("seed's figure (test split)")
+    body = []
+    for r in rows:
+        cells = [
+            f"<b>{_esc(r['run'])}</b>", _esc(r["kind"]), _status(r["status"]),
+            f'<span class="acc">{_pct(r["accuracy"])}</span>', _pct(r["macro_f1"]),
+            _esc(r["n"] if r["n"] is not None else "-"), _esc(r["dropped"]),
+            _esc(r["train_seconds"] if r["train_seconds"] is not None else "-"),
+        ]  # fmt: skip
+        if affectnet:
+            seed = r["seed_accuracy"]
+            cells.append(f"{_pct(seed)} ({_esc(r['seed_label'])})" if seed else "-")
+        body.append(cells)
+    parts = [_table(headers, body, "comparison")]
+    parts.append(
+        '<p class="note">Validation accuracy of each run on this study\'s validation split; '
+        "happy-sad is scored on the happy and sad images only (its other classes are dropped), "
+        "so its accuracy is a two-class figure.</p>"
+    )
+    parts.append(_img(out, "compare/comparison.png", "accuracy and macro-F1 per run"))
+    if affectnet:
+        seed_rows = [[_esc(label), _pct(acc), _esc(run or "no ferkit counterpart run")]
+                     for label, run, acc in SEED_FIGURES]  # fmt: skip
+        parts.append("<h3>The seed notebook's published figures (its AffectNet test split)</h3>")
+        parts.append(_table(["seed model", "seed test accuracy", "study run"], seed_rows, "seed"))
+        parts.append(f'<p class="note">{_esc(SEED_NOTE)}</p>')
+    return "\n".join(parts)
+
+
+def _runs_html(out: Path, rows: list[dict[str, Any]]) -> str:
+    parts = []
+    for r in rows:
+        run = r["run"]
+        parts.append(f"<h3>{_esc(run)} — validation accuracy {_pct(r['accuracy'])}</h3>")
+        figs = [
+            _img(out, f"eval/{run}/confusion_matrix.png", f"{run}: confusion matrix"),
+            _img(out, f"runs/{run}/curves.png", f"{run}: training curves"),
+            _img(out, f"eval/{run}/misclassified.png", f"{run}: misclassified examples"),
+        ]
+        parts.append("\n".join(f for f in figs if f) or "<p>No figures (see stages).</p>")
+    return "\n".join(parts)
+
+
+def _explain_html(out: Path, study: dict[str, Any]) -> str:
+    record = study["stages"].get("explain", {})
+    result = record.get("result") or {}
+    if record.get("status") != "done":
+        return f"<p>{_status(record.get('status', 'missing'))} {_esc(record.get('reason', ''))}</p>"
+    parts = [f"<p>Best network on validation: <b>{_esc(result.get('run'))}</b>.</p>"]
+    for ex in result.get("examples", []):
+        name = ex["name"]
+        parts.append(
+            f"<h4>{_esc(name)}: true {_esc(ex['true'])}, predicted {_esc(ex['predicted'])} "
+            f"({ex['probability']:.0%}), layer <code>{_esc(ex['layer'])}</code></h4>"
+        )
+        parts.append(_img(out, f"explain/{name}/gradcam.png", f"{name}: Grad-CAM"))
+        parts.append(_img(out, f"explain/{name}/feature_maps.png", f"{name}: feature maps"))
+    return "\n".join(parts)
+
+
+def _stages_html(study: dict[str, Any]) -> str:
+    rows = []
+    for name, rec in study["stages"].items():
+        commands = "".join(f"<pre>{_esc(c)}</pre>" for c in rec.get("commands", []))
+        note = rec.get("error") or rec.get("reason") or ""
+        rows.append([
+            f"<b>{_esc(name)}</b><br>{_esc(rec.get('title', ''))}", _status(rec.get("status", "")),
+            _esc(rec.get("seconds", "-")), "reused" if rec.get("reused") else "this run",
+            commands or "<i>no single ferkit command</i>", _esc(note),
+        ])  # fmt: skip
+    total = sum(r.get("seconds", 0) or 0 for r in study["stages"].values())
+    table = _table(["stage", "status", "seconds", "when", "equivalent command", "note"], rows)
+    calls = [
+        [_esc(i.get("finished")), _esc(i.get("seconds")), _esc(", ".join(i.get("stages_run", []))
+         or "none"), _esc(i.get("stages_reused"))]
+        for i in study.get("invocations", [])
+    ]  # fmt: skip
+    history = _table(["invocation finished", "wall seconds", "stages run", "reused"], calls)
+    return (
+        f"{table}<p>Sum of the recorded stage times: {total:.0f} s.</p>"
+        f"<h3>Invocations</h3>{history}"
+    )
+
+
+def _failures_html(study: dict[str, Any]) -> str:
+    failed = {n: r for n, r in study["stages"].items() if r.get("status") == "failed"}
+    if not failed:
+        return "<p>No stage failed.</p>"
+    return "\n".join(
+        f'<div class="error"><b>{_esc(n)}</b>: {_esc(r.get("error"))}'
+        f"<pre>{_esc(r.get('traceback', ''))}</pre></div>"
+        for n, r in failed.items()
+    )
+
+
+def render_html(out: Path, study: dict[str, Any], m: dict[str, Any]) -> str:
+    cfg = study["config"]
+    rows = comparison_rows(study)
+    sections = [
+        ("Comparison", _comparison_html(out, study, rows)),
+        ("Dataset", _dataset_html(out, study)),
+        ("Runs: confusion matrices, training curves, misclassifications", _runs_html(out, rows)),
+        ("Explanations: Grad-CAM and feature maps", _explain_html(out, study)),
+        ("Failures", _failures_html(study)),
+        ("Stages, timings and the exact commands", _stages_html(study)),
+        ("Machine", _machine_html(m)),
+        ("Settings", f"<pre>{_esc(cfg)}</pre>"),
+    ]
+    body = "\n".join(f"<h2>{_esc(t)}</h2>\n{s}" for t, s in sections)
+    title = f"ferkit study — {Path(cfg['data']).name} ({cfg['mode']})"
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>"
+        f"<h1>{_esc(title)}</h1><p class='note'>The seed study (inspect data, SVM baselines, "
+        f"CNNs, happy vs sad, confusion matrices, feature maps, misclassifications) reproduced "
+        f"by <code>ferkit study</code>. Rendered {_esc(m['rendered'])}; this invocation took "
+        f"{_esc(study.get('seconds_this_invocation', '-'))} s (reused stages cost nothing).</p>"
+        f"{body}</body></html>\n"
+    )
+
+
+def render_markdown(study: dict[str, Any], m: dict[str, Any]) -> str:
+    cfg = study["config"]
+    rows = comparison_rows(study)
+    affectnet = is_affectnet(study)
+    lines = [f"# ferkit study — {Path(cfg['data']).name} ({cfg['mode']})", "", "## Comparison", ""]
+    head = ["run", "kind", "status", "val accuracy", "macro-F1", "n"]
+    if affectnet:
+        head.append("seed's figure (test split)")
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["run"], r["kind"], r["status"], _pct(r["accuracy"]), _pct(r["macro_f1"]),
+                 str(r["n"] if r["n"] is not None else "-")]  # fmt: skip
+        if affectnet:
+            cells.append(_pct(r["seed_accuracy"]) if r["seed_accuracy"] else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    if affectnet:
+        figures = ", ".join(f"{label} {acc:.1%}" for label, _, acc in SEED_FIGURES)
+        lines += ["", f"Seed notebook figures (AffectNet test split): {figures}.", "", SEED_NOTE]
+    lines += ["", "![comparison](compare/comparison.png)", "", "## Stages", ""]
+    lines += ["| stage | status | seconds | note |", "|---|---|---|---|"]
+    for name, rec in study["stages"].items():
+        note = (rec.get("error") or rec.get("reason") or "").replace("|", "/")
+        lines.append(f"| {name} | {rec.get('status')} | {rec.get('seconds', '-')} | {note} |")
+    lines += ["", "## Commands", ""]
+    for name, rec in study["stages"].items():
+        lines += [f"- {name}: `{c}`" for c in rec.get("commands", [])]
+    lines += ["", "## Machine", ""] + [f"- {k}: {v}" for k, v in m.items()]
+    lines += ["", "Figures: see report.html (same folder)."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out: Path, study: dict[str, Any]) -> dict[str, str]:
+    """Write ``report.html`` and ``report.md`` into ``out``; returns their paths."""
+    m = machine()
+    io.write_text(out / "report.html", render_html(out, study, m))
+    io.write_text(out / "report.md", render_markdown(study, m))
+    return {"html": str(out / "report.html"), "markdown": str(out / "report.md")}

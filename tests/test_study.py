@@ -1,0 +1,286 @@
+"""``ferkit study`` end to end on a tiny synthetic dataset: stages, resume, failures, the report.
+
+The dataset is written in tmp dirs: four emotion folders (happy and sad among them) of 40x40
+images whose bright band's position and tint depend on the class, so every model can beat
+chance in one epoch. Networks train for one or two epochs at a small batch size.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from ferkit.cli import app
+from ferkit.study import StudyConfig, run_study
+from ferkit.study.stages import read_record
+
+CLASSES = ("angry", "happy", "sad", "surprise")
+TINY = {"batch_size": 8, "search_size": 40, "embed_samples": 30, "explain_images": 2}
+
+
+def make_dataset(root: Path, classes=CLASSES, per_class: int = 12, splits=("train", "val")) -> Path:
+    rng = np.random.default_rng(0)
+    for split in splits:
+        for label, name in enumerate(classes):
+            for i in range(per_class):
+                img = rng.normal(90, 20, (40, 40, 3))
+                img[4 + 6 * label : 10 + 6 * label] += 110
+                img[..., label % 3] += 30
+                path = root / split / name / f"{i}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path)
+    return root
+
+
+def stage_files(out: Path) -> dict[str, tuple[int, str]]:
+    return {str(p.relative_to(out)): (p.stat().st_mtime_ns, p.read_text()) for p in
+            sorted(out.rglob("stage.json"))}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, dict]]:
+    """One quick study through the CLI, with a working copy (train and val subsampled)."""
+    tmp = tmp_path_factory.mktemp("study")
+    data = make_dataset(tmp / "data")
+    out = tmp / "out"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FERKIT_CACHE_DIR", str(tmp / "cache"))
+        args = ["study", str(data), "--out", str(out), "--quick", "--epochs", "1",
+                "--max-train", "40", "--max-val", "40", "--batch-size", "8", "--search-size",
+                "40", "--explain-images", "2", "--arg", "fernet:width=0.25"]  # fmt: skip
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        yield data, out, json.loads((out / "study.json").read_text())
+
+
+RUNS = ["svm-raw", "svm-hog", "cnn10", "convnet", "fernet", "happy-sad"]
+
+
+def test_every_stage_writes_its_outputs(study: tuple[Path, Path, dict]) -> None:
+    _, out, record = study
+    assert record["runs"] == RUNS
+    assert {n: r["status"] for n, r in record["stages"].items()} == dict.fromkeys(
+        ["data", "inspect", *RUNS, *(f"eval-{r}" for r in RUNS), "compare", "explain"], "done"
+    )
+    data = record["stages"]["data"]["result"]
+    assert data["copied"] and sum(data["train_counts"].values()) == 40
+    assert sum(data["val_counts"].values()) == 40
+    for name in ("class_distribution", "samples", "pca"):
+        assert (out / "inspect" / f"{name}.png").is_file()
+    for run in RUNS:
+        assert (out / "runs" / run / "model.json").is_file()
+        for name in ("metrics.json", "confusion_matrix.png", "misclassified.png"):
+            assert (out / "eval" / run / name).is_file(), (run, name)
+    for net in RUNS[2:]:
+        assert (out / "runs" / net / "curves.png").is_file()
+    for name in ("comparison.md", "comparison.csv", "comparison.png"):
+        assert (out / "compare" / name).is_file()
+    examples = record["stages"]["explain"]["result"]["examples"]
+    assert len(examples) == 2
+    for ex in examples:
+        assert (out / "explain" / ex["name"] / "gradcam.png").is_file()
+        assert (out / "explain" / ex["name"] / "feature_maps.png").is_file()
+    hog = read_record(out / "runs" / "svm-hog")
+    assert hog is not None and hog["commands"][0].startswith("ferkit svm ")
+    assert "--method pca --search --search-on train" in hog["commands"][0]
+    assert "--resume" in read_record(out / "runs" / "cnn10")["commands"][0]
+    happy_sad = record["stages"]["happy-sad"]
+    assert happy_sad["params"]["classes"] == ["happy", "sad"]
+    assert record["stages"]["eval-happy-sad"]["result"]["n"] == 20  # happy + sad of 40 val
+    assert record["stages"]["eval-svm-hog"]["result"]["accuracy"] > 0.5  # chance is 0.25
+
+
+def test_report_names_every_run_with_its_accuracy(study: tuple[Path, Path, dict]) -> None:
+    _, out, _record = study
+    html = (out / "report.html").read_text()
+    markdown = (out / "report.md").read_text()
+    for run in RUNS:
+        accuracy = json.loads((out / "eval" / run / "metrics.json").read_text())["accuracy"]
+        assert re.search(rf"<b>{re.escape(run)}</b>.*?{accuracy:.1%}", html, re.S), run
+        assert f"| {run} | " in markdown and f"{accuracy:.1%}" in markdown
+    for text in ("usable_cpus", "torch", "Stages, timings", "ferkit train ", "No stage failed"):
+        assert text in html
+    assert "seed's figure" not in html  # not AffectNet: no seed column
+    assert "http://" not in html and "https://" not in html  # nothing fetched
+
+
+def test_rerun_reuses_every_done_stage(study: tuple[Path, Path, dict]) -> None:
+    data, out, _ = study
+    before = stage_files(out)
+    again = run_study(
+        StudyConfig(
+            data=data,
+            out=out,
+            quick=True,
+            epochs=1,
+            max_train=40,
+            max_val=40,
+            model_kwargs={"fernet": {"width": 0.25}},
+            **{**TINY, "embed_samples": None},  # as the CLI run: quick preset
+        )
+    )
+    assert all(r["reused"] for r in again["stages"].values())
+    first, second = again["invocations"]
+    assert len(first["stages_run"]) == 16 and second["stages_run"] == []
+    assert second["stages_reused"] == 16 and second["seconds"] < first["seconds"]
+    assert stage_files(out) == before  # not rewritten: same content, same mtime
+
+
+class Killed(BaseException):
+    """Stands for a kill: not an Exception, so no stage catches it."""
+
+
+def test_kill_mid_training_resumes_and_failures_are_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ferkit.training.deep as deep
+    import ferkit.training.svm as svm
+
+    data = make_dataset(tmp_path / "data")
+    out = tmp_path / "out"
+    cfg = dict(data=data, out=out, quick=True, epochs=2, features=["raw"],
+               models=["fernet", "convnet"], happy_sad=False,
+               model_kwargs={"fernet": {"width": 0.25}}, **TINY)  # fmt: skip
+    real_train = deep.train_network
+
+    def killed_after_one_epoch(data, out, cfg, **kw):
+        def on_epoch(row):
+            if cfg.model == "convnet" and row["epoch"] == 1:
+                raise Killed
+
+        return real_train(data, out, cfg, on_epoch=on_epoch, **kw)
+
+    def broken_svm(*args, **kwargs):
+        raise ValueError("solver exploded")
+
+    monkeypatch.setattr(svm, "train_svm", broken_svm)
+    monkeypatch.setattr(deep, "train_network", killed_after_one_epoch)
+    with pytest.raises(Killed):
+        run_study(StudyConfig(**cfg))
+    assert read_record(out / "runs" / "svm-raw")["status"] == "failed"
+    assert read_record(out / "runs" / "fernet")["status"] == "done"
+    assert read_record(out / "runs" / "convnet")["status"] == "running"
+    assert (out / "runs" / "convnet" / "checkpoint.pt").is_file()  # epoch 1 was saved
+    done_before = stage_files(out)
+
+    monkeypatch.setattr(deep, "train_network", real_train)
+    result = run_study(StudyConfig(**cfg))
+    stages = result["stages"]
+    after = stage_files(out)
+    for name, folder in (("data", "data"), ("inspect", "inspect"), ("fernet", "runs/fernet")):
+        assert stages[name]["reused"], name
+        assert after[f"{folder}/stage.json"] == done_before[f"{folder}/stage.json"], name
+    assert stages["convnet"]["status"] == "done" and stages["convnet"]["attempts"] == 2
+    history = json.loads((out / "runs" / "convnet" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]  # resumed at epoch 2, not restarted
+    assert stages["svm-raw"]["status"] == "failed" and stages["svm-raw"]["attempts"] == 2
+    assert stages["eval-svm-raw"]["status"] == "skipped"
+    html = (out / "report.html").read_text()
+    assert "ValueError: solver exploded" in html
+    assert stages["eval-convnet"]["status"] == "done"
+
+
+def test_happy_sad_is_skipped_with_the_reason_and_val_is_held_out(tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "data", classes=("angry", "happy", "neutral"), per_class=10,
+                        splits=("train",))  # fmt: skip
+    out = tmp_path / "out"
+    result = run_study(StudyConfig(data=data, out=out, quick=True, epochs=1, features=[],
+                                   models=[], **TINY))  # fmt: skip
+    stages = result["stages"]
+    assert stages["happy-sad"]["status"] == "skipped"
+    assert "no sad class" in stages["happy-sad"]["reason"]
+    assert stages["data"]["result"]["copied"]  # no validation split: 10% of train held out
+    assert "10% of train" in stages["data"]["result"]["val_source"]
+    assert sum(stages["data"]["result"]["val_counts"].values()) == 3
+    assert "no sad class" in (out / "report.html").read_text()
+    again = run_study(StudyConfig(data=data, out=out, quick=True, epochs=1, features=[],
+                                  models=[], **TINY))  # fmt: skip
+    assert again["stages"]["happy-sad"]["reused"]
+
+
+def _chromium() -> tuple[str, str] | None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    return (browser, driver) if browser and driver else None
+
+
+def test_report_in_headless_chromium(study: tuple[Path, Path, dict], tmp_path: Path) -> None:
+    found = _chromium()
+    if found is None:
+        pytest.skip("no chromium + chromedriver binary (apt-get install chromium chromium-driver)")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, out, _ = study
+    options = webdriver.ChromeOptions()
+    options.binary_location = found[0]
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(flag)
+    options.add_argument("--window-size=1200,900")
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(found[1]))
+    shot = tmp_path / "report.png"
+    try:
+        driver.set_page_load_timeout(30)
+        driver.get((out / "report.html").as_uri())
+        WebDriverWait(driver, 30).until(
+            lambda d: d.execute_script("return Array.from(document.images).every(i => i.complete)")
+        )
+        images = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.getAttribute('src'), i.naturalWidth])"
+        )
+        assert len(images) >= 20
+        assert all(width > 0 for _, width in images), [s for s, w in images if w == 0]
+        table = driver.find_element(By.CSS_SELECTOR, "table.comparison").text
+        for run in RUNS:
+            assert run in table
+        assert "%" in table
+        assert driver.save_screenshot(str(shot))
+    finally:
+        driver.quit()
+    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
+    assert pixels.shape[0] > 400 and pixels.shape[1] > 800
+    assert pixels.std() > 10  # text and tables, not a blank page
+
+
+def test_cli_refuses_unknown_models_and_features(tmp_path: Path) -> None:
+    runner = CliRunner()
+    for option in (["--models", "cnn10,nope"], ["--features", "cnn"]):
+        result = runner.invoke(app, ["study", str(tmp_path), "--out", str(tmp_path / "o"), *option])
+        assert result.exit_code == 2, result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_affectnet_report_shows_the_seed_figures_labelled_as_test_split(tmp_path: Path) -> None:
+    from ferkit.study.report import machine, render_html, render_markdown
+
+    canonical = ["angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    evaluated = {"status": "done", "result": {"accuracy": 0.4821, "macro_f1": 0.47, "n": 800,
+                                              "dropped_classes": []}}  # fmt: skip
+    study = {
+        "config": {"data": "../shared/data/affectnet_yolo", "mode": "quick"},
+        "runs": ["svm-hog", "fernet"],
+        "stages": {
+            "data": {"status": "done", "result": {"source_canonical": canonical}},
+            "svm-hog": {"status": "done", "seconds": 20},
+            "eval-svm-hog": evaluated,
+            "fernet": {"status": "failed", "error": "RuntimeError: out of memory"},
+        },
+    }
+    html = render_html(tmp_path, study, machine())
+    assert "seed&#x27;s figure (test split)" in html
+    assert "48.2%" in html and "50.7% (HOG SVM)" in html
+    assert "ResNet18-feature SVM" in html and "69.4%" in html and "93.1%" in html
+    assert "not comparable one-to-one" in html
+    assert "RuntimeError: out of memory" in html
+    markdown = render_markdown(study, machine())
+    assert "| svm-hog | SVM | done | 48.2% | 47.0% | 800 | 50.7% |" in markdown
+    assert "| fernet | network | failed | - |" in markdown
