@@ -83,3 +83,17 @@ def test_load_uses_default_cache_dir(yolo_dataset: Path) -> None:
     load_dataset(yolo_dataset)
     folder = dataset_module.default_cache_dir() / "decoded"
     assert folder.is_dir() and os.environ["FERKIT_CACHE_DIR"] in str(folder)
+
+
+def test_atomic_writes_get_the_mode_a_plain_open_would(tmp_path: Path) -> None:
+    import stat
+
+    from ferkit import io
+
+    io.write_text(tmp_path / "atomic.txt", "x")
+    with open(tmp_path / "plain.txt", "w") as fh:
+        fh.write("x")
+    mode = stat.S_IMODE(os.stat(tmp_path / "atomic.txt").st_mode)
+    assert mode == stat.S_IMODE(os.stat(tmp_path / "plain.txt").st_mode)
+    if not io._UMASK & stat.S_IRGRP:  # the usual 022 umask: readable by the group, not 0600
+        assert mode & stat.S_IRGRP

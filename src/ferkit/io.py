@@ -17,6 +17,17 @@ from typing import IO, Any
 import numpy as np
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+# Read once at import: os.umask is process-wide, so reading it later from a worker thread
+# could briefly change the mode of files other threads create.
+_UMASK = _read_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temp path beside ``target``; it replaces ``target`` only if the block succeeds.
@@ -30,6 +41,9 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = ".tmp") -> Iterato
     os.close(fd)
     try:
         yield Path(tmp)
+        # mkstemp makes the file 0600; give it the mode a plain open() would (0666 - umask) so
+        # reports and models can be shared like any other file the user writes.
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
