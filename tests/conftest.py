@@ -6,8 +6,9 @@ can be traced back to its class, and nothing is read from ../shared unless a tes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -139,3 +140,27 @@ def astronaut() -> np.ndarray:
 @pytest.fixture(scope="session")
 def head(astronaut: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(astronaut[HEAD])
+
+
+@pytest.fixture
+def chromium() -> Iterator[Any]:
+    """A headless Chromium (Debian's chromium + chromedriver, driven by selenium, nothing
+    downloaded), quit afterwards; the test skips when either binary or selenium is missing."""
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromedriver = shutil.which("chromedriver")
+    if not (browser and chromedriver):
+        pytest.skip("no chromium + chromedriver binary (apt-get install chromium chromium-driver)")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(flag)
+    options.add_argument("--window-size=1200,900")
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(chromedriver))
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import shutil
 import socket
 import struct
 import threading
@@ -429,63 +428,46 @@ def test_sixteen_concurrent_clients_get_no_errors(server: str, head: np.ndarray)
     assert summary["p50_ms"] is not None and summary["p50_ms"] <= summary["p99_ms"]
 
 
-def _chromium() -> tuple[str, str] | None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    return (browser, driver) if browser and driver else None
-
-
-def test_page_in_headless_chromium(server: str, astronaut: np.ndarray, tmp_path: Path) -> None:
-    found = _chromium()
-    if found is None:
-        pytest.skip("no chromium + chromedriver binary (apt-get install chromium chromium-driver)")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+def test_page_in_headless_chromium(
+    server: str, astronaut: np.ndarray, tmp_path: Path, chromium: Any
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     photo = tmp_path / "astronaut.png"
     Image.fromarray(astronaut).save(photo)
-    options = webdriver.ChromeOptions()
-    options.binary_location = found[0]
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(flag)
-    options.add_argument("--window-size=1200,900")
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(found[1]))
-    try:
-        driver.set_page_load_timeout(30)
-        driver.get(server + "/")
-        wait = WebDriverWait(driver, 60)
-        wait.until(ec.text_to_be_present_in_element((By.ID, "model"), "affectnet-hog-svm"))
-        driver.find_element(By.ID, "file").send_keys(str(photo))
-        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#faces li.face")))
-        labels = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#faces .label")]
-        assert labels == ["happy"]
-        canvas = driver.find_element(By.ID, "canvas")
-        assert canvas.get_attribute("data-faces") == "1"
-        assert canvas.get_attribute("width") == "512"
-        assert "face 1: happy" in canvas.get_attribute("aria-label")
-        assert "1 face(s)" in driver.find_element(By.ID, "status").text
-        box = json.loads(
-            driver.find_element(By.CSS_SELECTOR, "#faces li.face").get_attribute("data-box")
-        )
-        assert inside(box, FACE_REGION), box
-        box_pixel = driver.execute_script(  # the box's left edge, drawn on the canvas
-            "const b = arguments[0];"
-            "return Array.from(document.getElementById('canvas').getContext('2d')"
-            ".getImageData(b.left, b.top + Math.round(b.height / 2), 1, 1).data);",
-            box,
-        )
-        assert box_pixel[1] > 120 and box_pixel[0] < 100, box_pixel  # green (#1e9e1e)
-        shot = tmp_path / "page.png"
-        assert driver.save_screenshot(str(shot))
-        driver.save_screenshot("/tmp/serve-screenshot.png")
-        driver.find_element(By.ID, "webcam").click()  # no camera here: a message, no crash
-        wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "Choose a photo instead"))
-        assert "error" in driver.find_element(By.ID, "status").get_attribute("class")
-        assert driver.find_elements(By.CSS_SELECTOR, "#faces .label")[0].text == "happy"
-    finally:
-        driver.quit()
+    driver = chromium
+    driver.get(server + "/")
+    wait = WebDriverWait(driver, 60)
+    wait.until(ec.text_to_be_present_in_element((By.ID, "model"), "affectnet-hog-svm"))
+    driver.find_element(By.ID, "file").send_keys(str(photo))
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#faces li.face")))
+    labels = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#faces .label")]
+    assert labels == ["happy"]
+    canvas = driver.find_element(By.ID, "canvas")
+    assert canvas.get_attribute("data-faces") == "1"
+    assert canvas.get_attribute("width") == "512"
+    assert "face 1: happy" in canvas.get_attribute("aria-label")
+    assert "1 face(s)" in driver.find_element(By.ID, "status").text
+    box = json.loads(
+        driver.find_element(By.CSS_SELECTOR, "#faces li.face").get_attribute("data-box")
+    )
+    assert inside(box, FACE_REGION), box
+    box_pixel = driver.execute_script(  # the box's left edge, drawn on the canvas
+        "const b = arguments[0];"
+        "return Array.from(document.getElementById('canvas').getContext('2d')"
+        ".getImageData(b.left, b.top + Math.round(b.height / 2), 1, 1).data);",
+        box,
+    )
+    assert box_pixel[1] > 120 and box_pixel[0] < 100, box_pixel  # green (#1e9e1e)
+    shot = tmp_path / "page.png"
+    assert driver.save_screenshot(str(shot))
+    driver.save_screenshot("/tmp/serve-screenshot.png")
+    driver.find_element(By.ID, "webcam").click()  # no camera here: a message, no crash
+    wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "Choose a photo instead"))
+    assert "error" in driver.find_element(By.ID, "status").get_attribute("class")
+    assert driver.find_elements(By.CSS_SELECTOR, "#faces .label")[0].text == "happy"
     pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
     assert pixels.shape[0] > 400 and pixels.shape[1] > 800
     assert pixels.std() > 20  # a page with a photo, not a blank screen

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -206,46 +206,29 @@ def test_happy_sad_is_skipped_with_the_reason_and_val_is_held_out(tmp_path: Path
     assert again["stages"]["happy-sad"]["reused"]
 
 
-def _chromium() -> tuple[str, str] | None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    return (browser, driver) if browser and driver else None
-
-
-def test_report_in_headless_chromium(study: tuple[Path, Path, dict], tmp_path: Path) -> None:
-    found = _chromium()
-    if found is None:
-        pytest.skip("no chromium + chromedriver binary (apt-get install chromium chromium-driver)")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+def test_report_in_headless_chromium(
+    study: tuple[Path, Path, dict], tmp_path: Path, chromium: Any
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     _, out, _ = study
-    options = webdriver.ChromeOptions()
-    options.binary_location = found[0]
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(flag)
-    options.add_argument("--window-size=1200,900")
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(found[1]))
+    driver = chromium
     shot = tmp_path / "report.png"
-    try:
-        driver.set_page_load_timeout(30)
-        driver.get((out / "report.html").as_uri())
-        WebDriverWait(driver, 30).until(
-            lambda d: d.execute_script("return Array.from(document.images).every(i => i.complete)")
-        )
-        images = driver.execute_script(
-            "return Array.from(document.images).map(i => [i.getAttribute('src'), i.naturalWidth])"
-        )
-        assert len(images) >= 20
-        assert all(width > 0 for _, width in images), [s for s, w in images if w == 0]
-        table = driver.find_element(By.CSS_SELECTOR, "table.comparison").text
-        for run in RUNS:
-            assert run in table
-        assert "%" in table
-        assert driver.save_screenshot(str(shot))
-    finally:
-        driver.quit()
+    driver.get((out / "report.html").as_uri())
+    WebDriverWait(driver, 30).until(
+        lambda d: d.execute_script("return Array.from(document.images).every(i => i.complete)")
+    )
+    images = driver.execute_script(
+        "return Array.from(document.images).map(i => [i.getAttribute('src'), i.naturalWidth])"
+    )
+    assert len(images) >= 20
+    assert all(width > 0 for _, width in images), [s for s, w in images if w == 0]
+    table = driver.find_element(By.CSS_SELECTOR, "table.comparison").text
+    for run in RUNS:
+        assert run in table
+    assert "%" in table
+    assert driver.save_screenshot(str(shot))
     pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
     assert pixels.shape[0] > 400 and pixels.shape[1] > 800
     assert pixels.std() > 10  # text and tables, not a blank page
