@@ -60,6 +60,17 @@ def compare_runs(
     if not runs:
         raise ValueError("compare needs at least one run")
     reports = [evaluate_run(r, data, split, **load_options) for r in runs]
+    return write_comparison(reports, Path(str(data)).name, out)
+
+
+def write_comparison(
+    reports: list[dict[str, Any]], data_name: str, out: str | Path | None = None
+) -> list[dict[str, Any]]:
+    """The comparison of ``evaluate_run`` reports already made (rows best first); with ``out``
+    the markdown, CSV, bar chart and JSON. Separate from ``compare_runs`` so a caller that has
+    just evaluated the runs (``ferkit study``) does not score them all a second time."""
+    if not reports:
+        raise ValueError("compare needs at least one report")
     rows = sorted((_row(r) for r in reports), key=lambda r: -r["accuracy"])
     if out is not None:
         out = Path(out)
@@ -69,9 +80,8 @@ def compare_runs(
         writer.writeheader()
         writer.writerows(rows)
         io.write_text(out / "comparison.csv", buf.getvalue())
-        split_name = reports[0]["split"]
         io.save_figure(
-            _bar_chart(rows, f"{Path(str(data)).name} / {split_name}"),
+            _bar_chart(rows, f"{data_name} / {reports[0]['split']}"),
             out / "comparison.png",
             dpi=110,
         )

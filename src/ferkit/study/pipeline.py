@@ -249,7 +249,7 @@ class Study:
         self._run(Stage(f"eval-{run}", folder, params, work, [command], f"Evaluation of {run}"))
 
     def stage_compare(self, runs: list[str]) -> None:
-        from ferkit.evaluation.compare import compare_runs
+        from ferkit.evaluation.compare import write_comparison
 
         folder = self.out / "compare"
         done = [r for r in runs if self._finished(f"eval-{r}")]
@@ -258,7 +258,11 @@ class Study:
         def work() -> dict[str, Any]:
             if not paths:
                 raise StageSkipped("no run was evaluated")
-            rows = compare_runs(paths, self.dataset, "val", folder, progress=False)
+            # the evaluation stages' own reports: scoring every run again would double the cost
+            reports = [
+                json.loads((self.out / "eval" / r / "metrics.json").read_text()) for r in done
+            ]
+            rows = write_comparison(reports, Path(self.dataset).name, folder)
             return {"rows": rows}
 
         command = _cmd("compare", *paths, "--data", self.dataset, "--split", "val", "--out", folder)
