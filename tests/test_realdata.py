@@ -57,4 +57,9 @@ def test_fer2013(shared_data: Callable[[str], Path]) -> None:
     assert summary["image_size"] == 48 and summary["color"] == "gray"
     assert {k: v["count"] for k, v in summary["splits"].items()} == {"train": 28709, "val": 3589}
     assert summary["splits"]["train"]["per_class"] == FER_TRAIN
-    assert summary["problem_counts"] == {}
+    # every train image of this copy is low-passed (~3 px Gaussian), the val images are not
+    assert summary["problem_counts"] == {"sharpness-gap": 1}
+    (warning,) = summary["warnings"]
+    assert warning["kind"] == "sharpness-gap" and warning["split"] == "train"
+    sharp = {k: v["median_sharpness"] for k, v in summary["splits"].items()}
+    assert sharp["train"] < 0.01 < 0.5 < sharp["val"]

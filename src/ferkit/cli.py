@@ -71,6 +71,8 @@ def _print_summary(summary: dict[str, Any], show_problems: int) -> None:
     table.add_row("", "[bold]total[/]", "", *totals)
     ratios = [str(s["imbalance_ratio"]) for s in summary["splits"].values()]
     table.add_row("", "imbalance (max/min)", "", *ratios)
+    sharp = [f"{s['median_sharpness']:.3g}" for s in summary["splits"].values()]
+    table.add_row("", "median sharpness", "", *sharp)
     out_console.print(table)
     _print_problems(summary, show_problems)
     for name, path in summary.get("figures", {}).items():
@@ -288,6 +290,13 @@ def train(
     bf16: Annotated[bool, typer.Option(help="bf16 autocast (CPU AMX / CUDA).")] = True,
     nproc: Annotated[int, typer.Option(min=1, help="DistributedDataParallel processes.")] = 1,
     threads: Annotated[int | None, typer.Option(help="Torch threads per process.")] = None,
+    match_sharpness: Annotated[
+        str,
+        typer.Option(
+            help="Blur test inputs to the training images' sharpness: auto (when train is much "
+            "blurrier than val), on or off."
+        ),
+    ] = "auto",
     seed: Annotated[int, typer.Option(help="Seed for sampling, init and augmentation.")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
@@ -322,6 +331,7 @@ def train(
             init=str(init) if init else None,
             threads=threads,
             nproc=nproc,
+            match_sharpness=match_sharpness,
         )
         summary = train_network(data, out, cfg, resume=resume, progress=sys.stderr.isatty())
     except (FerkitError, ValueError) as exc:

@@ -86,7 +86,7 @@ class _PixelsToLogits(nn.Module):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = images.permute(0, 3, 1, 2).float() / 255.0  # as torch_run.to_input, op for op
         x = (x - self.mean) / self.std
-        features = self.network.features(x)  # type: ignore[operator]
+        features = self.network.embed(x)  # type: ignore[operator]
         return self.network.head(features), features  # type: ignore[operator]
 
 

@@ -149,7 +149,7 @@ class TorchClassifier:
 
     def embed(self, images: np.ndarray) -> np.ndarray:
         """Penultimate-layer features (the input of the classifier head)."""
-        return self._batched(images, "features")
+        return self._batched(images, "embed")
 
 
 def to_input(images: np.ndarray, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

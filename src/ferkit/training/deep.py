@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,12 +29,15 @@ import torch
 from ferkit import io
 from ferkit.data.balance import SEED_MARGIN, class_weights, stratified_split
 from ferkit.data.dataset import Split, load_dataset
+from ferkit.data.sharpness import median_sharpness, much_blurrier
 from ferkit.errors import FerkitError, SplitNotFoundError
 from ferkit.models.torch_run import build_network
 from ferkit.training.loop import Loop, TrainState
 
 CHECKPOINT = "checkpoint.pt"
 BALANCING = ("none", "undersample", "weights")
+# auto: test-time sharpness matching when train is much blurrier than val (see data.sharpness)
+SHARPNESS_MODES = ("auto", "on", "off")
 
 
 @dataclass
@@ -69,6 +73,7 @@ class TrainConfig:
     init: str | None = None
     threads: int | None = None
     nproc: int = 1
+    match_sharpness: str = "auto"
 
     def check(self) -> None:
         """Reject impossible settings before any data is loaded."""
@@ -90,6 +95,10 @@ class TrainConfig:
             (self.color in (None, "gray", "rgb"), "color must be gray or rgb"),
             (0.0 <= self.label_smoothing < 1.0, "label smoothing must be in [0, 1)"),
             (self.mixup >= 0.0, "mixup must be >= 0"),
+            (
+                self.match_sharpness in SHARPNESS_MODES,
+                f"match_sharpness must be one of {SHARPNESS_MODES}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -112,6 +121,7 @@ class PreparedData:
     std: list[float]
     loss_weights: list[float] | None
     info: dict[str, Any]
+    sharpness_target: float | None = None
 
 
 def prepare_data(data: str | Path, cfg: TrainConfig, progress: bool = True) -> PreparedData:
@@ -148,6 +158,7 @@ def prepare_data(data: str | Path, cfg: TrainConfig, progress: bool = True) -> P
     if cfg.balance == "weights":
         weights = class_weights(train.labels, len(train.classes)).tolist()
     mean, std = _channel_stats(train.images, cfg.seed)
+    target, info["sharpness"] = _sharpness_target(cfg, train, val)
     info.update(
         train_split=train.name,
         train_samples=len(train),
@@ -168,7 +179,32 @@ def prepare_data(data: str | Path, cfg: TrainConfig, progress: bool = True) -> P
         std,
         weights,
         info,
+        target,
     )
+
+
+def _sharpness_target(cfg: TrainConfig, train: Split, val: Split) -> tuple[float | None, dict]:
+    """The sharpness the network's inputs are matched to at test time (None: no matching),
+    and the measurements behind the decision (kept in train.json)."""
+    if cfg.match_sharpness == "off":
+        return None, {"mode": "off"}
+    train_median = median_sharpness(train.images, seed=cfg.seed)
+    val_median = median_sharpness(val.images, seed=cfg.seed)
+    gap = much_blurrier(train_median, val_median)
+    info = {
+        "mode": cfg.match_sharpness,
+        "train_median": round(train_median, 6),
+        "val_median": round(val_median, 6),
+        "matched": cfg.match_sharpness == "on" or gap,
+    }
+    if cfg.match_sharpness == "auto" and gap:
+        warnings.warn(
+            f"training images are much blurrier than validation images (median sharpness "
+            f"{train_median:.4g} vs {val_median:.4g}): inputs will be blurred to the training "
+            "sharpness at test time (match_sharpness='off' to disable)",
+            stacklevel=3,
+        )
+    return (train_median if info["matched"] else None), info
 
 
 def _hold_out(train: Split, seed: int) -> tuple[Split, Split]:
@@ -209,7 +245,10 @@ def _same_setup(saved: dict[str, Any], cfg: TrainConfig, out: Path) -> None:
     """A resumed run must be the run that was started (epochs/patience may be extended)."""
     before = json.loads(saved["config"])
     free = {"epochs", "patience", "threads", "device", "nproc", "init"}
-    changed = {k for k, v in asdict(cfg).items() if k not in free and before.get(k) != v}
+    defaults = asdict(TrainConfig())  # a setting added since the run started has its default
+    changed = {
+        k for k, v in asdict(cfg).items() if k not in free and before.get(k, defaults[k]) != v
+    }
     if changed:
         raise FerkitError(
             f"{out / CHECKPOINT}: was started with other settings ({', '.join(sorted(changed))}); "
@@ -323,8 +362,10 @@ def run_worker(
         "num_classes": len(prepared.classes),
         "in_channels": 1 if prepared.color == "gray" else 3,
         "image_size": prepared.image_size,
-        "kwargs": cfg.model_kwargs,
+        "kwargs": dict(cfg.model_kwargs),
     }
+    if prepared.sharpness_target is not None:
+        arch["kwargs"]["sharpness_target"] = prepared.sharpness_target
     model = build_network(arch)
     if saved is None and cfg.init:
         from ferkit.training.finetune import load_init

@@ -7,6 +7,11 @@ fine-tuning (swap the head), embedding export (call ``features``) and Grad-CAM (
 named by ``cam_layer``) rely on. ``config`` is the JSON-serialisable recipe that rebuilds the
 same architecture through :func:`ferkit.models.nets.create_model`, so a saved run only needs the
 config and a state_dict.
+
+``prefilter`` runs on the input before ``features``: the identity, or a weightless
+:class:`~ferkit.models.nets.sharpness.SharpnessMatch` when the network was trained on images
+blurrier than the ones it will see (``sharpness_target`` in the config). Callers that want the
+embedding use :meth:`Network.embed`, which includes it.
 """
 
 from __future__ import annotations
@@ -62,14 +67,28 @@ class Network(nn.Module):
             "image_size": image_size,
             "kwargs": dict(kwargs),
         }
+        self.prefilter: nn.Module = nn.Identity()
+
+    def match_sharpness(self, target: float) -> None:
+        """Blur eval-mode inputs to at most ``target`` sharpness before ``features`` (see
+        :mod:`ferkit.models.nets.sharpness`); recorded in ``config`` so a saved run rebuilds it."""
+        from ferkit.models.nets.sharpness import SharpnessMatch
+
+        self.prefilter = SharpnessMatch(target, int(self.config["image_size"]))
+        self.config["kwargs"]["sharpness_target"] = float(target)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The (N, D) embedding that ``head`` classifies; D == ``head.in_features``."""
+        """The (N, D) embedding that ``head`` classifies; D == ``head.in_features``.
+        Subclasses implement it; callers use :meth:`embed`, which applies ``prefilter`` first."""
         raise NotImplementedError
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The (N, D) embedding of input ``x`` (``prefilter`` then ``features``)."""
+        return self.features(self.prefilter(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (N, num_classes); no softmax, so losses get the numerically stable form."""
-        return self.head(self.features(x))
+        return self.head(self.embed(x))
 
     @property
     def num_classes(self) -> int:

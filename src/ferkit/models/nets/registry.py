@@ -90,15 +90,27 @@ def create_model(
 
     ``in_channels`` / ``image_size`` default to the model's design input (3 x 96 for most,
     1 x 48 for ``seedcnn``). ``create_model(**model.config)`` rebuilds the same architecture.
+    ``sharpness_target`` (any family) adds test-time sharpness matching to the input.
     """
     entry = _entry(name)
+    # every family takes it: the input filter lives in the Network base, not in a family
+    target = kwargs.pop("sharpness_target", None)
     unknown = sorted(set(kwargs) - set(entry.options))
     if unknown:
         valid = ", ".join(entry.options) or "none"
-        raise FerkitError(f"model {name!r} got unknown option(s) {unknown}; valid options: {valid}")
-    return entry.factory(
+        raise FerkitError(
+            f"model {name!r} got unknown option(s) {unknown}; valid options: {valid} "
+            "(and sharpness_target, which every model takes)"
+        )
+    network = entry.factory(
         num_classes,
         entry.in_channels if in_channels is None else in_channels,
         entry.image_size if image_size is None else image_size,
         **kwargs,
     )
+    if target is not None:
+        try:
+            network.match_sharpness(target)
+        except ValueError as exc:
+            raise FerkitError(f"model {name!r}: {exc}") from None
+    return network
