@@ -187,3 +187,30 @@ def test_inspect_reports_each_splits_sharpness_and_warns_about_a_gap(tmp_path: P
     assert summary["problem_counts"] == {"sharpness-gap": 1}
     same = summarize(load_dataset(_dataset(tmp_path / "same", train_sigma=0.0)))
     assert same["warnings"] == [] and same["problem_counts"] == {}
+
+
+def test_svm_runs_match_sharpness_and_keep_it_in_the_saved_pipeline(tmp_path: Path) -> None:
+    """On a split blurred like fer2013's train, the SVM pipeline gains the matcher (saved with
+    skops and reloaded without pickle), and val images reach the features as blurry as train."""
+    from ferkit.evaluation import evaluate_run
+    from ferkit.features.sharpness import MatchSharpness
+    from ferkit.training.svm import train_svm
+
+    data = _dataset(tmp_path / "blurred", train_sigma=2.0)
+    opts = dict(features="raw", method="exact", search=False, params={"kernel": "linear"})
+    summary = train_svm(data, tmp_path / "auto", progress=False, **opts)
+    assert summary["sharpness"]["matched"]
+    run = load_run(tmp_path / "auto")
+    names = [name for name, _ in run.estimator.steps]
+    assert names == ["match", "features", "svm"] and run.card["sharpness_target"] > 0
+    val = load_dataset(data).split("val").images
+    matched = run.estimator.steps[0][1].transform(val)
+    assert matched.dtype == np.uint8 and matched.shape == val.shape
+    assert median_sharpness(matched) <= run.card["sharpness_target"] * 1.05
+    assert evaluate_run(tmp_path / "auto", data, "val")["n"] == len(val)
+
+    off = train_svm(data, tmp_path / "off", progress=False, match_sharpness="off", **opts)
+    assert off["sharpness"] == {"mode": "off"}
+    assert [name for name, _ in load_run(tmp_path / "off").estimator.steps] == ["features", "svm"]
+    with pytest.raises(ValueError, match="square"):
+        MatchSharpness(0.01).transform(np.zeros((1, 8, 6, 1), np.uint8))

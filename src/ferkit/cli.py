@@ -193,6 +193,13 @@ def svm(
     network: Annotated[
         str | None, typer.Option(help="For --features cnn: network run folder or shipped name.")
     ] = None,
+    match_sharpness: Annotated[
+        str,
+        typer.Option(
+            help="Blur inputs to the training images' sharpness first: auto (when train is "
+            "much blurrier than val), on or off."
+        ),
+    ] = "auto",
     seed: Annotated[int, typer.Option(help="Seed for sampling and solvers.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -217,6 +224,7 @@ def svm(
             progress=sys.stderr.isatty(),
             feature_params={"run": network} if network else None,
             pca_components=pca_components,
+            match_sharpness=match_sharpness,
         )
     except (FerkitError, ValueError) as exc:
         raise _fail(exc) from None

@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 from ferkit import io
 from ferkit.data.balance import SEED_MARGIN, stratified_subset
 from ferkit.data.dataset import Dataset, Split, load_dataset
-from ferkit.errors import SplitNotFoundError
+from ferkit.errors import DatasetError, SplitNotFoundError
 from ferkit.models.store import save_sklearn_run
 from ferkit.models.svm import SEED_GRID, SVMClassifier
 
@@ -91,6 +91,29 @@ def _search_split(ds: Dataset, search_on: str, train: Split) -> Split:
         raise
 
 
+def _sharpness_target(
+    ds: Dataset, train: Split, mode: str, seed: int
+) -> tuple[float | None, dict[str, Any]]:
+    """The sharpness inputs are blurred to (None: none), and the measurements behind it."""
+    from ferkit.data.sharpness import median_sharpness, much_blurrier
+
+    if mode not in ("auto", "on", "off"):
+        raise ValueError(f"match_sharpness must be auto, on or off, got {mode!r}")
+    if mode == "off":
+        return None, {"mode": "off"}
+    train_median = median_sharpness(train.images, seed=seed)
+    info: dict[str, Any] = {"mode": mode, "train_median": round(train_median, 6)}
+    try:
+        val_median = median_sharpness(ds.usable_split("val").images, seed=seed)
+    except (SplitNotFoundError, DatasetError):  # no (usable) val split: nothing to compare
+        val_median = None
+    if val_median is not None:
+        info["val_median"] = round(val_median, 6)
+    gap = val_median is not None and much_blurrier(train_median, val_median)
+    info["matched"] = mode == "on" or gap
+    return (train_median if info["matched"] else None), info
+
+
 def train_svm(
     data: str | Path,
     out: str | Path,
@@ -109,13 +132,17 @@ def train_svm(
     progress: bool = True,
     feature_params: dict[str, Any] | None = None,
     pca_components: int | None = None,
+    match_sharpness: str = "auto",
 ) -> dict[str, Any]:
     """Fit and save an SVM run; returns the summary written to ``out/train.json``.
 
     HOG runs at the data's own image size unless ``feature_params`` says otherwise (the seed's
-    96x96 on AffectNet; FER2013's 48x48 is not upsampled).
+    96x96 on AffectNet; FER2013's 48x48 is not upsampled). ``match_sharpness`` ("auto", "on",
+    "off") puts :class:`~ferkit.features.sharpness.MatchSharpness` before the extractor, as
+    ``ferkit train`` does for networks: "auto" when train is much blurrier than val.
     """
     from ferkit.features import create_extractor  # features pull in skimage and dlib
+    from ferkit.features.sharpness import MatchSharpness
 
     ds = load_dataset(data, image_size=image_size, color=color, progress=progress)  # type: ignore[arg-type]
     train = ds.usable_split(train_split)
@@ -131,11 +158,16 @@ def train_svm(
         "image_size": ds.image_size,
         "color": ds.color,
     }
+    target, summary["sharpness"] = _sharpness_target(ds, train, match_sharpness, seed)
+    steps: list[tuple[str, Any]] = [("features", extractor)]
+    if target is not None:
+        steps.insert(0, ("match", MatchSharpness(target)))
+    prep = Pipeline(steps)
     chosen = dict(params or {})
     if search:
         pool = _search_split(ds, search_on, train)
         idx = stratified_subset(pool.labels, search_size, seed=seed)
-        x_search = extractor.fit_transform(pool.images[idx])
+        x_search = prep.fit_transform(pool.images[idx])
         result = search_svm(
             x_search, pool.labels[idx], method, seed=seed, pca_components=pca_components
         )
@@ -144,13 +176,13 @@ def train_svm(
         chosen = {**result["best_params"], **chosen}
     balanced = train.balanced(margin, seed)
     start = time.perf_counter()
-    x_train = extractor.fit_transform(balanced.images)
+    x_train = prep.fit_transform(balanced.images)
     feature_seconds = time.perf_counter() - start
     clf = SVMClassifier(method=method, random_state=seed, pca_components=pca_components, **chosen)
     start = time.perf_counter()
     clf.fit(x_train, balanced.labels)
     fit_seconds = time.perf_counter() - start
-    pipeline = Pipeline([("features", extractor), ("svm", clf)])
+    pipeline = Pipeline([*steps, ("svm", clf)])
     report = getattr(extractor, "report", None)
     if callable(report):
         summary["feature_report"] = report()
@@ -171,6 +203,7 @@ def train_svm(
         "color": ds.color,
         "features": features,
         "feature_params": extractor.cache_params(),
+        "sharpness_target": target,
         "svm_params": clf.get_params(),
         "trained_on": str(ds.root),
         "train_split": train.name,
