@@ -50,8 +50,8 @@ SEED = dict(
 )
 
 ROWS: dict[str, tuple[str, dict]] = {
-    "fer-fernet": ("fer2013", dict(model="fernet", epochs=30, **OWN)),
-    "aff-fernet": ("affectnet_yolo", dict(model="fernet", epochs=30, **OWN)),
+    "fer-fernet": ("fer2013", dict(model="fernet", epochs=40, **OWN)),
+    "aff-fernet": ("affectnet_yolo", dict(model="fernet", epochs=40, **OWN)),
     "aff-happy-sad": (
         "affectnet_yolo",
         dict(

@@ -38,8 +38,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH_VENV = ROOT / ".bench-venv"
+from _bench_env import bench_python, machine_note
+
 KERAS_SCRIPT = Path(__file__).resolve().with_name("_keras_convnet.py")
 TF_PIN = "tensorflow-cpu==2.21.0"
 CREATE_VENV = f"python3.11 -m venv .bench-venv && .bench-venv/bin/pip install {TF_PIN} numpy"
@@ -60,18 +60,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="write all results here")
     return parser.parse_args()
-
-
-def bench_python() -> Path:
-    python = BENCH_VENV / "bin" / "python"
-    if not python.is_file():
-        print(
-            f"{python} not found: the Keras side needs its own venv with TensorFlow-CPU.\n"
-            f"Create it from {ROOT}:\n\n    {CREATE_VENV}\n",
-            file=sys.stderr,
-        )
-        sys.exit(2)
-    return python
 
 
 # -- torch ------------------------------------------------------------------------------------
@@ -164,16 +152,6 @@ def keras_run(python: Path, policy: str, args: argparse.Namespace) -> dict[str, 
 
 
 # -- report -----------------------------------------------------------------------------------
-def machine_note() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "loadavg": [round(v, 2) for v in os.getloadavg()]}
 
 
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -223,7 +201,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 def main() -> int:
     args = parse_args()
-    python = bench_python()
+    python = bench_python("Keras (TensorFlow-CPU)", CREATE_VENV)
     import torch
 
     torch.set_num_threads(args.threads)

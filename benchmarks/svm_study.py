@@ -94,8 +94,10 @@ def table(rows: list[dict]) -> str:
     lines = [head, "|" + "---|" * 11]
     for r in rows:
         seed_fig = SEED_FIGURES[r["features"]] if r["dataset"] == "affectnet_yolo" else "-"
+        # cnn rows name the network the embedding came from
+        features = f"{r['features']} ({r['network']})" if r.get("network") else r["features"]
         lines.append(
-            f"| {r['dataset']} ({r['val_split']}) | {r['features']} | {r['method']} | "
+            f"| {r['dataset']} ({r['val_split']}) | {features} | {r['method']} | "
             f"{r['accuracy']:.1%} | {r['macro_f1']:.3f} | {r['best_params']} | "
             f"{r['fit_seconds']} | {r['predict_seconds']} | {r['feature_seconds']} | "
             f"{r['search_seconds']} | {seed_fig} |"

@@ -124,7 +124,9 @@ def test_make_demo_command_calls_the_astronaut_happy(astronaut: np.ndarray, tmp_
     result = invoke(str(photo), "--out", str(tmp_path / "predicted"))
     assert result.exit_code == 0, result.output
     (line,) = [ln for ln in result.output.splitlines() if "face 1" in ln]
-    assert line.split()[-1] == "happy", line
+    label, score = line.split()[-2:]  # the default (shipped FER2013 network) gives probabilities
+    assert label == "happy" and float(score) > 0.5, line
+    assert "model fer2013" in result.output
     assert (tmp_path / "predicted" / "predictions.json").is_file()
 
 

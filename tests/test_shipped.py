@@ -13,7 +13,7 @@ from ferkit.weights import MAX_SHIPPED_BYTES, WEIGHTS_DIR, shipped_cards, shippe
 
 
 def test_every_shipped_model_loads_and_says_how_it_was_made() -> None:
-    assert "affectnet-hog-svm" in shipped_models()
+    assert {"affectnet-hog-svm", "fer2013", "affectnet"} <= set(shipped_models())
     for card in shipped_cards():
         run = load_run(card["name"])  # by name, not by path
         assert run.path == WEIGHTS_DIR / card["name"]
@@ -35,6 +35,55 @@ def test_affectnet_hog_svm_predicts_eight_classes() -> None:
     noise = np.random.default_rng(0).integers(0, 256, (3, 96, 96, 3), dtype=np.uint8)
     pred = run.predict(np.concatenate([face[None], noise]))
     assert pred.shape == (4,) and ((pred >= 0) & (pred < 8)).all()
+
+
+# name -> (input side, colour, canonical classes, the dataset it was trained on)
+NETWORKS = {
+    "fer2013": (48, "gray", ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]),
+    "affectnet": (
+        96,
+        "rgb",
+        ["angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_shipped_network_is_safetensors_and_calls_the_astronaut_happy(
+    name: str, astronaut: np.ndarray
+) -> None:
+    """The shipped networks are safetensors runs of the documented input, and on a real
+    smiling face (a square around the astronaut's face, cut by hand rather than by the face
+    pipeline) they answer happy with most of the probability."""
+    from ferkit.inference.predictor import whole_image_crop
+
+    run = load_run(name, backend="torch")
+    size, color, canonical = NETWORKS[name]
+    assert run.kind == "torch" and run.card["weights"] == "model.safetensors"
+    assert (run.image_size, run.color, run.canonical) == (size, color, canonical)
+    assert run.card["command"].startswith("ferkit train ")
+    crop = whole_image_crop(astronaut[40:200, 155:315], size, color)
+    probabilities = run.estimator.predict_proba(crop[None])
+    assert probabilities.shape == (1, len(canonical))
+    assert np.isclose(probabilities.sum(), 1.0, atol=1e-4)
+    assert canonical[int(probabilities.argmax())] == "happy"
+    assert probabilities[0, canonical.index("happy")] > 0.5
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(
+    ("name", "dataset"), [("fer2013", "fer2013"), ("affectnet", "affectnet_yolo")]
+)
+def test_shipped_network_reproduces_its_validation_figure(
+    name: str, dataset: str, shared_data: Callable[[str], Path]
+) -> None:
+    """The card's accuracy is what `ferkit evaluate NAME DATA --split val` gives (torch backend)."""
+    from ferkit.evaluation import evaluate_run
+
+    run = load_run(name, backend="torch")
+    report = evaluate_run(run, shared_data(dataset), "val")
+    assert report["n"] == run.card["validation"]["n"]
+    assert round(report["accuracy"], 4) == run.card["validation"]["accuracy"]
 
 
 @pytest.mark.realdata

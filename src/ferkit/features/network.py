@@ -9,6 +9,7 @@ folder or shipped model name. Images are brought to the run's size and colour fi
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 
 import numpy as np
@@ -62,8 +63,11 @@ class NetworkEmbedding(FeatureExtractor):
         _load(self.run)
 
     def _cache_salt(self) -> str:
-        # the weights' checksum: retraining into the same folder is a cache miss
-        return str(_load(self.run).card.get("weights_sha256", ""))
+        # the weights' checksum (retraining into the same folder is a cache miss) and the
+        # architecture, whose sharpness_target changes the embedding without touching weights
+        card = _load(self.run).card
+        arch = json.dumps(card.get("architecture"), sort_keys=True)
+        return f"{card.get('weights_sha256', '')}:{arch}"
 
     def _extract(self, batch: np.ndarray) -> tuple[np.ndarray, Stats]:
         run = _load(self.run)

@@ -1,9 +1,8 @@
 """Which model predicts, how its faces are framed, and how its outputs become labels and scores.
 
-The default model is one constant, :data:`DEFAULT_MODEL`. It names the shipped FER2013 network
-that is meant to become ferkit's default; until a model of that name ships, the first shipped
-model (``affectnet-hog-svm`` today) stands in, so shipping the network switches the default with
-no code change, and shipping it under another name is a one-line change here.
+The default model is one constant, :data:`DEFAULT_MODEL`: the shipped FER2013 network
+(``fer2013``, 48x48 gray, 7 classes). Should no model of that name be shipped (a trimmed
+install), the first shipped model stands in.
 """
 
 from __future__ import annotations

@@ -1,0 +1,42 @@
+"""What the comparison benchmarks share: the other framework's venv and a note on the machine.
+
+The competitors (Keras/TensorFlow, the ``fer`` package) live in ``.bench-venv`` only, never in
+ferkit's own venv; each benchmark runs its worker there as a subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_VENV = ROOT / ".bench-venv"
+
+
+def bench_python(side: str, create: str) -> Path:
+    """``.bench-venv``'s python, or exit 2 with the command that creates the venv."""
+    python = BENCH_VENV / "bin" / "python"
+    if not python.is_file():
+        print(
+            f"{python} not found: the {side} side needs its own venv.\n"
+            f"Create it from {ROOT}:\n\n    {create}\n",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    return python
+
+
+def machine_note() -> dict[str, Any]:
+    """CPU model, core count and load average, recorded before and after a measurement."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "loadavg": [round(v, 2) for v in os.getloadavg()]}
