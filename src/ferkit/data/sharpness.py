@@ -3,7 +3,7 @@
 Sharpness is the variance of the 4-neighbour Laplacian (interior pixels) over the variance of
 the image, on the channel mean: brightness and contrast do not change it, blur lowers it fast.
 Typical face crops score 0.3-1.5; the train split of ``../shared/data/fer2013`` scores 0.004
-(every image low-passed, about a 3-px Gaussian) while its val split scores 0.7, which is the
+(every image low-passed, about a 3.5-px Gaussian) while its val split scores 0.7, which is the
 case this exists for: a network trained on such a split fails on sharp inputs unless they are
 blurred to match (:mod:`ferkit.models.nets.sharpness`). ``ferkit inspect`` reports each split's
 median and warns about a gap; ``ferkit train`` acts on it.

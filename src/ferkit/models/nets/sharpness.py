@@ -2,7 +2,7 @@
 
 Why: a network trained only on blurred faces fails on sharp ones, because fine texture it never
 saw pushes its features out of range. This is not hypothetical: in ``../shared/data/fer2013``
-every train image is low-passed (a Gaussian of sigma ~3 px at 48x48 matches its power spectrum;
+every train image is low-passed (a Gaussian of sigma ~3.5 px at 48x48 matches its power spectrum;
 median sharpness 0.004 against 0.69 for the val images), so a network trained there scores far
 below its training accuracy on val and on real photos. No sharpening can restore what the blur
 removed, but the opposite direction is cheap and exact: blur each *input* until it is no sharper
