@@ -198,7 +198,8 @@ def test_svm_runs_match_sharpness_and_keep_it_in_the_saved_pipeline(tmp_path: Pa
 
     data = _dataset(tmp_path / "blurred", train_sigma=2.0)
     opts = dict(features="raw", method="exact", search=False, params={"kernel": "linear"})
-    summary = train_svm(data, tmp_path / "auto", progress=False, **opts)
+    with pytest.warns(UserWarning, match="much blurrier"):
+        summary = train_svm(data, tmp_path / "auto", progress=False, **opts)
     assert summary["sharpness"]["matched"]
     run = load_run(tmp_path / "auto")
     names = [name for name, _ in run.estimator.steps]

@@ -11,6 +11,9 @@ median and warns about a gap; ``ferkit train`` acts on it.
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 import numpy as np
 
 # a split is "much blurrier" than another when its median sharpness is below this fraction of
@@ -41,3 +44,35 @@ def median_sharpness(images: np.ndarray, n: int = SAMPLE, seed: int = 0) -> floa
 def much_blurrier(median: float, reference: float) -> bool:
     """True when a split of ``median`` sharpness is much blurrier than one of ``reference``."""
     return median < SHARPNESS_GAP * reference
+
+
+MODES = ("auto", "on", "off")
+
+
+def matching_target(
+    mode: str, train: np.ndarray, val: np.ndarray | None, seed: int = 0
+) -> tuple[float | None, dict[str, Any]]:
+    """The sharpness a model's inputs are blurred to (None: no matching) and the measurements
+    behind the decision, for ``ferkit train`` and ``ferkit svm``: ``on`` always matches to the
+    training images' median, ``auto`` only when they are much blurrier than ``val`` (warned),
+    ``off`` never."""
+    if mode not in MODES:
+        raise ValueError(f"match_sharpness must be one of {MODES}, got {mode!r}")
+    if mode == "off":
+        return None, {"mode": "off"}
+    train_median = median_sharpness(train, seed=seed)
+    info: dict[str, Any] = {"mode": mode, "train_median": round(train_median, 6)}
+    gap = False
+    if val is not None and len(val):
+        val_median = median_sharpness(val, seed=seed)
+        info["val_median"] = round(val_median, 6)
+        gap = much_blurrier(train_median, val_median)
+    info["matched"] = mode == "on" or gap
+    if mode == "auto" and gap:
+        warnings.warn(
+            f"training images are much blurrier than validation images (median sharpness "
+            f"{train_median:.4g} vs {info['val_median']:.4g}): inputs will be blurred to the "
+            "training sharpness at test time (match_sharpness='off' to disable)",
+            stacklevel=3,
+        )
+    return (train_median if info["matched"] else None), info

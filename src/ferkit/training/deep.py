@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,15 +28,14 @@ import torch
 from ferkit import io
 from ferkit.data.balance import SEED_MARGIN, class_weights, stratified_split
 from ferkit.data.dataset import Split, load_dataset
-from ferkit.data.sharpness import median_sharpness, much_blurrier
+from ferkit.data.sharpness import MODES as SHARPNESS_MODES
+from ferkit.data.sharpness import matching_target
 from ferkit.errors import FerkitError, SplitNotFoundError
 from ferkit.models.torch_run import build_network
 from ferkit.training.loop import Loop, TrainState
 
 CHECKPOINT = "checkpoint.pt"
 BALANCING = ("none", "undersample", "weights")
-# auto: test-time sharpness matching when train is much blurrier than val (see data.sharpness)
-SHARPNESS_MODES = ("auto", "on", "off")
 
 
 @dataclass
@@ -158,7 +156,9 @@ def prepare_data(data: str | Path, cfg: TrainConfig, progress: bool = True) -> P
     if cfg.balance == "weights":
         weights = class_weights(train.labels, len(train.classes)).tolist()
     mean, std = _channel_stats(train.images, cfg.seed)
-    target, info["sharpness"] = _sharpness_target(cfg, train, val)
+    target, info["sharpness"] = matching_target(
+        cfg.match_sharpness, train.images, val.images, cfg.seed
+    )
     info.update(
         train_split=train.name,
         train_samples=len(train),
@@ -181,30 +181,6 @@ def prepare_data(data: str | Path, cfg: TrainConfig, progress: bool = True) -> P
         info,
         target,
     )
-
-
-def _sharpness_target(cfg: TrainConfig, train: Split, val: Split) -> tuple[float | None, dict]:
-    """The sharpness the network's inputs are matched to at test time (None: no matching),
-    and the measurements behind the decision (kept in train.json)."""
-    if cfg.match_sharpness == "off":
-        return None, {"mode": "off"}
-    train_median = median_sharpness(train.images, seed=cfg.seed)
-    val_median = median_sharpness(val.images, seed=cfg.seed)
-    gap = much_blurrier(train_median, val_median)
-    info = {
-        "mode": cfg.match_sharpness,
-        "train_median": round(train_median, 6),
-        "val_median": round(val_median, 6),
-        "matched": cfg.match_sharpness == "on" or gap,
-    }
-    if cfg.match_sharpness == "auto" and gap:
-        warnings.warn(
-            f"training images are much blurrier than validation images (median sharpness "
-            f"{train_median:.4g} vs {val_median:.4g}): inputs will be blurred to the training "
-            "sharpness at test time (match_sharpness='off' to disable)",
-            stacklevel=3,
-        )
-    return (train_median if info["matched"] else None), info
 
 
 def _hold_out(train: Split, seed: int) -> tuple[Split, Split]:

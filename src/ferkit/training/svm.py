@@ -19,6 +19,7 @@ from sklearn.pipeline import Pipeline
 from ferkit import io
 from ferkit.data.balance import SEED_MARGIN, stratified_subset
 from ferkit.data.dataset import Dataset, Split, load_dataset
+from ferkit.data.sharpness import matching_target
 from ferkit.errors import DatasetError, SplitNotFoundError
 from ferkit.models.store import save_sklearn_run
 from ferkit.models.svm import SEED_GRID, SVMClassifier
@@ -91,27 +92,12 @@ def _search_split(ds: Dataset, search_on: str, train: Split) -> Split:
         raise
 
 
-def _sharpness_target(
-    ds: Dataset, train: Split, mode: str, seed: int
-) -> tuple[float | None, dict[str, Any]]:
-    """The sharpness inputs are blurred to (None: none), and the measurements behind it."""
-    from ferkit.data.sharpness import median_sharpness, much_blurrier
-
-    if mode not in ("auto", "on", "off"):
-        raise ValueError(f"match_sharpness must be auto, on or off, got {mode!r}")
-    if mode == "off":
-        return None, {"mode": "off"}
-    train_median = median_sharpness(train.images, seed=seed)
-    info: dict[str, Any] = {"mode": mode, "train_median": round(train_median, 6)}
+def _validation_images(ds: Dataset) -> np.ndarray | None:
+    """The val split's images, None when there is no usable one (nothing to compare with)."""
     try:
-        val_median = median_sharpness(ds.usable_split("val").images, seed=seed)
-    except (SplitNotFoundError, DatasetError):  # no (usable) val split: nothing to compare
-        val_median = None
-    if val_median is not None:
-        info["val_median"] = round(val_median, 6)
-    gap = val_median is not None and much_blurrier(train_median, val_median)
-    info["matched"] = mode == "on" or gap
-    return (train_median if info["matched"] else None), info
+        return ds.usable_split("val").images
+    except (SplitNotFoundError, DatasetError):
+        return None
 
 
 def train_svm(
@@ -158,7 +144,9 @@ def train_svm(
         "image_size": ds.image_size,
         "color": ds.color,
     }
-    target, summary["sharpness"] = _sharpness_target(ds, train, match_sharpness, seed)
+    target, summary["sharpness"] = matching_target(
+        match_sharpness, train.images, _validation_images(ds), seed
+    )
     steps: list[tuple[str, Any]] = [("features", extractor)]
     if target is not None:
         steps.insert(0, ("match", MatchSharpness(target)))
