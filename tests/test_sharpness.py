@@ -215,3 +215,20 @@ def test_svm_runs_match_sharpness_and_keep_it_in_the_saved_pipeline(tmp_path: Pa
     assert [name for name, _ in load_run(tmp_path / "off").estimator.steps] == ["features", "svm"]
     with pytest.raises(ValueError, match="square"):
         MatchSharpness(0.01).transform(np.zeros((1, 8, 6, 1), np.uint8))
+
+
+def test_cli_takes_auto_on_off_and_refuses_others(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ferkit.cli import app
+
+    data = _dataset(tmp_path / "blurred", train_sigma=2.0, per_class=8)
+    runner = CliRunner()
+    bad = runner.invoke(
+        app, ["svm", str(data), "--out", str(tmp_path / "x"), "--match-sharpness", "maybe"]
+    )
+    assert bad.exit_code == 2 and not (tmp_path / "x").exists()
+    args = ["svm", str(data), "--features", "raw", "--kernel", "linear", "--json"]
+    off = runner.invoke(app, [*args, "--out", str(tmp_path / "off"), "--match-sharpness", "off"])
+    assert off.exit_code == 0, off.output
+    assert json.loads(off.stdout)["sharpness"] == {"mode": "off"}

@@ -32,6 +32,22 @@ class ColorOption(StrEnum):
     gray = "gray"
 
 
+class SharpnessOption(StrEnum):
+    auto = "auto"
+    on = "on"
+    off = "off"
+
+
+# one option for `ferkit train` and `ferkit svm` (ferkit.data.sharpness.matching_target)
+MatchSharpness = Annotated[
+    SharpnessOption,
+    typer.Option(
+        help="Blur inputs to the training images' sharpness before the model: auto (when "
+        "train is much blurrier than val), on or off."
+    ),
+]
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"ferkit {__version__}")
@@ -193,13 +209,7 @@ def svm(
     network: Annotated[
         str | None, typer.Option(help="For --features cnn: network run folder or shipped name.")
     ] = None,
-    match_sharpness: Annotated[
-        str,
-        typer.Option(
-            help="Blur inputs to the training images' sharpness first: auto (when train is "
-            "much blurrier than val), on or off."
-        ),
-    ] = "auto",
+    match_sharpness: MatchSharpness = SharpnessOption.auto,
     seed: Annotated[int, typer.Option(help="Seed for sampling and solvers.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -224,7 +234,7 @@ def svm(
             progress=sys.stderr.isatty(),
             feature_params={"run": network} if network else None,
             pca_components=pca_components,
-            match_sharpness=match_sharpness,
+            match_sharpness=match_sharpness.value,
         )
     except (FerkitError, ValueError) as exc:
         raise _fail(exc) from None
@@ -298,13 +308,7 @@ def train(
     bf16: Annotated[bool, typer.Option(help="bf16 autocast (CPU AMX / CUDA).")] = True,
     nproc: Annotated[int, typer.Option(min=1, help="DistributedDataParallel processes.")] = 1,
     threads: Annotated[int | None, typer.Option(help="Torch threads per process.")] = None,
-    match_sharpness: Annotated[
-        str,
-        typer.Option(
-            help="Blur test inputs to the training images' sharpness: auto (when train is much "
-            "blurrier than val), on or off."
-        ),
-    ] = "auto",
+    match_sharpness: MatchSharpness = SharpnessOption.auto,
     seed: Annotated[int, typer.Option(help="Seed for sampling, init and augmentation.")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
@@ -339,7 +343,7 @@ def train(
             init=str(init) if init else None,
             threads=threads,
             nproc=nproc,
-            match_sharpness=match_sharpness,
+            match_sharpness=match_sharpness.value,
         )
         summary = train_network(data, out, cfg, resume=resume, progress=sys.stderr.isatty())
     except (FerkitError, ValueError) as exc:
