@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -164,3 +165,38 @@ def chromium() -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
+
+
+def trained_like_bn(model: torch.nn.Module, seed: int = 1) -> None:
+    """Give every BatchNorm a random affine (as training would), so that a freshly built
+    network's output depends on its input's layout instead of being nearly constant."""
+    gen = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.weight.data.copy_(torch.rand(module.num_features, generator=gen) + 0.5)
+            module.bias.data.copy_(torch.randn(module.num_features, generator=gen) * 0.1)
+
+
+def tiny_card(classes: list[str], size: int = 32) -> dict:
+    """A minimal RGB model card for ``save_torch_run`` of a hand-built network."""
+    return {
+        "classes": list(classes),
+        "canonical": list(classes),
+        "image_size": size,
+        "color": "rgb",
+        "mean": [0.5] * 3,
+        "std": [0.25] * 3,
+    }
+
+
+def assert_onnx_matches(run_dir: Path, images: np.ndarray, probs: np.ndarray) -> None:
+    """Export ``run_dir`` to ONNX and check onnxruntime gives ``probs`` on ``images`` (skipped
+    when the onnx extras are not installed)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from ferkit.models import load_run
+    from ferkit.models.onnx_export import export_onnx
+
+    export_onnx(run_dir)
+    onnx_run = load_run(run_dir, backend="onnx")
+    assert np.abs(onnx_run.estimator.predict_proba(images) - probs).max() < 1e-4

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
+from conftest import assert_onnx_matches, tiny_card, trained_like_bn
 from ferkit.data import load_dataset
 from ferkit.data.sharpness import median_sharpness
 from ferkit.data.sharpness import sharpness as numpy_sharpness
@@ -112,21 +113,9 @@ def test_the_filter_travels_with_the_run_and_into_onnx(tmp_path: Path) -> None:
     plain = create_model("fernet", 3, 3, 32, width=0.25)
     matched = create_model("fernet", 3, 3, 32, width=0.25, sharpness_target=0.01)
     assert matched.state_dict().keys() == plain.state_dict().keys()  # no weights of its own
-    gen = torch.Generator().manual_seed(1)
-    for module in plain.modules():  # trained-like BN, so that the output depends on the input
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.weight.data.copy_(torch.rand(module.num_features, generator=gen) + 0.5)
-            module.bias.data.copy_(torch.randn(module.num_features, generator=gen) * 0.1)
+    trained_like_bn(plain)
     matched.load_state_dict(plain.state_dict())
-    card = {
-        "classes": list(CLASSES),
-        "canonical": list(CLASSES),
-        "image_size": 32,
-        "color": "rgb",
-        "mean": [0.5] * 3,
-        "std": [0.25] * 3,
-    }
-    save_torch_run(tmp_path / "run", matched, card)
+    save_torch_run(tmp_path / "run", matched, tiny_card(list(CLASSES)))
     saved = json.loads((tmp_path / "run" / "model.json").read_text())
     assert saved["architecture"]["kwargs"]["sharpness_target"] == 0.01
     images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), np.uint8)
@@ -138,13 +127,7 @@ def test_the_filter_travels_with_the_run_and_into_onnx(tmp_path: Path) -> None:
         expected = torch.softmax(plain.eval()(matched.eval().prefilter(x)), 1).numpy()
         assert not np.allclose(expected, torch.softmax(plain(x), 1).numpy(), atol=1e-4)
     assert np.allclose(probs, expected, atol=1e-5)
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
-    from ferkit.models.onnx_export import export_onnx
-
-    export_onnx(tmp_path / "run")
-    onnx_run = load_run(tmp_path / "run", backend="onnx")
-    assert np.abs(onnx_run.estimator.predict_proba(images) - probs).max() < 1e-4
+    assert_onnx_matches(tmp_path / "run", images, probs)
 
 
 def test_training_matches_sharpness_only_when_train_is_much_blurrier(tmp_path: Path) -> None:

@@ -38,6 +38,11 @@ class SharpnessOption(StrEnum):
     off = "off"
 
 
+class TtaOption(StrEnum):
+    none = "none"
+    flip = "flip"
+
+
 # one option for `ferkit train` and `ferkit svm` (ferkit.data.sharpness.matching_target)
 MatchSharpness = Annotated[
     SharpnessOption,
@@ -125,7 +130,8 @@ def inspect(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     strict: Annotated[bool, typer.Option(help="Any problem is an error (exit 2).")] = False,
     size: Annotated[
-        int | None, typer.Option(min=8, max=1024, help="Image side in pixels [default: data's].")
+        int | None,
+        typer.Option(min=8, max=1024, help="Image side in pixels (default: the data's)."),
     ] = None,
     color: Annotated[ColorOption, typer.Option(help="Decode as rgb or gray.")] = ColorOption.auto,
     split: Annotated[
@@ -309,6 +315,13 @@ def train(
     nproc: Annotated[int, typer.Option(min=1, help="DistributedDataParallel processes.")] = 1,
     threads: Annotated[int | None, typer.Option(help="Torch threads per process.")] = None,
     match_sharpness: MatchSharpness = SharpnessOption.auto,
+    tta: Annotated[
+        TtaOption,
+        typer.Option(
+            help="Test-time augmentation saved with the model: none, or flip (average each "
+            "image with its mirror; twice the inference cost). Validation uses it too."
+        ),
+    ] = TtaOption.none,
     seed: Annotated[int, typer.Option(help="Seed for sampling, init and augmentation.")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
@@ -344,6 +357,7 @@ def train(
             threads=threads,
             nproc=nproc,
             match_sharpness=match_sharpness.value,
+            tta=tta.value,
         )
         summary = train_network(data, out, cfg, resume=resume, progress=sys.stderr.isatty())
     except (FerkitError, ValueError) as exc:
@@ -774,11 +788,11 @@ def study(
         str, typer.Option(help="SVM features, comma-separated (raw, hog, landmarks, embedding).")
     ] = "raw,hog",
     seed: Annotated[int, typer.Option(help="Seed for sampling, searches and training.")] = 0,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs [quick 3, full 50].")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs (quick 3, full 50).")] = None,
     max_train: Annotated[int | None, typer.Option(min=10, help="Train images kept.")] = None,
     max_val: Annotated[int | None, typer.Option(min=10, help="Validation images kept.")] = None,
     search_size: Annotated[
-        int | None, typer.Option(min=10, help="SVM grid-search samples [quick 400, full 2000].")
+        int | None, typer.Option(min=10, help="SVM grid-search samples (quick 400, full 2000).")
     ] = None,
     batch_size: Annotated[int, typer.Option(min=2, help="Network batch size (the seed's).")] = 32,
     explain_images: Annotated[int, typer.Option(min=1, help="Images explained.")] = 4,

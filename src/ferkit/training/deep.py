@@ -36,6 +36,7 @@ from ferkit.training.loop import Loop, TrainState
 
 CHECKPOINT = "checkpoint.pt"
 BALANCING = ("none", "undersample", "weights")
+TTA_MODES = ("none", "flip")  # test-time augmentation recorded in the saved architecture
 
 
 @dataclass
@@ -72,6 +73,7 @@ class TrainConfig:
     threads: int | None = None
     nproc: int = 1
     match_sharpness: str = "auto"
+    tta: str = "none"  # "flip": evaluate on each image and its mirror (validation included)
 
     def check(self) -> None:
         """Reject impossible settings before any data is loaded."""
@@ -93,6 +95,7 @@ class TrainConfig:
             (self.color in (None, "gray", "rgb"), "color must be gray or rgb"),
             (0.0 <= self.label_smoothing < 1.0, "label smoothing must be in [0, 1)"),
             (self.mixup >= 0.0, "mixup must be >= 0"),
+            (self.tta in TTA_MODES, f"tta must be one of {TTA_MODES}"),
             (
                 self.match_sharpness in SHARPNESS_MODES,
                 f"match_sharpness must be one of {SHARPNESS_MODES}",
@@ -342,6 +345,8 @@ def run_worker(
     }
     if prepared.sharpness_target is not None:
         arch["kwargs"]["sharpness_target"] = prepared.sharpness_target
+    if cfg.tta == "flip":
+        arch["kwargs"]["flip_average"] = True
     model = build_network(arch)
     if saved is None and cfg.init:
         from ferkit.training.finetune import load_init

@@ -12,6 +12,12 @@ config and a state_dict.
 :class:`~ferkit.models.nets.sharpness.SharpnessMatch` when the network was trained on images
 blurrier than the ones it will see (``sharpness_target`` in the config). Callers that want the
 embedding use :meth:`Network.embed`, which includes it.
+
+``flip_average`` (test-time augmentation, ``flip_average: true`` in the config) makes an
+eval-mode network average the embeddings of each image and its mirror image. Expressions are
+left-right symmetric in the label (a mirrored smile is a smile), every family trains with random
+flips, and the head is linear, so this is the mean of the two views' logits at twice the cost.
+Training mode stays single-view: the augmentation already shows both sides.
 """
 
 from __future__ import annotations
@@ -68,6 +74,7 @@ class Network(nn.Module):
             "kwargs": dict(kwargs),
         }
         self.prefilter: nn.Module = nn.Identity()
+        self.flip_average = False
 
     def match_sharpness(self, target: float) -> None:
         """Blur eval-mode inputs to at most ``target`` sharpness before ``features`` (see
@@ -77,14 +84,29 @@ class Network(nn.Module):
         self.prefilter = SharpnessMatch(target, int(self.config["image_size"]))
         self.config["kwargs"]["sharpness_target"] = float(target)
 
+    def average_flips(self, enabled: bool = True) -> None:
+        """Average each eval-mode input with its mirror image (see the module docstring);
+        recorded in ``config`` so a saved run rebuilds it."""
+        self.flip_average = bool(enabled)
+        if enabled:
+            self.config["kwargs"]["flip_average"] = True
+        else:
+            self.config["kwargs"].pop("flip_average", None)
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The (N, D) embedding that ``head`` classifies; D == ``head.in_features``.
         Subclasses implement it; callers use :meth:`embed`, which applies ``prefilter`` first."""
         raise NotImplementedError
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """The (N, D) embedding of input ``x`` (``prefilter`` then ``features``)."""
-        return self.features(self.prefilter(x))
+        """The (N, D) embedding of input ``x`` (``prefilter`` then ``features``; in eval mode
+        with ``flip_average``, the mean over ``x`` and its mirror image)."""
+        if not (self.flip_average and not self.training):
+            return self.features(self.prefilter(x))
+        # the mirror view first: hooks that keep a layer's last call (Grad-CAM, feature maps)
+        # then see the image as given, not its mirror image
+        mirrored = self.features(self.prefilter(x.flip(-1)))
+        return (mirrored + self.features(self.prefilter(x))) / 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (N, num_classes); no softmax, so losses get the numerically stable form."""

@@ -90,17 +90,19 @@ def create_model(
 
     ``in_channels`` / ``image_size`` default to the model's design input (3 x 96 for most,
     1 x 48 for ``seedcnn``). ``create_model(**model.config)`` rebuilds the same architecture.
-    ``sharpness_target`` (any family) adds test-time sharpness matching to the input.
+    ``sharpness_target`` (any family) adds test-time sharpness matching to the input, and
+    ``flip_average=True`` test-time averaging over the mirror image (see ``nets.base``).
     """
     entry = _entry(name)
-    # every family takes it: the input filter lives in the Network base, not in a family
+    # every family takes them: they live in the Network base, not in a family
     target = kwargs.pop("sharpness_target", None)
+    flip_average = kwargs.pop("flip_average", False)
     unknown = sorted(set(kwargs) - set(entry.options))
     if unknown:
         valid = ", ".join(entry.options) or "none"
         raise FerkitError(
             f"model {name!r} got unknown option(s) {unknown}; valid options: {valid} "
-            "(and sharpness_target, which every model takes)"
+            "(and sharpness_target, flip_average, which every model takes)"
         )
     network = entry.factory(
         num_classes,
@@ -108,6 +110,11 @@ def create_model(
         entry.image_size if image_size is None else image_size,
         **kwargs,
     )
+    if not isinstance(flip_average, bool):
+        raise FerkitError(
+            f"model {name!r}: flip_average must be true or false, got {flip_average!r}"
+        )
+    network.average_flips(flip_average)
     if target is not None:
         try:
             network.match_sharpness(target)

@@ -1,0 +1,98 @@
+"""What flip test-time augmentation buys: a network's accuracy on a split with and without
+averaging each image with its mirror image, from the same weights, and what it costs.
+
+    .venv/bin/python benchmarks/flip_tta.py --data ../shared/data/affectnet_yolo \\
+        --model affectnet [--model RUN ...] [--split val] [--threads 1] [--json OUT]
+
+Each ``--model`` (run folder or shipped name) is loaded once and scored twice: single view
+(``flip_average`` off) and flip-averaged (on), whichever way it was saved. Images whose class
+the model does not know are left out and counted. Seconds are the wall time of scoring the
+whole split on ``--threads`` torch threads (the flip-averaged pass runs the network twice).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ferkit import io
+from ferkit.data import load_dataset
+from ferkit.evaluation.metrics import classification_report_dict
+from ferkit.models import load_run
+
+
+def _labels_for(run_canonical: list[str], split) -> tuple[np.ndarray, np.ndarray]:
+    """(kept image indices, labels in the model's class order) by canonical class name."""
+    index = {name: i for i, name in enumerate(run_canonical)}
+    mapped = np.array([index.get(split.canonical[label], -1) for label in split.labels])
+    keep = np.flatnonzero(mapped >= 0)
+    return keep, mapped[keep]
+
+
+def measure(model: str, data: Path, split_name: str) -> dict:
+    run = load_run(model, backend="torch")
+    ds = load_dataset(data, image_size=run.image_size, color=run.color, splits=[split_name])
+    split = ds.usable_split(split_name)
+    keep, y = _labels_for(run.canonical, split)
+    images = split.images[keep]
+    net = run.estimator.model
+    saved = net.flip_average
+    rows = {}
+    for name, flip in (("single", False), ("flip", True)):
+        net.average_flips(flip)
+        start = time.perf_counter()
+        pred = run.estimator.predict(images)
+        seconds = time.perf_counter() - start
+        metrics = classification_report_dict(y, pred, run.canonical)
+        rows[name] = {
+            "accuracy": round(float(metrics["accuracy"]), 4),
+            "macro_f1": round(float(metrics["macro_f1"]), 4),
+            "seconds": round(seconds, 1),
+        }
+    return {
+        "model": model,
+        "saved_with_flip": saved,
+        "data": str(data),
+        "split": split.name,
+        "images": len(keep),
+        "left_out": len(split) - len(keep),
+        "result": rows,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", action="append", required=True, help="run folder or name")
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    results = [measure(m, args.data, args.split) for m in args.model]
+    record = {"date": date.today().isoformat(), "threads": args.threads, "models": results}
+    print(json.dumps(record, indent=2))
+    print(
+        "| model | images | single view | flip-averaged | macro-F1 single / flip "
+        "| s single / flip |"
+    )
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        s, f = r["result"]["single"], r["result"]["flip"]
+        print(
+            f"| {r['model']} | {r['images']:,} | {s['accuracy']:.1%} | {f['accuracy']:.1%} | "
+            f"{s['macro_f1']:.3f} / {f['macro_f1']:.3f} | {s['seconds']} / {f['seconds']} |"
+        )
+    if args.json is not None:
+        io.write_json(args.json, record)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
