@@ -48,6 +48,7 @@ def test_models_lists_the_registry() -> None:
     from ferkit.weights import shipped_models
 
     assert set(shipped) == set(shipped_models())
+    assert any("sharpness-matched" in t for t in shipped["fer2013"]["test_time"])
     text = runner.invoke(app, ["models"]).output
     assert "fernet" in text and all(name in text for name in shipped)
 

@@ -479,6 +479,7 @@ def models_command(
             "kind": c.get("kind"),
             "classes": c.get("canonical"),
             "input": f"{c.get('image_size')}x{c.get('image_size')} {c.get('color')}",
+            "test_time": _test_time(c),
             "validation": c.get("validation"),
             "command": c.get("command"),
         }
@@ -494,7 +495,19 @@ def models_command(
     for entry in shipped:
         score = entry["validation"] or {}
         figure = f"  {score['accuracy']:.1%} on {score['split']}" if "accuracy" in score else ""
-        typer.echo(f"  {entry['name']}  {entry['kind']}  {entry['input']}{figure}")
+        extras = "".join(f"  {t}" for t in entry["test_time"])
+        typer.echo(f"  {entry['name']}  {entry['kind']}  {entry['input']}{extras}{figure}")
+
+
+def _test_time(card: dict[str, Any]) -> list[str]:
+    """What a network does to its input at test time beyond resizing (from its architecture)."""
+    kwargs = (card.get("architecture") or {}).get("kwargs") or {}
+    steps = []
+    if kwargs.get("sharpness_target") is not None:
+        steps.append(f"sharpness-matched ({kwargs['sharpness_target']:.3g})")
+    if kwargs.get("flip_average"):
+        steps.append("flip-averaged")
+    return steps
 
 
 @app.command()
