@@ -51,6 +51,8 @@ SEED = dict(
 
 ROWS: dict[str, tuple[str, dict]] = {
     "fer-fernet": ("fer2013", dict(model="fernet", epochs=40, **OWN)),
+    # fer-fernet with flip test-time augmentation (validation included)
+    "fer-fernet-flip": ("fer2013", dict(model="fernet", epochs=40, tta="flip", **OWN)),
     "aff-fernet": ("affectnet_yolo", dict(model="fernet", epochs=40, **OWN)),
     # the same recipe, half as many epochs again and flip test-time augmentation (validation
     # included, so the best epoch is picked on what the model will score)
