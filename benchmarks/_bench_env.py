@@ -1,4 +1,5 @@
-"""What the comparison benchmarks share: the other framework's venv and a note on the machine.
+"""What the benchmarks share: the other framework's venv, a note on the machine, torch's thread
+count, and how a result is reported (JSON, a markdown table, optionally a JSON file).
 
 The competitors (Keras/TensorFlow, the ``fer`` package) live in ``.bench-venv`` only, never in
 ferkit's own venv; each benchmark runs its worker there as a subprocess.
@@ -6,6 +7,7 @@ ferkit's own venv; each benchmark runs its worker there as a subprocess.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
@@ -40,3 +42,22 @@ def machine_note() -> dict[str, Any]:
     except OSError:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "loadavg": [round(v, 2) for v in os.getloadavg()]}
+
+
+def torch_threads(threads: int) -> None:
+    """Pin torch's intra- and inter-op pools to ``threads`` (call before any torch work: the
+    inter-op pool can only be sized once per process)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(threads)
+
+
+def report(result: Any, table: str, path: Path | None) -> None:
+    """Print ``result`` as JSON, then its markdown ``table``; also write it to ``path``."""
+    print(json.dumps(result, indent=2))
+    print(table)
+    if path is not None:
+        from ferkit import io
+
+        io.write_json(path, result)

@@ -52,7 +52,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from _bench_env import bench_python, machine_note
+from _bench_env import bench_python, machine_note, torch_threads
 
 FER_SCRIPT = Path(__file__).resolve().with_name("_fer_worker.py")
 TF_PIN = "tensorflow-cpu==2.21.0"
@@ -250,8 +250,7 @@ def main() -> int:
     import torch
     from threadpoolctl import threadpool_limits
 
-    torch.set_num_threads(args.threads)
-    torch.set_num_interop_threads(args.threads)
+    torch_threads(args.threads)
     cv2.setNumThreads(args.threads)
     import ferkit
     from ferkit.inference import Predictor

@@ -13,15 +13,13 @@ whole split on ``--threads`` torch threads (the flip-averaged pass runs the netw
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from datetime import date
 from pathlib import Path
 
 import numpy as np
-import torch
+from _bench_env import report, torch_threads
 
-from ferkit import io
 from ferkit.data import load_dataset
 from ferkit.evaluation.metrics import classification_report_dict
 from ferkit.models import load_run
@@ -66,6 +64,21 @@ def measure(model: str, data: Path, split_name: str) -> dict:
     }
 
 
+def table(results: list[dict]) -> str:
+    lines = [
+        "| model | images | single view | flip-averaged | macro-F1 single / flip "
+        "| s single / flip |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        s, f = r["result"]["single"], r["result"]["flip"]
+        lines.append(
+            f"| {r['model']} | {r['images']:,} | {s['accuracy']:.1%} | {f['accuracy']:.1%} | "
+            f"{s['macro_f1']:.3f} / {f['macro_f1']:.3f} | {s['seconds']} / {f['seconds']} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", required=True, help="run folder or name")
@@ -74,23 +87,10 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    torch_threads(args.threads)
     results = [measure(m, args.data, args.split) for m in args.model]
     record = {"date": date.today().isoformat(), "threads": args.threads, "models": results}
-    print(json.dumps(record, indent=2))
-    print(
-        "| model | images | single view | flip-averaged | macro-F1 single / flip "
-        "| s single / flip |"
-    )
-    print("|---|---|---|---|---|---|")
-    for r in results:
-        s, f = r["result"]["single"], r["result"]["flip"]
-        print(
-            f"| {r['model']} | {r['images']:,} | {s['accuracy']:.1%} | {f['accuracy']:.1%} | "
-            f"{s['macro_f1']:.3f} / {f['macro_f1']:.3f} | {s['seconds']} / {f['seconds']} |"
-        )
-    if args.json is not None:
-        io.write_json(args.json, record)
+    report(record, table(results), args.json)
     return 0
 
 

@@ -38,7 +38,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from _bench_env import bench_python, machine_note
+from _bench_env import bench_python, machine_note, torch_threads
 
 KERAS_SCRIPT = Path(__file__).resolve().with_name("_keras_convnet.py")
 TF_PIN = "tensorflow-cpu==2.21.0"
@@ -204,8 +204,7 @@ def main() -> int:
     python = bench_python("Keras (TensorFlow-CPU)", CREATE_VENV)
     import torch
 
-    torch.set_num_threads(args.threads)
-    torch.set_num_interop_threads(args.threads)
+    torch_threads(args.threads)
     plan: list[tuple[str, str]] = [("torch", "float32"), ("torch", "ferkit"), BASELINE]
     if args.keras_bf16:
         plan.append(("keras", "mixed_bfloat16"))

@@ -22,7 +22,6 @@ markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -30,9 +29,9 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+from _bench_env import report
 from tqdm.auto import tqdm
 
-from ferkit import io
 from ferkit.data import load_dataset
 from ferkit.inference import Predictor
 
@@ -123,10 +122,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = parser.parse_args()
     result = measure(args.model, args.data, args.split, args.limit, args.seed)
-    print(json.dumps(result, indent=2))
-    print(table(result))
-    if args.json is not None:
-        io.write_json(args.json, result)
+    report(result, table(result), args.json)
     return 0
 
 

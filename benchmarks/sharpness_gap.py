@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 from datetime import date
 from pathlib import Path
 
 import numpy as np
+from _bench_env import report
 from torch import nn
 
-from ferkit import io
 from ferkit.data import load_dataset
 from ferkit.data.sharpness import median_sharpness
 from ferkit.models import load_run
@@ -101,6 +100,16 @@ def spectrum(data: Path, sigmas: list[float], n: int, seed: int) -> dict[str, li
     return out
 
 
+def table(acc: dict) -> str:
+    lines = ["| input | train sample | val |", "|---|---|---|"]
+    for setting in ("not_matched", "matched"):
+        lines.append(
+            f"| {setting.replace('_', ' ')} | {acc[setting]['train_sample']:.1%} | "
+            f"{acc[setting]['val']:.1%} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="fer2013", help="run folder or shipped name")
@@ -114,16 +123,7 @@ def main() -> int:
     if args.spectrum is not None:
         sigmas = args.spectrum or [2.0, 2.5, 3.0, 3.5]
         result["spectrum_log_ratio"] = spectrum(args.data, sigmas, 3000, args.seed)
-    print(json.dumps(result, indent=2))
-    acc = result["accuracy"]
-    print("| input | train sample | val |\n|---|---|---|")
-    for setting in ("not_matched", "matched"):
-        print(
-            f"| {setting.replace('_', ' ')} | {acc[setting]['train_sample']:.1%} | "
-            f"{acc[setting]['val']:.1%} |"
-        )
-    if args.json is not None:
-        io.write_json(args.json, result)
+    report(result, table(result["accuracy"]), args.json)
     return 0
 
 
