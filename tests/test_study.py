@@ -151,20 +151,24 @@ def test_kill_mid_training_resumes_and_failures_are_reported(
                model_kwargs={"fernet": {"width": 0.25}}, **TINY)  # fmt: skip
     real_train = deep.train_network
 
-    def killed_after_one_epoch(data, out, cfg, **kw):
-        def on_epoch(row):
+    def killed_after_one_epoch(data, out, cfg, on_epoch, **kw):
+        def log_then_kill(row):
+            on_epoch(row)  # the study's own per-epoch log line
             if cfg.model == "convnet" and row["epoch"] == 1:
                 raise Killed
 
-        return real_train(data, out, cfg, on_epoch=on_epoch, **kw)
+        return real_train(data, out, cfg, on_epoch=log_then_kill, **kw)
 
     def broken_svm(*args, **kwargs):
         raise ValueError("solver exploded")
 
     monkeypatch.setattr(svm, "train_svm", broken_svm)
     monkeypatch.setattr(deep, "train_network", killed_after_one_epoch)
+    first: list[str] = []
     with pytest.raises(Killed):
-        run_study(StudyConfig(**cfg))
+        run_study(StudyConfig(**cfg), log=first.append)
+    epochs = [m.split(":")[:2] for m in first if ": epoch " in m]
+    assert epochs == [["fernet", " epoch 1/2"], ["fernet", " epoch 2/2"], ["convnet", " epoch 1/2"]]
     assert read_record(out / "runs" / "svm-raw")["status"] == "failed"
     assert read_record(out / "runs" / "fernet")["status"] == "done"
     assert read_record(out / "runs" / "convnet")["status"] == "running"
@@ -172,7 +176,9 @@ def test_kill_mid_training_resumes_and_failures_are_reported(
     done_before = stage_files(out)
 
     monkeypatch.setattr(deep, "train_network", real_train)
-    result = run_study(StudyConfig(**cfg))
+    second: list[str] = []
+    result = run_study(StudyConfig(**cfg), log=second.append)
+    assert [m.split(":")[:2] for m in second if ": epoch " in m] == [["convnet", " epoch 2/2"]]
     stages = result["stages"]
     after = stage_files(out)
     for name, folder in (("data", "data"), ("inspect", "inspect"), ("fernet", "runs/fernet")):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -358,10 +359,14 @@ def test_train_svm_search_on_train_and_fixed_params(tmp_path: Path) -> None:
     from ferkit.training.svm import train_svm
 
     root = make_folders(tmp_path / "d", per_class=6, size=24)
-    summary = train_svm(
-        root, tmp_path / "r", features="raw", search_on="train", search_size=18, progress=False
-    )
+    lines: list[str] = []
+    summary = train_svm(root, tmp_path / "r", features="raw", search_on="train", search_size=18,
+                        progress=False, log=lines.append)  # fmt: skip
     assert summary["search"]["split"] == "train"
+    best = summary["search"]["best_params"]
+    assert lines[0].startswith(f"search on 18 train images: {best} (CV accuracy ")
+    assert lines[1].startswith(f"raw features of {summary['train_samples']} train images in ")
+    assert re.fullmatch(r"fitted in \d+ s", lines[2]) and len(lines) == 3
     fixed = train_svm(
         root,
         tmp_path / "f",

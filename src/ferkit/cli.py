@@ -68,6 +68,10 @@ def main(
     """ferkit: facial-expression recognition you can train, compare, explain and deploy."""
 
 
+def _stderr_line(text: str) -> None:
+    err_console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 def _fail(exc: Exception) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(code=2)
@@ -241,6 +245,7 @@ def svm(
             feature_params={"run": network} if network else None,
             pca_components=pca_components,
             match_sharpness=match_sharpness.value,
+            log=_stderr_line if sys.stderr.isatty() else None,  # the fit has no progress bar
         )
     except (FerkitError, ValueError) as exc:
         raise _fail(exc) from None

@@ -147,6 +147,7 @@ class Study:
             summary = train_svm(
                 self.dataset, folder, features=feature, method=cfg.svm_method, search=True,
                 search_on="train", search_size=cfg.search_size, seed=cfg.seed, progress=False,
+                log=lambda line: self.log(f"{name}: {line}"),
             )  # fmt: skip
             search = summary.get("search", {})
             return {
@@ -202,7 +203,8 @@ class Study:
                         f"the data has no {' / '.join(missing)} class "
                         f"(classes: {', '.join(self.source_classes)})"
                     )
-            summary = train_network(self.dataset, folder, tcfg, resume=True, progress=False)
+            summary = train_network(self.dataset, folder, tcfg, resume=True, progress=False,
+                                    on_epoch=self._epoch_logger(name, tcfg.epochs))  # fmt: skip
             keys = ("val_accuracy", "best_epoch", "epochs_run", "stopped_early", "train_samples")
             return {"run": str(folder), **{k: summary.get(k) for k in keys},
                     "train_seconds_total": summary.get("train_seconds_total")}  # fmt: skip
@@ -227,6 +229,19 @@ class Study:
         title = f"Network {model}" + (f" on {' vs '.join(classes)}" if classes else "")
         self._run(Stage(name, folder, params, work, [command], title))
         return name
+
+    def _epoch_logger(self, name: str, epochs: int) -> Callable[[dict[str, float]], None]:
+        """One log line per epoch: a full-mode network stage runs for hours, and "running"
+        alone would not say whether it is learning or how long the rest will take."""
+
+        def log(row: dict[str, float]) -> None:
+            self.log(
+                f"{name}: epoch {row['epoch']:.0f}/{epochs}: loss {row['train_loss']:.3f},"
+                f" val accuracy {row['val_accuracy']:.3f}, {row['seconds']:.0f} s"
+                f" ({row['images_per_second']:.0f} img/s)"
+            )
+
+        return log
 
     def stage_evaluate(self, run: str) -> None:
         from ferkit.evaluation.evaluate import evaluate_run

@@ -9,6 +9,7 @@ validation split untouched for reporting (the benchmarks use that).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +120,12 @@ def train_svm(
     feature_params: dict[str, Any] | None = None,
     pca_components: int | None = None,
     match_sharpness: str = "auto",
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Fit and save an SVM run; returns the summary written to ``out/train.json``.
+
+    ``log`` gets a line as each step (search, features, fit) ends: with ``progress`` off, as in
+    a study, an exact fit on a large split is otherwise hours without a word.
 
     HOG runs at the data's own image size unless ``feature_params`` says otherwise (the seed's
     96x96 on AffectNet; FER2013's 48x48 is not upsampled). ``match_sharpness`` ("auto", "on",
@@ -152,6 +157,7 @@ def train_svm(
         steps.insert(0, ("match", MatchSharpness(target)))
     prep = Pipeline(steps)
     chosen = dict(params or {})
+    say = log or (lambda _: None)
     if search:
         pool = _search_split(ds, search_on, train)
         idx = stratified_subset(pool.labels, search_size, seed=seed)
@@ -162,14 +168,18 @@ def train_svm(
         result["split"] = pool.name
         summary["search"] = result
         chosen = {**result["best_params"], **chosen}
+        say(f"search on {len(idx)} {pool.name} images: {result['best_params']}"
+            f" (CV accuracy {result['best_cv_accuracy']:.3f})")  # fmt: skip
     balanced = train.balanced(margin, seed)
     start = time.perf_counter()
     x_train = prep.fit_transform(balanced.images)
     feature_seconds = time.perf_counter() - start
+    say(f"{features} features of {len(balanced)} train images in {feature_seconds:.0f} s; fitting")
     clf = SVMClassifier(method=method, random_state=seed, pca_components=pca_components, **chosen)
     start = time.perf_counter()
     clf.fit(x_train, balanced.labels)
     fit_seconds = time.perf_counter() - start
+    say(f"fitted in {fit_seconds:.0f} s")
     pipeline = Pipeline([*steps, ("svm", clf)])
     report = getattr(extractor, "report", None)
     if callable(report):
