@@ -169,6 +169,13 @@ def test_kill_mid_training_resumes_and_failures_are_reported(
         run_study(StudyConfig(**cfg), log=first.append)
     epochs = [m.split(":")[:2] for m in first if ": epoch " in m]
     assert epochs == [["fernet", " epoch 1/2"], ["fernet", " epoch 2/2"], ["convnet", " epoch 1/2"]]
+    # the killed run left a report of how far it got, rendered as convnet started
+    live = json.loads((out / "study.json").read_text())
+    assert live["in_progress"] and live["invocations"][-1]["status"] == "running"
+    assert live["stages"]["convnet"]["status"] == "running" and "eval-fernet" not in live["stages"]
+    page = (out / "report.html").read_text()
+    assert "In progress (running: convnet)" in page
+    assert re.search(r"<b>fernet</b>.*?pending", page, re.S)  # trained, not evaluated yet
     assert read_record(out / "runs" / "svm-raw")["status"] == "failed"
     assert read_record(out / "runs" / "fernet")["status"] == "done"
     assert read_record(out / "runs" / "convnet")["status"] == "running"
@@ -192,6 +199,11 @@ def test_kill_mid_training_resumes_and_failures_are_reported(
     html = (out / "report.html").read_text()
     assert "ValueError: solver exploded" in html
     assert stages["eval-convnet"]["status"] == "done"
+    assert not result["in_progress"] and "In progress" not in html
+    killed, resumed = result["invocations"]
+    assert killed["status"] == "interrupted" and killed["finished"] is None
+    assert resumed["status"] == "finished" and "convnet" in resumed["stages_run"]
+    assert "interrupted" in html and "Wall time of all invocations" in html
 
 
 def test_happy_sad_is_skipped_with_the_reason_and_val_is_held_out(tmp_path: Path) -> None:

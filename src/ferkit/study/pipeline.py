@@ -11,8 +11,9 @@ Stages, in order (each in its own folder of ``out`` with a ``stage.json``):
 ``compare``   one table + bar chart (``ferkit compare``)
 ``explain``   Grad-CAM + feature maps of the best network on a few validation images
 
-The report (``report.html``, ``report.md``) is rendered from the stage records at the end of
-every invocation, so it shows failures and reused stages as they are.
+The report (``report.html``, ``report.md``) and ``study.json`` are rendered from the stage
+records as each stage starts and ends, so a study of many hours can be watched (stages not yet
+reached show as pending) and a killed one still leaves a report of what it did.
 """
 
 from __future__ import annotations
@@ -23,13 +24,12 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ferkit import io
 from ferkit.study.config import HAPPY_SAD, HAPPY_SAD_MODEL, StudyConfig
-from ferkit.study.stages import Stage, StageSkipped, read_record, run_stage
+from ferkit.study.stages import Stage, StageSkipped, read_record, run_stage, utc_now
 
 Log = Callable[[str], None]
 
@@ -61,11 +61,20 @@ class Study:
         self.dataset: Path = cfg.data
         self.source_classes: list[str] = []
         self.canonical: list[str] = []
+        self.planned = planned_runs(cfg)
+        self.started = utc_now()
+        self.clock = time.perf_counter()
+        self.before: list[dict[str, Any]] = []
 
     # -- helpers ---------------------------------------------------------------------------
     def _run(self, stage: Stage) -> dict[str, Any]:
+        title = stage.title or stage.name
+        self.records[stage.name] = {"stage": stage.name, "title": title, "status": "running",
+                                    "started": utc_now(), "commands": stage.commands}  # fmt: skip
+        self.publish()
         record = run_stage(stage, self.log)
         self.records[stage.name] = record
+        self.publish()
         return record
 
     def _finished(self, name: str) -> str | None:
@@ -316,11 +325,9 @@ class Study:
     # -- the whole study -------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         """Every stage in order, then the report; returns the study record (``study.json``)."""
-        from ferkit.study.report import write_report
-
         cfg = self.cfg
-        start = time.perf_counter()
         self.out.mkdir(parents=True, exist_ok=True)
+        self.before = previous_invocations(self.out)
         self.stage_data()
         self.stage_inspect()
         runs = [self.stage_svm(f) for f in cfg.features]
@@ -332,33 +339,56 @@ class Study:
             self.stage_evaluate(run)
         self.stage_compare(runs)
         self.stage_explain(networks)
-        study = {
-            "config": cfg.describe(),
-            "dataset": str(self.dataset),
-            "runs": runs,
-            "stages": self.records,
-            "seconds_this_invocation": round(time.perf_counter() - start, 1),
+        return self.publish(finished=True)
+
+    def publish(self, finished: bool = False) -> dict[str, Any]:
+        """Write ``study.json`` and the report as things stand; returns the study record.
+
+        Called as each stage starts and ends, not only at the end: a full study runs for hours,
+        and its user (or a killed run's next invocation) should see how far it got.
+        """
+        from ferkit.study.report import write_report
+
+        seconds = round(time.perf_counter() - self.clock, 1)
+        done = [r for r in self.records.values() if r.get("status") != "running"]
+        ran = [r["stage"] for r in done if not r.get("reused")]
+        this = {
+            "started": self.started,
+            "finished": utc_now() if finished else None,
+            "status": "finished" if finished else "running",
+            "seconds": seconds,
+            "stages_run": ran,
+            "stages_reused": len(done) - len(ran),
         }
-        study["invocations"] = self._invocations(study)
+        study = {
+            "config": self.cfg.describe(),
+            "dataset": str(self.dataset),
+            "runs": self.planned,
+            "in_progress": not finished,
+            "stages": self.records,
+            "seconds_this_invocation": seconds,
+            "invocations": [*self.before, this],
+        }
         io.write_json(self.out / "study.json", study)
         write_report(self.out, study)
         return study
 
-    def _invocations(self, study: dict[str, Any]) -> list[dict[str, Any]]:
-        """Every invocation so far (wall time, stages run vs reused): a resumed study's cost is
-        the sum, which the latest invocation alone would hide."""
-        try:
-            before = json.loads((self.out / "study.json").read_text()).get("invocations", [])
-        except (OSError, ValueError):
-            before = []
-        ran = [n for n, r in self.records.items() if not r.get("reused")]
-        this = {
-            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-            "seconds": study["seconds_this_invocation"],
-            "stages_run": ran,
-            "stages_reused": len(self.records) - len(ran),
-        }
-        return [*before, this]
+
+def planned_runs(cfg: StudyConfig) -> list[str]:
+    """The runs a study makes, in order (the report lists the ones not reached as pending)."""
+    runs = [f"svm-{f}" for f in cfg.features] + list(cfg.models)
+    return runs + (["happy-sad"] if cfg.happy_sad else [])
+
+
+def previous_invocations(out: Path) -> list[dict[str, Any]]:
+    """The invocations recorded in ``out/study.json``: a resumed study's cost is their sum,
+    which the latest invocation alone would hide. One still marked running was killed; its
+    seconds count up to the last stage boundary it reached."""
+    try:
+        before = json.loads((out / "study.json").read_text()).get("invocations", [])
+    except (OSError, ValueError):
+        return []
+    return [{**i, "status": "interrupted"} if i.get("status") == "running" else i for i in before]
 
 
 def explain_examples(run_dir: Path, dataset: Path, folder: Path, n: int, seed: int) -> dict:

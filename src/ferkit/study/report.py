@@ -2,8 +2,8 @@
 
 The page is plain HTML with inline CSS and **relative links to the PNGs the stages wrote in the
 same folder** (nothing is fetched from elsewhere; the folder is the report, move it whole). It
-is re-rendered at the end of every invocation, so it always shows the latest state: reused and
-failed stages included.
+is re-rendered as each stage starts and ends, so it always shows the latest state: the running
+stage, pending runs, reused and failed stages included.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import html
 import os
 import platform
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ferkit import __version__, io
 from ferkit.study.config import SEED_FIGURES
+from ferkit.study.stages import utc_now
 
 AFFECTNET8 = {"angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
 SEED_NOTE = (
@@ -49,7 +49,7 @@ def machine() -> dict[str, Any]:
         "torch": torch_version,
         "ferkit": __version__,
         "load_average": [round(x, 2) for x in load] if load else None,
-        "rendered": datetime.now(UTC).isoformat(timespec="seconds"),
+        "rendered": utc_now(),
     }
 
 
@@ -78,9 +78,9 @@ def comparison_rows(study: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "run": run,
                 "kind": "SVM" if run.startswith("svm-") else "network",
-                "status": train.get("status", "missing")
+                "status": train.get("status", "pending")
                 if train.get("status") != "done"
-                else ev.get("status", "missing"),
+                else ev.get("status", "pending"),
                 "accuracy": result.get("accuracy"),
                 "macro_f1": result.get("macro_f1"),
                 "n": result.get("n"),
@@ -119,7 +119,7 @@ max-width:1200px;padding:1em 2em;color:#1d1d1f;background:#fff}
 h1{margin-bottom:.2em}h2{border-bottom:2px solid #e3e3e8;padding-bottom:.2em;margin-top:1.8em}
 table{border-collapse:collapse;margin:.6em 0}th,td{border:1px solid #d6d6dc;padding:.3em .6em;
 text-align:left;vertical-align:top}th{background:#f3f3f6}td.num{text-align:right}
-.done{color:#1b7f2a}.failed{color:#b3261e;font-weight:bold}.skipped,.running{color:#a15c00}
+.done{color:#1b7f2a}.pending{color:#6e6e73}.failed{color:#b3261e;font-weight:bold}.skipped,.running{color:#a15c00}
 code,pre{font:12.5px/1.4 ui-monospace,Menlo,Consolas,monospace;background:#f6f6f8}
 pre{padding:.5em;overflow-x:auto;white-space:pre-wrap;word-break:break-all;margin:.2em 0}
 figure{display:inline-block;margin:.4em;vertical-align:top;max-width:100%}
@@ -212,7 +212,7 @@ def _explain_html(out: Path, study: dict[str, Any]) -> str:
     record = study["stages"].get("explain", {})
     result = record.get("result") or {}
     if record.get("status") != "done":
-        return f"<p>{_status(record.get('status', 'missing'))} {_esc(record.get('reason', ''))}</p>"
+        return f"<p>{_status(record.get('status', 'pending'))} {_esc(record.get('reason', ''))}</p>"
     parts = [f"<p>Best network on validation: <b>{_esc(result.get('run'))}</b>.</p>"]
     for ex in result.get("examples", []):
         name = ex["name"]
@@ -237,15 +237,19 @@ def _stages_html(study: dict[str, Any]) -> str:
         ])  # fmt: skip
     total = sum(r.get("seconds", 0) or 0 for r in study["stages"].values())
     table = _table(["stage", "status", "seconds", "when", "equivalent command", "note"], rows)
+    invocations = study.get("invocations", [])
     calls = [
-        [_esc(i.get("finished")), _esc(i.get("seconds")), _esc(", ".join(i.get("stages_run", []))
-         or "none"), _esc(i.get("stages_reused"))]
-        for i in study.get("invocations", [])
+        [_esc(i.get("started", "-")), _esc(i.get("finished") or "-"),
+         _status(i.get("status", "finished")), _esc(i.get("seconds")),
+         _esc(", ".join(i.get("stages_run", [])) or "none"), _esc(i.get("stages_reused"))]
+        for i in invocations
     ]  # fmt: skip
-    history = _table(["invocation finished", "wall seconds", "stages run", "reused"], calls)
+    headers = ["started", "finished", "status", "wall seconds", "stages run", "reused"]
+    wall = sum(i.get("seconds", 0) or 0 for i in invocations)
     return (
         f"{table}<p>Sum of the recorded stage times: {total:.0f} s.</p>"
-        f"<h3>Invocations</h3>{history}"
+        f"<h3>Invocations</h3>{_table(headers, calls)}<p>Wall time of all invocations: "
+        f"{wall:.0f} s ({wall / 3600:.1f} h). {_esc(INTERRUPTED_NOTE)}</p>"
     )
 
 
@@ -257,6 +261,21 @@ def _failures_html(study: dict[str, Any]) -> str:
         f'<div class="error"><b>{_esc(n)}</b>: {_esc(r.get("error"))}'
         f"<pre>{_esc(r.get('traceback', ''))}</pre></div>"
         for n, r in failed.items()
+    )
+
+
+INTERRUPTED_NOTE = (
+    "An interrupted invocation (killed) counts up to the last stage start or end it recorded."
+)
+
+
+def progress_note(study: dict[str, Any]) -> str:
+    """The banner of a report rendered while the study runs (or after it was killed)."""
+    running = [n for n, r in study["stages"].items() if r.get("status") == "running"]
+    now = f"running: {', '.join(running)}" if running else "between stages"
+    return (
+        f"In progress ({now}). This report is re-rendered as each stage starts and ends; runs "
+        "not reached yet show as pending. If the study was killed, the same command resumes it."
     )
 
 
@@ -274,6 +293,8 @@ def render_html(out: Path, study: dict[str, Any], m: dict[str, Any]) -> str:
         ("Settings", f"<pre>{_esc(cfg)}</pre>"),
     ]
     body = "\n".join(f"<h2>{_esc(t)}</h2>\n{s}" for t, s in sections)
+    if study.get("in_progress"):
+        body = f'<p class="error">{_esc(progress_note(study))}</p>\n{body}'
     title = f"ferkit study — {Path(cfg['data']).name} ({cfg['mode']})"
     return (
         f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -291,7 +312,10 @@ def render_markdown(study: dict[str, Any], m: dict[str, Any]) -> str:
     cfg = study["config"]
     rows = comparison_rows(study)
     affectnet = is_affectnet(study)
-    lines = [f"# ferkit study — {Path(cfg['data']).name} ({cfg['mode']})", "", "## Comparison", ""]
+    lines = [f"# ferkit study — {Path(cfg['data']).name} ({cfg['mode']})", ""]
+    if study.get("in_progress"):
+        lines += [f"**{progress_note(study)}**", ""]
+    lines += ["## Comparison", ""]
     head = ["run", "kind", "status", "val accuracy", "macro-F1", "n"]
     if affectnet:
         head.append("seed's figure (test split)")
@@ -310,6 +334,9 @@ def render_markdown(study: dict[str, Any], m: dict[str, Any]) -> str:
     for name, rec in study["stages"].items():
         note = (rec.get("error") or rec.get("reason") or "").replace("|", "/")
         lines.append(f"| {name} | {rec.get('status')} | {rec.get('seconds', '-')} | {note} |")
+    wall = sum(i.get("seconds", 0) or 0 for i in study.get("invocations", []))
+    lines += ["", f"Wall time of all {len(study.get('invocations', []))} invocations: {wall:.0f} s "
+              f"({wall / 3600:.1f} h). {INTERRUPTED_NOTE}"]  # fmt: skip
     lines += ["", "## Commands", ""]
     for name, rec in study["stages"].items():
         lines += [f"- {name}: `{c}`" for c in rec.get("commands", [])]

@@ -35,7 +35,8 @@ def _plain(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str))
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """A second-resolution UTC timestamp, as every study record writes them."""
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
@@ -75,7 +76,7 @@ def run_stage(stage: Stage, log: Callable[[str], None] = lambda _: None) -> dict
         "stage": stage.name,
         "title": stage.title or stage.name,
         "status": "running",
-        "started": _now(),
+        "started": utc_now(),
         "params": params,
         "commands": stage.commands,
         "attempts": (old or {}).get("attempts", 0) + 1
@@ -96,7 +97,7 @@ def run_stage(stage: Stage, log: Callable[[str], None] = lambda _: None) -> dict
             error=f"{type(exc).__name__}: {exc}",
             traceback=traceback.format_exc(limit=8),
         )
-    record.update(seconds=round(time.perf_counter() - start, 2), finished=_now())
+    record.update(seconds=round(time.perf_counter() - start, 2), finished=utc_now())
     io.write_json(stage.folder / STAGE_FILE, record)
     detail = record.get("error") or record.get("reason") or ""
     log(f"{stage.name}: {record['status']} in {record['seconds']} s {detail}".rstrip())
