@@ -175,6 +175,7 @@ def test_kill_mid_training_resumes_and_failures_are_reported(
     assert live["stages"]["convnet"]["status"] == "running" and "eval-fernet" not in live["stages"]
     page = (out / "report.html").read_text()
     assert "In progress (running: convnet)" in page
+    assert "compare/comparison.png" not in (out / "report.md").read_text()  # no chart yet
     assert re.search(r"<b>fernet</b>.*?pending", page, re.S)  # trained, not evaluated yet
     assert read_record(out / "runs" / "svm-raw")["status"] == "failed"
     assert read_record(out / "runs" / "fernet")["status"] == "done"
@@ -204,6 +205,7 @@ def test_kill_mid_training_resumes_and_failures_are_reported(
     assert killed["status"] == "interrupted" and killed["finished"] is None
     assert resumed["status"] == "finished" and "convnet" in resumed["stages_run"]
     assert "interrupted" in html and "Wall time of all invocations" in html
+    assert "![comparison](compare/comparison.png)" in (out / "report.md").read_text()
 
 
 def test_happy_sad_is_skipped_with_the_reason_and_val_is_held_out(tmp_path: Path) -> None:

@@ -308,7 +308,8 @@ def render_html(out: Path, study: dict[str, Any], m: dict[str, Any]) -> str:
     )
 
 
-def render_markdown(study: dict[str, Any], m: dict[str, Any]) -> str:
+def render_markdown(study: dict[str, Any], m: dict[str, Any], out: Path | None = None) -> str:
+    """The report's text; ``out`` (the study folder) decides whether the chart is linked."""
     cfg = study["config"]
     rows = comparison_rows(study)
     affectnet = is_affectnet(study)
@@ -329,7 +330,9 @@ def render_markdown(study: dict[str, Any], m: dict[str, Any]) -> str:
     if affectnet:
         figures = ", ".join(f"{label} {acc:.1%}" for label, _, acc in SEED_FIGURES)
         lines += ["", f"Seed notebook figures (AffectNet test split): {figures}.", "", SEED_NOTE]
-    lines += ["", "![comparison](compare/comparison.png)", "", "## Stages", ""]
+    if out is not None and (out / "compare" / "comparison.png").is_file():
+        lines += ["", "![comparison](compare/comparison.png)"]
+    lines += ["", "## Stages", ""]
     lines += ["| stage | status | seconds | note |", "|---|---|---|---|"]
     for name, rec in study["stages"].items():
         note = (rec.get("error") or rec.get("reason") or "").replace("|", "/")
@@ -349,5 +352,5 @@ def write_report(out: Path, study: dict[str, Any]) -> dict[str, str]:
     """Write ``report.html`` and ``report.md`` into ``out``; returns their paths."""
     m = machine()
     io.write_text(out / "report.html", render_html(out, study, m))
-    io.write_text(out / "report.md", render_markdown(study, m))
+    io.write_text(out / "report.md", render_markdown(study, m, out))
     return {"html": str(out / "report.html"), "markdown": str(out / "report.md")}
