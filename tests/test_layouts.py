@@ -75,6 +75,9 @@ def test_folders_without_splits_and_synonyms(tmp_path: Path) -> None:
     assert list(ds.splits) == ["all"]
     assert ds.classes == ["anger", "happiness", "sadness"]
     assert ds.canonical == ["angry", "happy", "sad"]
+    assert ds.split("train").name == "all"  # what `train`, `svm` and `study` train on
+    with pytest.raises(KeyError, match="no split 'val'; this dataset has all"):
+        ds.split("val")
 
 
 def test_size_and_color_options(folder_dataset: Path) -> None:

@@ -226,6 +226,19 @@ def test_happy_sad_is_skipped_with_the_reason_and_val_is_held_out(tmp_path: Path
     assert again["stages"]["happy-sad"]["reused"]
 
 
+def test_unsplit_class_folders_are_studied_with_a_held_out_validation(tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "data", per_class=10, splits=("",))  # root/<emotion>/*.png
+    out = tmp_path / "out"
+    result = run_study(StudyConfig(data=data, out=out, quick=True, epochs=1, features=["raw"],
+                                   models=["fernet"], happy_sad=False,
+                                   model_kwargs={"fernet": {"width": 0.25}}, **TINY))  # fmt: skip
+    stages = result["stages"]
+    assert "10% of all" in stages["data"]["result"]["val_source"]
+    assert sum(stages["data"]["result"]["val_counts"].values()) == 4
+    for stage in ("svm-raw", "fernet", "eval-svm-raw", "eval-fernet", "compare", "explain"):
+        assert stages[stage]["status"] == "done", (stage, stages[stage])
+
+
 def test_report_in_headless_chromium(
     study: tuple[Path, Path, dict], tmp_path: Path, chromium: Any
 ) -> None:

@@ -161,6 +161,8 @@ def resolve_split_name(name: str, available: Sequence[str] | dict[str, object]) 
             for alias in aliases:
                 if alias in lowered:
                     return lowered[alias]
+    if name.lower() in SPLIT_ALIASES["train"] and names == [folders.SINGLE_SPLIT]:
+        return folders.SINGLE_SPLIT  # unsplit class folders: all of it is training data
     raise SplitNotFoundError(
         f"no split {name!r}; this dataset has {', '.join(names) or 'no splits'}"
     )
