@@ -239,6 +239,31 @@ def test_unsplit_class_folders_are_studied_with_a_held_out_validation(tmp_path: 
         assert stages[stage]["status"] == "done", (stage, stages[stage])
 
 
+def test_large_images_are_studied_at_96_px_at_most(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ferkit.study.data as study_data
+
+    monkeypatch.setattr(study_data, "MAX_AUTO_SIZE", 32)  # these 40-px images stand for 224 px
+    data = make_dataset(tmp_path / "data", per_class=8)
+    out = tmp_path / "out"
+    cfg = dict(data=data, out=out, quick=True, epochs=1, features=["hog"], models=["fernet"],
+               happy_sad=False, model_kwargs={"fernet": {"width": 0.25}}, **TINY)  # fmt: skip
+    result = run_study(StudyConfig(**cfg))
+    data_stage = result["stages"]["data"]
+    assert data_stage["params"]["image_size"] == 32
+    assert data_stage["result"]["copied"] and data_stage["result"]["source_image_size"] == 40
+    copy = Path(data_stage["result"]["dataset"])
+    assert Image.open(next((copy / "val" / "happy").iterdir())).size == (32, 32)
+    card = json.loads((out / "runs" / "fernet" / "model.json").read_text())
+    assert card["image_size"] == 32
+    assert json.loads((out / "runs" / "svm-hog" / "model.json").read_text())["image_size"] == 32
+    # an explicit size wins over the cap, and a changed size redoes the data stage
+    again = run_study(StudyConfig(**{**cfg, "image_size": 24, "models": [], "features": []}))
+    assert again["stages"]["data"]["result"]["image_size"] == 24
+    assert not again["stages"]["data"]["reused"]
+
+
 def test_report_in_headless_chromium(
     study: tuple[Path, Path, dict], tmp_path: Path, chromium: Any
 ) -> None:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ferkit import __version__
@@ -813,6 +814,10 @@ def study(
         int | None, typer.Option(min=10, help="SVM grid-search samples (quick 400, full 2000).")
     ] = None,
     batch_size: Annotated[int, typer.Option(min=2, help="Network batch size (the seed's).")] = 32,
+    image_size: Annotated[
+        int | None,
+        typer.Option(min=16, help="Image side for every model (default: the data's, at most 96)."),
+    ] = None,
     explain_images: Annotated[int, typer.Option(min=1, help="Images explained.")] = 4,
     happy_sad: Annotated[bool, typer.Option(help="Train the happy-vs-sad ConvNet.")] = True,
     arg: Annotated[
@@ -832,7 +837,7 @@ def study(
             data=data, out=out, quick=quick, models=_names(models), features=_names(features),
             seed=seed, epochs=epochs, max_train=max_train, max_val=max_val,
             search_size=search_size, batch_size=batch_size, explain_images=explain_images,
-            happy_sad=happy_sad, model_kwargs=_model_args(arg),
+            happy_sad=happy_sad, model_kwargs=_model_args(arg), image_size=image_size,
         )  # fmt: skip
         unknown = [m for m in cfg.models if m not in list_models()]
         unknown += [f for f in cfg.features if f not in EXTRACTORS or f == "cnn"]
@@ -841,7 +846,7 @@ def study(
         if out.exists() and not out.is_dir():
             raise FerkitError(f"{out}: exists and is not a folder")
         result = run_study(
-            cfg, log=lambda m: err_console.print(f"[dim]study[/] {m}", highlight=False)
+            cfg, log=lambda m: err_console.print(f"[dim]study[/] {escape(m)}", highlight=False)
         )
     except (FerkitError, ValueError, RuntimeError) as exc:
         raise _fail(exc) from None

@@ -265,6 +265,13 @@ def _empty_class_warnings(split: Split) -> list[Problem]:
     ]
 
 
+def peek_format(path: str | os.PathLike[str]) -> tuple[int, Color]:
+    """The image size and colour :func:`load_dataset` would pick for ``path``, from file headers
+    only: a caller can choose another size before paying for decoding every image."""
+    root = Path(path).expanduser().resolve()
+    return _infer_format(_scan(root, False, progress=False), None, None)
+
+
 def load_dataset(
     path: str | os.PathLike[str],
     *,

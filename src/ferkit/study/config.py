@@ -15,6 +15,10 @@ DEFAULT_FEATURES = ("raw", "hog")
 HAPPY_SAD = ("happy", "sad")
 HAPPY_SAD_MODEL = "convnet"  # the seed's happy-vs-sad network
 
+# Networks and SVMs run at the data's own size up to this (the seed's AffectNet size): a 224-px
+# dataset would cost ~5x the CPU time per image for little gain on expression crops.
+MAX_AUTO_SIZE = 96
+
 # --quick: sized to finish on 2 CPU cores in about 15 minutes on affectnet_yolo (96x96 RGB).
 QUICK = {"max_train": 2000, "max_val": 800, "epochs": 3, "search_size": 400, "embed_samples": 500}
 # full mode: the seed's settings (all the data, early stopping on validation accuracy).
@@ -61,6 +65,7 @@ class StudyConfig:
     explain_images: int = 4
     model_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     threads: int | None = None
+    image_size: int | None = None  # None: the data's size, at most MAX_AUTO_SIZE
 
     def __post_init__(self) -> None:
         self.data = Path(self.data)
@@ -90,4 +95,5 @@ class StudyConfig:
             "happy_sad": self.happy_sad,
             "explain_images": self.explain_images,
             "model_kwargs": self.model_kwargs,
+            "image_size": self.image_size,
         }

@@ -21,15 +21,23 @@ import numpy as np
 from PIL import Image
 
 from ferkit.data.balance import SEED_MARGIN, stratified_split, stratified_subset
-from ferkit.data.dataset import Dataset, Split, load_dataset
+from ferkit.data.dataset import Dataset, Split, load_dataset, peek_format
 from ferkit.errors import SplitNotFoundError
+from ferkit.study.config import MAX_AUTO_SIZE
 
 DATASET_DIR = "dataset"
 
 
-def load_source(data: Path) -> Dataset:
-    """The original dataset, train + validation splits only (never a test split)."""
-    return load_dataset(data, progress=False)
+def study_size(data: Path, requested: int | None) -> tuple[int, int]:
+    """(the data's own image size, the size the study works at): ``requested``, else the
+    data's size capped at :data:`MAX_AUTO_SIZE`."""
+    native, _ = peek_format(data)
+    return native, requested or min(native, MAX_AUTO_SIZE)
+
+
+def load_source(data: Path, image_size: int | None = None) -> Dataset:
+    """The original dataset (at ``image_size`` when given); the study never reads its test split."""
+    return load_dataset(data, image_size=image_size, progress=False)
 
 
 def _val_or_hold_out(ds: Dataset, seed: int) -> tuple[Split, Split, str]:
@@ -42,8 +50,12 @@ def _val_or_hold_out(ds: Dataset, seed: int) -> tuple[Split, Split, str]:
         return train.subset(keep), train.subset(held), f"10% of {train.name} (no validation split)"
 
 
-def needs_copy(ds: Dataset, max_train: int | None, max_val: int | None) -> bool:
+def needs_copy(
+    ds: Dataset, max_train: int | None, max_val: int | None, resized: bool = False
+) -> bool:
     """True when the stages cannot use the original dataset as it is."""
+    if resized:  # every stage and command must see the same, resized, pixels
+        return True
     try:
         val = ds.usable_split("val")
     except SplitNotFoundError:

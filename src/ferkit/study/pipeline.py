@@ -89,21 +89,23 @@ class Study:
 
     # -- stages ----------------------------------------------------------------------------
     def stage_data(self) -> None:
-        from ferkit.study.data import load_source, needs_copy, write_working_copy
+        from ferkit.study.data import load_source, needs_copy, study_size, write_working_copy
 
         cfg = self.cfg
         folder = self.out / "data"
+        native, size = study_size(cfg.data, cfg.image_size)
 
         def work() -> dict[str, Any]:
-            ds = load_source(cfg.data)
+            ds = load_source(cfg.data, size)
             info: dict[str, Any] = {
                 "source_classes": ds.classes,
                 "source_canonical": ds.canonical,
                 "image_size": ds.image_size,
+                "source_image_size": native,
                 "color": ds.color,
                 "source_counts": {name: len(s) for name, s in ds.splits.items()},
             }
-            if needs_copy(ds, cfg.max_train, cfg.max_val):
+            if needs_copy(ds, cfg.max_train, cfg.max_val, resized=size != native):
                 copy = write_working_copy(ds, folder, cfg.max_train, cfg.max_val, cfg.seed)
                 return {**info, **copy}
             dataset = str(cfg.data.resolve())  # a later re-run may start elsewhere
@@ -111,6 +113,8 @@ class Study:
 
         params = {"data": str(cfg.data.resolve()), "max_train": cfg.max_train}
         params.update(max_val=cfg.max_val, seed=cfg.seed)
+        if size != native:  # only then: studies at the data's own size keep their records
+            params["image_size"] = size
         record = self._run(Stage("data", folder, params, work, [], "Working copy of the data"))
         if record["status"] != "done":
             raise RuntimeError(f"the data stage failed: {record.get('error')}")
