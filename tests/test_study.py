@@ -147,8 +147,8 @@ def test_kill_mid_training_resumes_and_failures_are_reported(
     data = make_dataset(tmp_path / "data")
     out = tmp_path / "out"
     cfg = dict(data=data, out=out, quick=True, epochs=2, features=["raw"],
-               models=["fernet", "convnet"], happy_sad=False,
-               model_kwargs={"fernet": {"width": 0.25}}, **TINY)  # fmt: skip
+               models=["fernet", "convnet"], model_kwargs={"fernet": {"width": 0.25}},
+               **TINY)  # fmt: skip
     real_train = deep.train_network
 
     def killed_after_one_epoch(data, out, cfg, on_epoch, **kw):
@@ -172,11 +172,13 @@ def test_kill_mid_training_resumes_and_failures_are_reported(
     # the killed run left a report of how far it got, rendered as convnet started
     live = json.loads((out / "study.json").read_text())
     assert live["in_progress"] and live["invocations"][-1]["status"] == "running"
-    assert live["stages"]["convnet"]["status"] == "running" and "eval-fernet" not in live["stages"]
+    assert live["stages"]["convnet"]["status"] == "running" and "happy-sad" not in live["stages"]
     page = (out / "report.html").read_text()
     assert "In progress (running: convnet)" in page
     assert "compare/comparison.png" not in (out / "report.md").read_text()  # no chart yet
-    assert re.search(r"<b>fernet</b>.*?pending", page, re.S)  # trained, not evaluated yet
+    fernet = live["stages"]["eval-fernet"]["result"]["accuracy"]  # evaluated before convnet ran
+    assert re.search(rf"<b>fernet</b>.*?done.*?{fernet:.1%}", page, re.S)
+    assert re.search(r"<b>happy-sad</b>.*?pending", page, re.S)  # not reached yet
     assert read_record(out / "runs" / "svm-raw")["status"] == "failed"
     assert read_record(out / "runs" / "fernet")["status"] == "done"
     assert read_record(out / "runs" / "convnet")["status"] == "running"
@@ -186,7 +188,9 @@ def test_kill_mid_training_resumes_and_failures_are_reported(
     monkeypatch.setattr(deep, "train_network", real_train)
     second: list[str] = []
     result = run_study(StudyConfig(**cfg), log=second.append)
-    assert [m.split(":")[:2] for m in second if ": epoch " in m] == [["convnet", " epoch 2/2"]]
+    resumed = [m.split(":")[:2] for m in second if ": epoch " in m]
+    assert resumed == [["convnet", " epoch 2/2"], ["happy-sad", " epoch 1/2"],
+                       ["happy-sad", " epoch 2/2"]]  # fmt: skip
     stages = result["stages"]
     after = stage_files(out)
     for name, folder in (("data", "data"), ("inspect", "inspect"), ("fernet", "runs/fernet")):

@@ -7,7 +7,8 @@ Stages, in order (each in its own folder of ``out`` with a ``stage.json``):
 ``svm-<f>``   one SVM baseline per feature (``ferkit svm``), into ``runs/``
 ``<model>``   each network (``ferkit train --resume``), into ``runs/``
 ``happy-sad`` the seed's two-class ConvNet, when the data has both emotions
-``eval-<r>``  every run on the validation split (``ferkit evaluate``), into ``eval/``
+``eval-<r>``  each run on the validation split (``ferkit evaluate``), into ``eval/``, right
+              after that run is trained
 ``compare``   one table + bar chart (``ferkit compare``)
 ``explain``   Grad-CAM + feature maps of the best network on a few validation images
 
@@ -334,13 +335,20 @@ class Study:
         self.before = previous_invocations(self.out)
         self.stage_data()
         self.stage_inspect()
-        runs = [self.stage_svm(f) for f in cfg.features]
-        networks = [self.stage_network(m, m) for m in cfg.models]
+        # each run is evaluated as soon as it is trained: in a study of many hours its figure
+        # is in the report then, not after the last network
+        runs: list[str] = []
+        for feature in cfg.features:
+            runs.append(self.stage_svm(feature))
+            self.stage_evaluate(runs[-1])
+        networks: list[str] = []
+        for model in cfg.models:
+            networks.append(self.stage_network(model, model))
+            self.stage_evaluate(model)
         runs += networks
         if cfg.happy_sad:
             runs.append(self.stage_network("happy-sad", HAPPY_SAD_MODEL, list(HAPPY_SAD)))
-        for run in runs:
-            self.stage_evaluate(run)
+            self.stage_evaluate("happy-sad")
         self.stage_compare(runs)
         self.stage_explain(networks)
         return self.publish(finished=True)

@@ -80,7 +80,7 @@ def comparison_rows(study: dict[str, Any]) -> list[dict[str, Any]]:
                 "kind": "SVM" if run.startswith("svm-") else "network",
                 "status": train.get("status", "pending")
                 if train.get("status") != "done"
-                else ev.get("status", "pending"),
+                else ev.get("status", "trained"),  # evaluation not reached yet
                 "accuracy": result.get("accuracy"),
                 "macro_f1": result.get("macro_f1"),
                 "n": result.get("n"),
@@ -119,7 +119,7 @@ max-width:1200px;padding:1em 2em;color:#1d1d1f;background:#fff}
 h1{margin-bottom:.2em}h2{border-bottom:2px solid #e3e3e8;padding-bottom:.2em;margin-top:1.8em}
 table{border-collapse:collapse;margin:.6em 0}th,td{border:1px solid #d6d6dc;padding:.3em .6em;
 text-align:left;vertical-align:top}th{background:#f3f3f6}td.num{text-align:right}
-.done{color:#1b7f2a}.pending{color:#6e6e73}.failed{color:#b3261e;font-weight:bold}.skipped,.running{color:#a15c00}
+.done{color:#1b7f2a}.pending,.trained{color:#6e6e73}.failed{color:#b3261e;font-weight:bold}.skipped,.running{color:#a15c00}
 code,pre{font:12.5px/1.4 ui-monospace,Menlo,Consolas,monospace;background:#f6f6f8}
 pre{padding:.5em;overflow-x:auto;white-space:pre-wrap;word-break:break-all;margin:.2em 0}
 figure{display:inline-block;margin:.4em;vertical-align:top;max-width:100%}
