@@ -169,6 +169,7 @@ def test_kill_mid_training_resumes_and_failures_are_reported(
         run_study(StudyConfig(**cfg), log=first.append)
     epochs = [m.split(":")[:2] for m in first if ": epoch " in m]
     assert epochs == [["fernet", " epoch 1/2"], ["fernet", " epoch 2/2"], ["convnet", " epoch 1/2"]]
+    assert next(m for m in first if "fernet: epoch 2/2" in m).endswith("at most ~0 min to go")
     # the killed run left a report of how far it got, rendered as convnet started
     live = json.loads((out / "study.json").read_text())
     assert live["in_progress"] and live["invocations"][-1]["status"] == "running"

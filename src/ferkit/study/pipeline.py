@@ -248,11 +248,17 @@ class Study:
         """One log line per epoch: a full-mode network stage runs for hours, and "running"
         alone would not say whether it is learning or how long the rest will take."""
 
+        last: list[float] = []  # when the previous epoch ended (wall clock, incl. validation)
+
         def log(row: dict[str, float]) -> None:
+            now = time.perf_counter()
+            per_epoch = now - last[0] if last else row["seconds"]
+            last[:] = [now]
+            left = (epochs - row["epoch"]) * per_epoch / 60
             self.log(
                 f"{name}: epoch {row['epoch']:.0f}/{epochs}: loss {row['train_loss']:.3f},"
                 f" val accuracy {row['val_accuracy']:.3f}, {row['seconds']:.0f} s"
-                f" ({row['images_per_second']:.0f} img/s)"
+                f" ({row['images_per_second']:.0f} img/s); at most ~{left:.0f} min to go"
             )
 
         return log
