@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from ferkit.cli import app
 from ferkit.study import StudyConfig, run_study
+from ferkit.study.report import comparison_rows
 from ferkit.study.stages import read_record
 
 CLASSES = ("angry", "happy", "sad", "surprise")
@@ -198,6 +199,9 @@ def test_kill_mid_training_resumes_and_failures_are_reported(
         assert stages[name]["reused"], name
         assert after[f"{folder}/stage.json"] == done_before[f"{folder}/stage.json"], name
     assert stages["convnet"]["status"] == "done" and stages["convnet"]["attempts"] == 2
+    total = stages["convnet"]["result"]["train_seconds_total"]  # both attempts' epochs
+    row = next(r for r in comparison_rows(result) if r["run"] == "convnet")
+    assert row["train_seconds"] == total
     history = json.loads((out / "runs" / "convnet" / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2]  # resumed at epoch 2, not restarted
     assert stages["svm-raw"]["status"] == "failed" and stages["svm-raw"]["attempts"] == 2

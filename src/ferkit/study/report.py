@@ -85,7 +85,9 @@ def comparison_rows(study: dict[str, Any]) -> list[dict[str, Any]]:
                 "macro_f1": result.get("macro_f1"),
                 "n": result.get("n"),
                 "dropped": ",".join(result.get("dropped_classes") or []),
-                "train_seconds": train.get("seconds"),
+                # a network resumed after a kill: its training time over every attempt
+                "train_seconds": (train.get("result") or {}).get("train_seconds_total")
+                or train.get("seconds"),
                 "seed_label": label,
                 "seed_accuracy": figure,
             }
@@ -182,7 +184,8 @@ def _comparison_html(out: Path, study: dict[str, Any], rows: list[dict[str, Any]
     parts.append(
         '<p class="note">Validation accuracy of each run on this study\'s validation split; '
         "happy-sad is scored on the happy and sad images only (its other classes are dropped), "
-        "so its accuracy is a two-class figure.</p>"
+        "so its accuracy is a two-class figure. Train s: a network's training time summed over "
+        "every attempt (resumed runs included), an SVM stage's time (search, features, fit).</p>"
     )
     parts.append(_img(out, "compare/comparison.png", "accuracy and macro-F1 per run"))
     if affectnet:
