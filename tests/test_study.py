@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from html import unescape as html_unescape
 from pathlib import Path
 from typing import Any
 
@@ -175,8 +176,12 @@ def test_kill_mid_training_resumes_and_failures_are_reported(
     live = json.loads((out / "study.json").read_text())
     assert live["in_progress"] and live["invocations"][-1]["status"] == "running"
     assert live["stages"]["convnet"]["status"] == "running" and "happy-sad" not in live["stages"]
+    assert live["stages"]["convnet"]["progress"].startswith("epoch 1/2: loss ")
+    # the killed invocation's time runs to its last epoch, not to convnet's start
+    assert live["invocations"][-1]["seconds"] > live["stages"]["eval-fernet"]["seconds"]
     page = (out / "report.html").read_text()
     assert "In progress (running: convnet)" in page
+    assert live["stages"]["convnet"]["progress"] in html_unescape(page)
     assert "compare/comparison.png" not in (out / "report.md").read_text()  # no chart yet
     fernet = live["stages"]["eval-fernet"]["result"]["accuracy"]  # evaluated before convnet ran
     assert re.search(rf"<b>fernet</b>.*?done.*?{fernet:.1%}", page, re.S)

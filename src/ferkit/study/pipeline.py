@@ -245,8 +245,8 @@ class Study:
         return name
 
     def _epoch_logger(self, name: str, epochs: int) -> Callable[[dict[str, float]], None]:
-        """One log line per epoch: a full-mode network stage runs for hours, and "running"
-        alone would not say whether it is learning or how long the rest will take."""
+        """One log line and one report per epoch: a full-mode network stage runs for hours, and
+        "running" alone would not say whether it is learning or how long the rest will take."""
 
         last: list[float] = []  # when the previous epoch ended (wall clock, incl. validation)
 
@@ -255,11 +255,14 @@ class Study:
             per_epoch = now - last[0] if last else row["seconds"]
             last[:] = [now]
             left = (epochs - row["epoch"]) * per_epoch / 60
-            self.log(
-                f"{name}: epoch {row['epoch']:.0f}/{epochs}: loss {row['train_loss']:.3f},"
+            progress = (
+                f"epoch {row['epoch']:.0f}/{epochs}: loss {row['train_loss']:.3f},"
                 f" val accuracy {row['val_accuracy']:.3f}, {row['seconds']:.0f} s"
                 f" ({row['images_per_second']:.0f} img/s); at most ~{left:.0f} min to go"
             )
+            self.log(f"{name}: {progress}")
+            self.records[name]["progress"] = progress
+            self.publish()  # fresh curves in the report; a kill now loses no recorded time
 
         return log
 

@@ -232,7 +232,7 @@ def _stages_html(study: dict[str, Any]) -> str:
     rows = []
     for name, rec in study["stages"].items():
         commands = "".join(f"<pre>{_esc(c)}</pre>" for c in rec.get("commands", []))
-        note = rec.get("error") or rec.get("reason") or ""
+        note = rec.get("error") or rec.get("reason") or rec.get("progress") or ""
         rows.append([
             f"<b>{_esc(name)}</b><br>{_esc(rec.get('title', ''))}", _status(rec.get("status", "")),
             _esc(rec.get("seconds", "-")), "reused" if rec.get("reused") else "this run",
