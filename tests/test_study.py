@@ -182,6 +182,7 @@ def test_kill_mid_training_resumes_and_failures_are_reported(
     page = (out / "report.html").read_text()
     assert "In progress (running: convnet)" in page
     assert live["stages"]["convnet"]["progress"] in html_unescape(page)
+    assert '<span class="running">running (epoch 1/2)</span>' in page  # its comparison row
     assert "compare/comparison.png" not in (out / "report.md").read_text()  # no chart yet
     fernet = live["stages"]["eval-fernet"]["result"]["accuracy"]  # evaluated before convnet ran
     assert re.search(rf"<b>fernet</b>.*?done.*?{fernet:.1%}", page, re.S)
@@ -336,6 +337,9 @@ def test_affectnet_report_shows_the_seed_figures_labelled_as_test_split(tmp_path
     assert "ResNet18-feature SVM" in html and "69.4%" in html and "93.1%" in html
     assert "not comparable one-to-one" in html
     assert "RuntimeError: out of memory" in html
+    assert "resnet50: not in this study (add it to --models)" in html  # runs: svm-hog, fernet
+    assert "svm-raw: not in this study (add it to --features)" in html
+    assert "<td>svm-hog</td>" in html  # a seed figure with its counterpart run
     markdown = render_markdown(study, machine())
     assert "| svm-hog | SVM | done | 48.2% | 47.0% | 800 | 50.7% |" in markdown
     assert "| fernet | network | failed | - |" in markdown

@@ -64,6 +64,17 @@ def _pct(value: Any) -> str:
     return f"{value:.1%}" if isinstance(value, int | float) else "-"
 
 
+def _run_status(train: dict[str, Any], ev: dict[str, Any]) -> str:
+    """A run's state: its training's until done, then its evaluation's; a training in progress
+    says which epoch it reached."""
+    status = train.get("status", "pending")
+    if status == "running" and train.get("progress"):
+        return f"running ({train['progress'].split(':')[0]})"
+    if status != "done":
+        return status
+    return ev.get("status", "trained")  # evaluation not reached yet
+
+
 def comparison_rows(study: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per run: its evaluation (or why there is none) and the seed's figure if any."""
     seed = {run: (label, acc) for label, run, acc in SEED_FIGURES if run}
@@ -78,9 +89,7 @@ def comparison_rows(study: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "run": run,
                 "kind": "SVM" if run.startswith("svm-") else "network",
-                "status": train.get("status", "pending")
-                if train.get("status") != "done"
-                else ev.get("status", "trained"),  # evaluation not reached yet
+                "status": _run_status(train, ev),
                 "accuracy": result.get("accuracy"),
                 "macro_f1": result.get("macro_f1"),
                 "n": result.get("n"),
@@ -132,7 +141,9 @@ figcaption{font-size:12.5px;color:#555}.note{color:#555;font-size:13.5px;max-wid
 
 
 def _status(status: str) -> str:
-    return f'<span class="{_esc(status)}">{_esc(status)}</span>'
+    return (
+        f'<span class="{_esc(status.split()[0])}">{_esc(status)}</span>'  # "running (epoch 3/50)"
+    )
 
 
 def _machine_html(m: dict[str, Any]) -> str:
@@ -162,6 +173,16 @@ def _dataset_html(out: Path, study: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def _counterpart(run: str | None, runs: list[str]) -> str:
+    """The study run a seed figure is set beside, or why there is none."""
+    if run is None:
+        return "no ferkit counterpart run"
+    if run in runs:
+        return run
+    option = "--features" if run.startswith("svm-") else "--models"
+    return f"{run}: not in this study (add it to {option})"
+
+
 def _comparison_html(out: Path, study: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     affectnet = is_affectnet(study)
     headers = ["run", "kind", "status", "val accuracy", "macro-F1", "n", "dropped classes",
@@ -189,7 +210,7 @@ def _comparison_html(out: Path, study: dict[str, Any], rows: list[dict[str, Any]
     )
     parts.append(_img(out, "compare/comparison.png", "accuracy and macro-F1 per run"))
     if affectnet:
-        seed_rows = [[_esc(label), _pct(acc), _esc(run or "no ferkit counterpart run")]
+        seed_rows = [[_esc(label), _pct(acc), _esc(_counterpart(run, study["runs"]))]
                      for label, run, acc in SEED_FIGURES]  # fmt: skip
         parts.append("<h3>The seed notebook's published figures (its AffectNet test split)</h3>")
         parts.append(_table(["seed model", "seed test accuracy", "study run"], seed_rows, "seed"))
