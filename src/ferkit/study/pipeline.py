@@ -404,7 +404,7 @@ def planned_runs(cfg: StudyConfig) -> list[str]:
 def previous_invocations(out: Path) -> list[dict[str, Any]]:
     """The invocations recorded in ``out/study.json``: a resumed study's cost is their sum,
     which the latest invocation alone would hide. One still marked running was killed; its
-    seconds count up to the last stage boundary it reached."""
+    seconds count up to the last stage boundary or training epoch it reached."""
     try:
         before = json.loads((out / "study.json").read_text()).get("invocations", [])
     except (OSError, ValueError):

@@ -289,7 +289,8 @@ def _failures_html(study: dict[str, Any]) -> str:
 
 
 INTERRUPTED_NOTE = (
-    "An interrupted invocation (killed) counts up to the last stage start or end it recorded."
+    "An interrupted invocation (killed) counts up to the last stage start or end, or training "
+    "epoch, it recorded."
 )
 
 
