@@ -52,6 +52,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path
     """One quick study through the CLI, with a working copy (train and val subsampled)."""
     tmp = tmp_path_factory.mktemp("study")
     data = make_dataset(tmp / "data")
+    (data / "train" / "happy" / "broken.png").write_bytes(b"not a png")  # must be reported
     out = tmp / "out"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FERKIT_CACHE_DIR", str(tmp / "cache"))
@@ -101,7 +102,7 @@ def test_every_stage_writes_its_outputs(study: tuple[Path, Path, dict]) -> None:
 
 
 def test_report_names_every_run_with_its_accuracy(study: tuple[Path, Path, dict]) -> None:
-    _, out, _record = study
+    data, out, _record = study
     html = (out / "report.html").read_text()
     markdown = (out / "report.md").read_text()
     for run in RUNS:
@@ -111,7 +112,57 @@ def test_report_names_every_run_with_its_accuracy(study: tuple[Path, Path, dict]
     for text in ("usable_cpus", "torch", "Stages, timings", "ferkit train ", "No stage failed"):
         assert text in html
     assert "seed's figure" not in html  # not AffectNet: no seed column
+    broken = str(data / "train" / "happy" / "broken.png")
+    assert _record["stages"]["inspect"]["result"]["problems"] == {"corrupt-image": 1}
+    for text in (markdown, html_unescape(html)):
+        assert "Skipped items and warnings (corrupt-image: 1)" in text
+        assert broken in text and "not a decodable image" in text
     assert "http://" not in html and "https://" not in html  # nothing fetched
+
+
+def test_report_says_how_each_network_was_trained_and_the_study_command(
+    study: tuple[Path, Path, dict],
+) -> None:
+    _, out, record = study
+    html = html_unescape((out / "report.html").read_text())
+    markdown = (out / "report.md").read_text()
+    for net in RUNS[2:]:
+        training = json.loads((out / "runs" / net / "model.json").read_text())["training"]
+        row = f"| {net} | {training['optimizer']} | {training['lr']} | {training['weight_decay']} |"
+        assert row in markdown, net
+        assert f"| {training['epochs']} | {training['patience']} |" in markdown
+    assert "trained with the same recipe (happy-sad on two classes)" in markdown
+    assert "How the networks were trained" in html
+    command = record["config"]["command"]
+    assert command.startswith("ferkit study ") and "--quick" in command
+    assert "--epochs 1" in command and "--arg=fernet:width=0.25" in command
+    assert f"`{command}`" in markdown and command in html
+
+
+def test_the_study_command_gives_back_the_same_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shlex
+
+    import ferkit.study
+
+    cfg = StudyConfig(tmp_path / "my data", tmp_path / "out", quick=True, models=["fernet"],
+                      features=["hog"], seed=3, epochs=2, max_val=50, batch_size=16,
+                      happy_sad=False, image_size=64, explain_images=1,
+                      model_kwargs={"fernet": {"width": 0.5, "depth": 1}})  # fmt: skip
+    seen: list[StudyConfig] = []
+
+    def fake_run(c: StudyConfig, log: Any) -> dict[str, Any]:
+        seen.append(c)
+        return {"config": c.describe(), "stages": {}, "runs": []}
+
+    monkeypatch.setattr(ferkit.study, "run_study", fake_run)
+    result = CliRunner().invoke(app, shlex.split(cfg.command())[1:])
+    assert result.exit_code == 0, result.output
+    assert seen[0].describe() == cfg.describe()
+    assert StudyConfig(tmp_path, tmp_path / "o").command() == shlex.join(
+        ["ferkit", "study", str(tmp_path), "--out", str(tmp_path / "o")]
+    )  # defaults are left out
 
 
 def test_rerun_reuses_every_done_stage(study: tuple[Path, Path, dict]) -> None:
@@ -273,6 +324,8 @@ def test_large_images_are_studied_at_96_px_at_most(
     card = json.loads((out / "runs" / "fernet" / "model.json").read_text())
     assert card["image_size"] == 32
     assert json.loads((out / "runs" / "svm-hog" / "model.json").read_text())["image_size"] == 32
+    report = (out / "report.md").read_text()
+    assert "studied at 32x32 rgb (resized from the data's most common 40x40)" in report
     # an explicit size wins over the cap, and a changed size redoes the data stage
     again = run_study(StudyConfig(**{**cfg, "image_size": 24, "models": [], "features": []}))
     assert again["stages"]["data"]["result"]["image_size"] == 24

@@ -6,6 +6,8 @@ Everything here is plain data, so a stage can put the settings that shape its ou
 
 from __future__ import annotations
 
+import json
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,4 +98,41 @@ class StudyConfig:
             "explain_images": self.explain_images,
             "model_kwargs": self.model_kwargs,
             "image_size": self.image_size,
+            "command": self.command(),
         }
+
+    def command(self) -> str:
+        """The ``ferkit study`` command that makes (or resumes) this study, options at their
+        default left out: the report's first command, so the whole study can be re-run by hand."""
+        base = StudyConfig(self.data, self.out, quick=self.quick)
+        parts = ["ferkit", "study", str(self.data), "--out", str(self.out)]
+        parts += ["--quick"] if self.quick else []
+        for key, option in CLI_OPTIONS.items():
+            value = getattr(self, key)
+            if value != getattr(base, key):
+                text = ",".join(value) if isinstance(value, list) else str(value)
+                parts += [option, text]
+        parts += [] if self.happy_sad else ["--no-happy-sad"]
+        for model, kwargs in self.model_kwargs.items():
+            parts += [f"--arg={model}:{k}={_arg_value(v)}" for k, v in kwargs.items()]
+        return shlex.join(parts)
+
+
+def _arg_value(value: Any) -> str:
+    """A network argument as ``--arg`` parses it back (JSON, or the bare string)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+# StudyConfig field -> its ``ferkit study`` option (flags and --arg are handled apart)
+CLI_OPTIONS = {
+    "models": "--models",
+    "features": "--features",
+    "seed": "--seed",
+    "epochs": "--epochs",
+    "max_train": "--max-train",
+    "max_val": "--max-val",
+    "search_size": "--search-size",
+    "batch_size": "--batch-size",
+    "image_size": "--image-size",
+    "explain_images": "--explain-images",
+}

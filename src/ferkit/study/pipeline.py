@@ -140,7 +140,7 @@ class Study:
                 "splits": {k: v["count"] for k, v in summary["splits"].items()},
                 "per_class": {k: v["per_class"] for k, v in summary["splits"].items()},
                 "layout": summary.get("layout"),
-                "problems": len(summary.get("problems", []) or []),
+                "problems": summary.get("problem_counts") or {},
             }
 
         command = _cmd(

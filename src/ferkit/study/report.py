@@ -9,6 +9,7 @@ stage, pending runs, reused and failed stages included.
 from __future__ import annotations
 
 import html
+import json
 import os
 import platform
 import sys
@@ -104,6 +105,65 @@ def comparison_rows(study: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+# (column, TrainConfig key) of the recipe table: what besides the architecture shapes a network
+RECIPE = [
+    ("optimizer", "optimizer"), ("lr", "lr"), ("weight decay", "weight_decay"),
+    ("schedule", "schedule"), ("augmentation", "augment"), ("batch", "batch_size"),
+    ("balance", "balance"), ("epochs (budget)", "epochs"), ("patience", "patience"),
+    ("label smoothing", "label_smoothing"), ("test-time", "tta"),
+]  # fmt: skip
+
+
+def network_recipes(out: Path, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each trained network's recipe, read from its card (``runs/<run>/model.json``): the
+    report must say how the networks were trained, not only what they scored."""
+    recipes = {}
+    for row in rows:
+        if row["kind"] != "network":
+            continue
+        try:
+            card = json.loads((out / "runs" / row["run"] / "model.json").read_text())
+        except (OSError, ValueError):
+            continue  # not trained yet
+        if isinstance(card.get("training"), dict):
+            recipes[row["run"]] = {key: card["training"].get(key) for _, key in RECIPE}
+    return recipes
+
+
+def recipe_note(recipes: dict[str, dict[str, Any]]) -> tuple[str, list[tuple[str, str]]]:
+    """Whether the networks share one recipe, and how ferkit's shipped networks were trained
+    (name and score, command): a study network below a shipped model's figure is often the
+    recipe's doing, not the architecture's."""
+    from ferkit.weights import shipped_cards
+
+    same = len({json.dumps(r, sort_keys=True) for r in recipes.values()}) == 1
+    two = " (happy-sad on two classes)" if "happy-sad" in recipes else ""
+    head = (
+        f"Every network here was trained with the same recipe{two}: they differ by "
+        "architecture only."
+        if same and len(recipes) > 1
+        else "Each network was trained with the recipe in its row."
+    )
+    shipped = [
+        (f"{c['name']} ({c['validation']['accuracy']:.1%} on {c['validation']['split']})",
+         c["command"])
+        for c in shipped_cards()
+        if c.get("kind") == "torch" and c.get("command") and c.get("validation")
+    ]  # fmt: skip
+    if shipped:
+        head += " ferkit's shipped networks were trained with their own recipe, by these commands:"
+    return head, shipped
+
+
+def _recipe_cells(recipe: dict[str, Any]) -> list[str]:
+    return ["-" if recipe.get(key) is None else str(recipe[key]) for _, key in RECIPE]
+
+
+def _secs(value: Any) -> str:
+    """Seconds as a reader takes them in: 9,103, not 9103.13."""
+    return f"{value:,.0f}" if isinstance(value, int | float) else "-"
+
+
 def _esc(value: Any) -> str:
     return html.escape(str(value))
 
@@ -151,15 +211,55 @@ def _machine_html(m: dict[str, Any]) -> str:
     return _table(["", ""], rows)
 
 
+SHOWN_PROBLEMS = 20  # items listed in the report; problems.csv beside it has every one
+
+
+def dataset_problems(out: Path) -> dict[str, Any]:
+    """What the dataset reader skipped or warned about, from ``inspect/inspect.json``: a user
+    of an unfamiliar dataset must see that 5 files were unreadable, or that train is blurrier
+    than val, in the report, not only in a CSV."""
+    try:
+        summary = json.loads((out / "inspect" / "inspect.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    items = list(summary.get("skipped") or []) + list(summary.get("warnings") or [])
+    return {"counts": summary.get("problem_counts") or {}, "items": items}
+
+
+def _problems_html(out: Path) -> str:
+    problems = dataset_problems(out)
+    if not problems:
+        return ""
+    if not problems["items"]:
+        return "<p>The reader skipped nothing and warned about nothing.</p>"
+    counts = ", ".join(f"{k}: {v}" for k, v in problems["counts"].items())
+    rows = [[_esc(i.get("severity")), _esc(i.get("kind")), _esc(i.get("split")),
+             f"<code>{_esc(i.get('path'))}</code>", _esc(i.get("reason"))]
+            for i in problems["items"][:SHOWN_PROBLEMS]]  # fmt: skip
+    more = len(problems["items"]) - SHOWN_PROBLEMS
+    link = '<a href="inspect/problems.csv">inspect/problems.csv</a>'
+    return (
+        f"<h3>Skipped items and warnings ({_esc(counts)})</h3>"
+        + _table(["severity", "kind", "split", "path", "reason"], rows, "problems")
+        + (f"<p>{more} more in {link}.</p>" if more > 0 else f"<p>All of them: {link}.</p>")
+    )
+
+
+def _problems_markdown(out: Path) -> list[str]:
+    problems = dataset_problems(out)
+    if not problems.get("items"):
+        return []
+    counts = ", ".join(f"{k}: {v}" for k, v in problems["counts"].items())
+    lines = ["", f"### Skipped items and warnings ({counts})", ""]
+    lines += [f"- {i.get('severity')} {i.get('kind')} ({i.get('split')}): `{i.get('path')}`: "
+              f"{i.get('reason')}" for i in problems["items"][:SHOWN_PROBLEMS]]  # fmt: skip
+    return [*lines, "", "All of them: inspect/problems.csv."]
+
+
 def _dataset_html(out: Path, study: dict[str, Any]) -> str:
     data = study["stages"].get("data", {}).get("result", {})
     inspect = study["stages"].get("inspect", {}).get("result", {})
-    parts = [
-        f"<p>Source: <code>{_esc(study['config']['data'])}</code>, "
-        f"{_esc(data.get('image_size'))}x{_esc(data.get('image_size'))} {_esc(data.get('color'))}, "
-        f"classes: {_esc(', '.join(data.get('source_classes', [])))}; splits: "
-        f"{_esc(data.get('source_counts'))}.</p>"
-    ]
+    parts = [f"<p>{_esc(source_line(study))}</p>"]
     if data.get("copied"):
         parts.append(
             f"<p>Working copy used by every stage: <code>{_esc(data.get('dataset'))}</code> "
@@ -168,6 +268,7 @@ def _dataset_html(out: Path, study: dict[str, Any]) -> str:
             f"{_esc(data.get('val_counts'))}.</p>"
         )
     figures = inspect.get("figures", {})
+    parts.append(_problems_html(out))
     parts += [_img(out, f"inspect/{f}", n.replace("_", " ")) for n, f in figures.items()]
     parts += [f'<p class="note">{_esc(n)}</p>' for n in inspect.get("notes", [])]
     return "\n".join(parts)
@@ -195,7 +296,7 @@ def _comparison_html(out: Path, study: dict[str, Any], rows: list[dict[str, Any]
             f"<b>{_esc(r['run'])}</b>", _esc(r["kind"]), _status(r["status"]),
             f'<span class="acc">{_pct(r["accuracy"])}</span>', _pct(r["macro_f1"]),
             _esc(r["n"] if r["n"] is not None else "-"), _esc(r["dropped"]),
-            _esc(r["train_seconds"] if r["train_seconds"] is not None else "-"),
+            _secs(r["train_seconds"]),
         ]  # fmt: skip
         if affectnet:
             seed = r["seed_accuracy"]
@@ -209,6 +310,14 @@ def _comparison_html(out: Path, study: dict[str, Any], rows: list[dict[str, Any]
         "every attempt (resumed runs included), an SVM stage's time (search, features, fit).</p>"
     )
     parts.append(_img(out, "compare/comparison.png", "accuracy and macro-F1 per run"))
+    recipes = network_recipes(out, rows)
+    if recipes:
+        parts.append("<h3>How the networks were trained (from each run's card)</h3>")
+        body = [[f"<b>{_esc(run)}</b>", *map(_esc, _recipe_cells(r))] for run, r in recipes.items()]
+        parts.append(_table(["run"] + [c for c, _ in RECIPE], body, "recipe"))
+        head, shipped = recipe_note(recipes)
+        items = "".join(f"<li>{_esc(n)}: <code>{_esc(c)}</code></li>" for n, c in shipped)
+        parts.append(f'<p class="note">{_esc(head)}</p><ul class="note">{items}</ul>')
     if affectnet:
         seed_rows = [[_esc(label), _pct(acc), _esc(_counterpart(run, study["runs"]))]
                      for label, run, acc in SEED_FIGURES]  # fmt: skip
@@ -256,7 +365,7 @@ def _stages_html(study: dict[str, Any]) -> str:
         note = rec.get("error") or rec.get("reason") or rec.get("progress") or ""
         rows.append([
             f"<b>{_esc(name)}</b><br>{_esc(rec.get('title', ''))}", _status(rec.get("status", "")),
-            _esc(rec.get("seconds", "-")), "reused" if rec.get("reused") else "this run",
+            _secs(rec.get("seconds")), "reused" if rec.get("reused") else "this run",
             commands or "<i>no single ferkit command</i>", _esc(note),
         ])  # fmt: skip
     total = sum(r.get("seconds", 0) or 0 for r in study["stages"].values())
@@ -264,16 +373,18 @@ def _stages_html(study: dict[str, Any]) -> str:
     invocations = study.get("invocations", [])
     calls = [
         [_esc(i.get("started", "-")), _esc(i.get("finished") or "-"),
-         _status(i.get("status", "finished")), _esc(i.get("seconds")),
+         _status(i.get("status", "finished")), _secs(i.get("seconds")),
          _esc(", ".join(i.get("stages_run", [])) or "none"), _esc(i.get("stages_reused"))]
         for i in invocations
     ]  # fmt: skip
     headers = ["started", "finished", "status", "wall seconds", "stages run", "reused"]
     wall = sum(i.get("seconds", 0) or 0 for i in invocations)
     return (
-        f"{table}<p>Sum of the recorded stage times: {total:.0f} s.</p>"
+        f"<p>The whole study (the same command resumes it): "
+        f"<pre>{_esc(study['config'].get('command', '-'))}</pre></p>"
+        f"{table}<p>Sum of the recorded stage times: {total:,.0f} s.</p>"
         f"<h3>Invocations</h3>{_table(headers, calls)}<p>Wall time of all invocations: "
-        f"{wall:.0f} s ({wall / 3600:.1f} h). {_esc(INTERRUPTED_NOTE)}</p>"
+        f"{wall:,.0f} s ({wall / 3600:.1f} h). {_esc(INTERRUPTED_NOTE)}</p>"
     )
 
 
@@ -333,6 +444,22 @@ def render_html(out: Path, study: dict[str, Any], m: dict[str, Any]) -> str:
     )
 
 
+def source_line(study: dict[str, Any]) -> str:
+    """The dataset in one sentence: where, at which size and colour, classes, split sizes."""
+    data = study["stages"].get("data", {}).get("result", {})
+    side, native = data.get("image_size"), data.get("source_image_size")
+    resized = (
+        f" (resized from the data's most common {native}x{native})"
+        if native and native != side
+        else ""
+    )
+    return (
+        f"Source: {study['config']['data']}, studied at {side}x{side} {data.get('color')}"
+        f"{resized}; classes: {', '.join(data.get('source_classes', []))}; "
+        f"splits: {data.get('source_counts')}."
+    )
+
+
 def render_markdown(study: dict[str, Any], m: dict[str, Any], out: Path | None = None) -> str:
     """The report's text; ``out`` (the study folder) decides whether the chart is linked."""
     cfg = study["config"]
@@ -357,15 +484,30 @@ def render_markdown(study: dict[str, Any], m: dict[str, Any], out: Path | None =
         lines += ["", f"Seed notebook figures (AffectNet test split): {figures}.", "", SEED_NOTE]
     if out is not None and (out / "compare" / "comparison.png").is_file():
         lines += ["", "![comparison](compare/comparison.png)"]
+    recipes = network_recipes(out, rows) if out is not None else {}
+    if recipes:
+        lines += ["", "### How the networks were trained", ""]
+        lines += ["| run | " + " | ".join(c for c, _ in RECIPE) + " |"]
+        lines += ["|---" * (len(RECIPE) + 1) + "|"]
+        lines += [f"| {run} | " + " | ".join(_recipe_cells(r)) + " |" for run, r in recipes.items()]
+        head, shipped = recipe_note(recipes)
+        lines += ["", head, *[f"- {n}: `{c}`" for n, c in shipped]]
+    lines += ["", "## Dataset", "", source_line(study)]
+    if out is not None:
+        lines += _problems_markdown(out)
     lines += ["", "## Stages", ""]
     lines += ["| stage | status | seconds | note |", "|---|---|---|---|"]
     for name, rec in study["stages"].items():
         note = (rec.get("error") or rec.get("reason") or "").replace("|", "/")
-        lines.append(f"| {name} | {rec.get('status')} | {rec.get('seconds', '-')} | {note} |")
+        lines.append(f"| {name} | {rec.get('status')} | {_secs(rec.get('seconds'))} | {note} |")
     wall = sum(i.get("seconds", 0) or 0 for i in study.get("invocations", []))
-    lines += ["", f"Wall time of all {len(study.get('invocations', []))} invocations: {wall:.0f} s "
+    calls = len(study.get("invocations", []))
+    which = "the one invocation" if calls == 1 else f"all {calls} invocations"
+    lines += ["", f"Wall time of {which}: {wall:,.0f} s "
               f"({wall / 3600:.1f} h). {INTERRUPTED_NOTE}"]  # fmt: skip
     lines += ["", "## Commands", ""]
+    if cfg.get("command"):
+        lines += [f"- the whole study (the same command resumes it): `{cfg['command']}`"]
     for name, rec in study["stages"].items():
         lines += [f"- {name}: `{c}`" for c in rec.get("commands", [])]
     lines += ["", "## Machine", ""] + [f"- {k}: {v}" for k, v in m.items()]
