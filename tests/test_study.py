@@ -148,7 +148,7 @@ def test_the_study_command_gives_back_the_same_settings(
 
     cfg = StudyConfig(tmp_path / "my data", tmp_path / "out", quick=True, models=["fernet"],
                       features=["hog"], seed=3, epochs=2, max_val=50, batch_size=16,
-                      happy_sad=False, image_size=64, explain_images=1,
+                      happy_sad=False, image_size=64, explain_images=1, threads=1,
                       model_kwargs={"fernet": {"width": 0.5, "depth": 1}})  # fmt: skip
     seen: list[StudyConfig] = []
 

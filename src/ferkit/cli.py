@@ -820,6 +820,10 @@ def study(
     ] = None,
     explain_images: Annotated[int, typer.Option(min=1, help="Images explained.")] = 4,
     happy_sad: Annotated[bool, typer.Option(help="Train the happy-vs-sad ConvNet.")] = True,
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, help="Torch threads for training (default: the cores usable here)."),
+    ] = None,
     arg: Annotated[
         list[str] | None,
         typer.Option("--arg", help="Network argument model:key=value, e.g. fernet:width=0.5."),
@@ -838,6 +842,7 @@ def study(
             seed=seed, epochs=epochs, max_train=max_train, max_val=max_val,
             search_size=search_size, batch_size=batch_size, explain_images=explain_images,
             happy_sad=happy_sad, model_kwargs=_model_args(arg), image_size=image_size,
+            threads=threads,
         )  # fmt: skip
         unknown = [m for m in cfg.models if m not in list_models()]
         unknown += [f for f in cfg.features if f not in EXTRACTORS or f == "cnn"]

@@ -98,6 +98,7 @@ class StudyConfig:
             "explain_images": self.explain_images,
             "model_kwargs": self.model_kwargs,
             "image_size": self.image_size,
+            "threads": self.threads,
             "command": self.command(),
         }
 
@@ -135,4 +136,5 @@ CLI_OPTIONS = {
     "batch_size": "--batch-size",
     "image_size": "--image-size",
     "explain_images": "--explain-images",
+    "threads": "--threads",
 }
