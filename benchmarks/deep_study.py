@@ -21,22 +21,14 @@ from pathlib import Path
 
 from ferkit import io
 from ferkit.training.deep import TrainConfig, train_network
+from ferkit.training.recipes import FERKIT_RECIPE
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
-# One recipe for ferkit's own model: no undersampling (accuracy on the natural validation
-# split), strong augmentation, label smoothing, AdamW with cosine decay over a fixed budget.
-OWN = dict(
-    balance="none",
-    augment="strong",
-    label_smoothing=0.1,
-    optimizer="adamw",
-    lr=2e-3,
-    weight_decay=5e-4,
-    schedule="cosine",
-    batch_size=128,
-    patience=100,
-)
+# ferkit's recipe (ferkit.training.recipes, also `ferkit study --recipe ferkit`): no
+# undersampling (accuracy on the natural validation split), strong augmentation, label
+# smoothing, AdamW with cosine decay over a fixed budget. Flip averaging is set per row.
+OWN = {k: v for k, v in FERKIT_RECIPE.items() if k != "tta"}
 # The seed's recipe for its CNNs: undersampled train, its augmentation, Adam 1e-3,
 # ReduceLROnPlateau(0.1, 3), early stopping patience 3 (as in the notebook), batch 32.
 SEED = dict(

@@ -148,7 +148,7 @@ def test_the_study_command_gives_back_the_same_settings(
 
     cfg = StudyConfig(tmp_path / "my data", tmp_path / "out", quick=True, models=["fernet"],
                       features=["hog"], seed=3, epochs=2, max_val=50, batch_size=16,
-                      happy_sad=False, image_size=64, explain_images=1, threads=1,
+                      happy_sad=False, image_size=64, explain_images=1, threads=1, recipe="ferkit",
                       model_kwargs={"fernet": {"width": 0.5, "depth": 1}})  # fmt: skip
     seen: list[StudyConfig] = []
 
@@ -160,6 +160,7 @@ def test_the_study_command_gives_back_the_same_settings(
     result = CliRunner().invoke(app, shlex.split(cfg.command())[1:])
     assert result.exit_code == 0, result.output
     assert seen[0].describe() == cfg.describe()
+    assert "--recipe ferkit --models fernet" in cfg.command()
     assert StudyConfig(tmp_path, tmp_path / "o").command() == shlex.join(
         ["ferkit", "study", str(tmp_path), "--out", str(tmp_path / "o")]
     )  # defaults are left out
@@ -305,6 +306,36 @@ def test_unsplit_class_folders_are_studied_with_a_held_out_validation(tmp_path: 
         assert stages[stage]["status"] == "done", (stage, stages[stage])
 
 
+def test_ferkit_recipe_trains_every_network_the_shipped_way(
+    study: tuple[Path, Path, dict], tmp_path: Path
+) -> None:
+    from ferkit.training.recipes import FERKIT_RECIPE
+
+    seed_data, seed_out, seed_record = study
+    assert "recipe" not in seed_record["stages"]["cnn10"]["params"]  # seed studies keep records
+    out = tmp_path / "out"
+    cfg = dict(data=seed_data, out=out, quick=True, epochs=1, features=["hog"],
+               models=["fernet"], model_kwargs={"fernet": {"width": 0.25}}, **TINY)  # fmt: skip
+    result = run_study(StudyConfig(**cfg, recipe="ferkit"))
+    record = result["stages"]["fernet"]
+    assert record["status"] == "done" and record["params"]["recipe"] == "ferkit"
+    training = json.loads((out / "runs" / "fernet" / "model.json").read_text())["training"]
+    for key, value in FERKIT_RECIPE.items():
+        expected = TINY["batch_size"] if key == "batch_size" else value  # an explicit size wins
+        assert training[key] == expected, key
+    command = record["commands"][0]
+    assert (
+        "--optimizer adamw" in command and "--tta flip" in command and "--patience 100" in command
+    )
+    assert "--recipe ferkit" in result["config"]["command"]
+    markdown = (out / "report.md").read_text()
+    assert "| fernet | adamw | 0.002 | 0.0005 | cosine | strong | 8 | none |" in markdown
+    seed_markdown = (seed_out / "report.md").read_text()
+    assert "`ferkit study --recipe ferkit` trains every network that way" in seed_markdown
+    with pytest.raises(ValueError, match="unknown recipe 'nope'; known: seed, ferkit"):
+        StudyConfig(**cfg, recipe="nope")
+
+
 def test_large_images_are_studied_at_96_px_at_most(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -362,7 +393,7 @@ def test_report_in_headless_chromium(
 
 def test_cli_refuses_unknown_models_and_features(tmp_path: Path) -> None:
     runner = CliRunner()
-    for option in (["--models", "cnn10,nope"], ["--features", "cnn"]):
+    for option in (["--models", "cnn10,nope"], ["--features", "cnn"], ["--recipe", "nope"]):
         result = runner.invoke(app, ["study", str(tmp_path), "--out", str(tmp_path / "o"), *option])
         assert result.exit_code == 2, result.output
     assert not (tmp_path / "o").exists()

@@ -813,7 +813,13 @@ def study(
     search_size: Annotated[
         int | None, typer.Option(min=10, help="SVM grid-search samples (quick 400, full 2000).")
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=2, help="Network batch size (the seed's).")] = 32,
+    recipe: Annotated[
+        str,
+        typer.Option(help="How every network is trained: seed (the notebook's) or ferkit (ours)."),
+    ] = "seed",
+    batch_size: Annotated[
+        int | None, typer.Option(min=2, help="Network batch size (the recipe's: seed 32).")
+    ] = None,
     image_size: Annotated[
         int | None,
         typer.Option(min=16, help="Image side for every model (default: the data's, at most 96)."),
@@ -841,6 +847,7 @@ def study(
             data=data, out=out, quick=quick, models=_names(models), features=_names(features),
             seed=seed, epochs=epochs, max_train=max_train, max_val=max_val,
             search_size=search_size, batch_size=batch_size, explain_images=explain_images,
+            recipe=recipe,
             happy_sad=happy_sad, model_kwargs=_model_args(arg), image_size=image_size,
             threads=threads,
         )  # fmt: skip

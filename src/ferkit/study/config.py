@@ -61,8 +61,9 @@ class StudyConfig:
     search_size: int | None = None
     embed_samples: int | None = None
     svm_method: str = "pca"
-    batch_size: int = 32  # the seed's; 64 gives 3 quick epochs too few steps to learn
-    patience: int = 8
+    recipe: str = "seed"  # how every network is trained (ferkit.training.recipes)
+    batch_size: int | None = None  # None: the recipe's (seed 32: 64 gives 3 quick epochs too
+    patience: int | None = None  # few steps to learn); None: the recipe's (seed 8)
     happy_sad: bool = True
     explain_images: int = 4
     model_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -72,7 +73,11 @@ class StudyConfig:
     def __post_init__(self) -> None:
         self.data = Path(self.data)
         self.out = Path(self.out)
+        from ferkit.training.recipes import recipe
+
         preset = QUICK if self.quick else FULL
+        trained = recipe(self.recipe)  # an unknown recipe fails here, before any work
+        preset = {**preset, "batch_size": trained["batch_size"], "patience": trained["patience"]}
         for key, value in preset.items():
             if getattr(self, key) is None:
                 setattr(self, key, value)
@@ -92,6 +97,7 @@ class StudyConfig:
             "search_size": self.search_size,
             "embed_samples": self.embed_samples,
             "svm_method": self.svm_method,
+            "recipe": self.recipe,
             "batch_size": self.batch_size,
             "patience": self.patience,
             "happy_sad": self.happy_sad,
@@ -105,9 +111,10 @@ class StudyConfig:
     def command(self) -> str:
         """The ``ferkit study`` command that makes (or resumes) this study, options at their
         default left out: the report's first command, so the whole study can be re-run by hand."""
-        base = StudyConfig(self.data, self.out, quick=self.quick)
+        base = StudyConfig(self.data, self.out, quick=self.quick, recipe=self.recipe)
         parts = ["ferkit", "study", str(self.data), "--out", str(self.out)]
         parts += ["--quick"] if self.quick else []
+        parts += ["--recipe", self.recipe] if self.recipe != "seed" else []
         for key, option in CLI_OPTIONS.items():
             value = getattr(self, key)
             if value != getattr(base, key):

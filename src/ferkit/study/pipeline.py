@@ -190,17 +190,18 @@ class Study:
 
     def _train_config(self, model: str, classes: list[str] | None = None) -> Any:
         from ferkit.training.deep import TrainConfig
+        from ferkit.training.recipes import recipe
 
         cfg = self.cfg
+        settings = {**recipe(cfg.recipe), "batch_size": cfg.batch_size, "patience": cfg.patience}
         return TrainConfig(
             model=model,
             model_kwargs=dict(cfg.model_kwargs.get(model, {})),
             classes=classes,
             epochs=cfg.epochs,
-            batch_size=cfg.batch_size,
-            patience=cfg.patience,
             seed=cfg.seed,
             threads=cfg.threads or available_threads(),
+            **settings,
         )
 
     def stage_network(self, name: str, model: str, classes: list[str] | None = None) -> str:
@@ -223,7 +224,11 @@ class Study:
             return {"run": str(folder), **{k: summary.get(k) for k in keys},
                     "train_seconds_total": summary.get("train_seconds_total")}  # fmt: skip
 
+        from ferkit.training.recipes import train_options
+
         args = [f"--arg={k}={v}" for k, v in tcfg.model_kwargs.items()]
+        if self.cfg.recipe != "seed":  # the seed's settings are ferkit train's defaults
+            args += train_options(self.cfg.recipe)
         command = _cmd(
             "train", self.dataset, "--model", model, *args,
             "--classes" if classes else None, ",".join(classes or []),
@@ -240,6 +245,8 @@ class Study:
             "patience": tcfg.patience,
             "seed": tcfg.seed,
         }
+        if self.cfg.recipe != "seed":  # only then: studies of the seed's recipe keep their records
+            params["recipe"] = self.cfg.recipe
         title = f"Network {model}" + (f" on {' vs '.join(classes)}" if classes else "")
         self._run(Stage(name, folder, params, work, [command], title))
         return name

@@ -151,7 +151,10 @@ def recipe_note(recipes: dict[str, dict[str, Any]]) -> tuple[str, list[tuple[str
         if c.get("kind") == "torch" and c.get("command") and c.get("validation")
     ]  # fmt: skip
     if shipped:
-        head += " ferkit's shipped networks were trained with their own recipe, by these commands:"
+        head += (
+            " ferkit's shipped networks were trained with ferkit's recipe (`ferkit study "
+            "--recipe ferkit` trains every network that way), by these commands:"
+        )
     return head, shipped
 
 
