@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ferkit.training.recipes import recipe
+
 DEFAULT_MODELS = ("cnn10", "convnet", "fernet")
 DEFAULT_FEATURES = ("raw", "hog")
 HAPPY_SAD = ("happy", "sad")
@@ -73,8 +75,6 @@ class StudyConfig:
     def __post_init__(self) -> None:
         self.data = Path(self.data)
         self.out = Path(self.out)
-        from ferkit.training.recipes import recipe
-
         preset = QUICK if self.quick else FULL
         trained = recipe(self.recipe)  # an unknown recipe fails here, before any work
         preset = {**preset, "batch_size": trained["batch_size"], "patience": trained["patience"]}

@@ -31,6 +31,7 @@ from typing import Any
 from ferkit import io
 from ferkit.study.config import HAPPY_SAD, HAPPY_SAD_MODEL, StudyConfig
 from ferkit.study.stages import Stage, StageSkipped, read_record, run_stage, utc_now
+from ferkit.training.recipes import recipe, train_options
 
 Log = Callable[[str], None]
 
@@ -190,7 +191,6 @@ class Study:
 
     def _train_config(self, model: str, classes: list[str] | None = None) -> Any:
         from ferkit.training.deep import TrainConfig
-        from ferkit.training.recipes import recipe
 
         cfg = self.cfg
         settings = {**recipe(cfg.recipe), "batch_size": cfg.batch_size, "patience": cfg.patience}
@@ -223,8 +223,6 @@ class Study:
             keys = ("val_accuracy", "best_epoch", "epochs_run", "stopped_early", "train_samples")
             return {"run": str(folder), **{k: summary.get(k) for k in keys},
                     "train_seconds_total": summary.get("train_seconds_total")}  # fmt: skip
-
-        from ferkit.training.recipes import train_options
 
         args = [f"--arg={k}={v}" for k, v in tcfg.model_kwargs.items()]
         if self.cfg.recipe != "seed":  # the seed's settings are ferkit train's defaults
