@@ -162,6 +162,12 @@ def _recipe_cells(recipe: dict[str, Any]) -> list[str]:
     return ["-" if recipe.get(key) is None else str(recipe[key]) for _, key in RECIPE]
 
 
+def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """A markdown table's lines (the text twin of :func:`_table`)."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return lines + ["| " + " | ".join(r) + " |" for r in rows]
+
+
 def _secs(value: Any) -> str:
     """Seconds as a reader takes them in: 9,103, not 9103.13."""
     return f"{value:,.0f}" if isinstance(value, int | float) else "-"
@@ -226,7 +232,8 @@ def dataset_problems(out: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     items = list(summary.get("skipped") or []) + list(summary.get("warnings") or [])
-    return {"counts": summary.get("problem_counts") or {}, "items": items}
+    counts = ", ".join(f"{k}: {v}" for k, v in (summary.get("problem_counts") or {}).items())
+    return {"counts": counts, "items": items[:SHOWN_PROBLEMS], "more": len(items) - SHOWN_PROBLEMS}
 
 
 def _problems_html(out: Path) -> str:
@@ -235,14 +242,13 @@ def _problems_html(out: Path) -> str:
         return ""
     if not problems["items"]:
         return "<p>The reader skipped nothing and warned about nothing.</p>"
-    counts = ", ".join(f"{k}: {v}" for k, v in problems["counts"].items())
     rows = [[_esc(i.get("severity")), _esc(i.get("kind")), _esc(i.get("split")),
              f"<code>{_esc(i.get('path'))}</code>", _esc(i.get("reason"))]
-            for i in problems["items"][:SHOWN_PROBLEMS]]  # fmt: skip
-    more = len(problems["items"]) - SHOWN_PROBLEMS
+            for i in problems["items"]]  # fmt: skip
+    more = problems["more"]
     link = '<a href="inspect/problems.csv">inspect/problems.csv</a>'
     return (
-        f"<h3>Skipped items and warnings ({_esc(counts)})</h3>"
+        f"<h3>Skipped items and warnings ({_esc(problems['counts'])})</h3>"
         + _table(["severity", "kind", "split", "path", "reason"], rows, "problems")
         + (f"<p>{more} more in {link}.</p>" if more > 0 else f"<p>All of them: {link}.</p>")
     )
@@ -252,10 +258,9 @@ def _problems_markdown(out: Path) -> list[str]:
     problems = dataset_problems(out)
     if not problems.get("items"):
         return []
-    counts = ", ".join(f"{k}: {v}" for k, v in problems["counts"].items())
-    lines = ["", f"### Skipped items and warnings ({counts})", ""]
+    lines = ["", f"### Skipped items and warnings ({problems['counts']})", ""]
     lines += [f"- {i.get('severity')} {i.get('kind')} ({i.get('split')}): `{i.get('path')}`: "
-              f"{i.get('reason')}" for i in problems["items"][:SHOWN_PROBLEMS]]  # fmt: skip
+              f"{i.get('reason')}" for i in problems["items"]]  # fmt: skip
     return [*lines, "", "All of them: inspect/problems.csv."]
 
 
@@ -475,13 +480,14 @@ def render_markdown(study: dict[str, Any], m: dict[str, Any], out: Path | None =
     head = ["run", "kind", "status", "val accuracy", "macro-F1", "n"]
     if affectnet:
         head.append("seed's figure (test split)")
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    table = []
     for r in rows:
         cells = [r["run"], r["kind"], r["status"], _pct(r["accuracy"]), _pct(r["macro_f1"]),
                  str(r["n"] if r["n"] is not None else "-")]  # fmt: skip
         if affectnet:
             cells.append(_pct(r["seed_accuracy"]) if r["seed_accuracy"] else "-")
-        lines.append("| " + " | ".join(cells) + " |")
+        table.append(cells)
+    lines += _md_table(head, table)
     if affectnet:
         figures = ", ".join(f"{label} {acc:.1%}" for label, _, acc in SEED_FIGURES)
         lines += ["", f"Seed notebook figures (AffectNet test split): {figures}.", "", SEED_NOTE]
@@ -490,19 +496,20 @@ def render_markdown(study: dict[str, Any], m: dict[str, Any], out: Path | None =
     recipes = network_recipes(out, rows) if out is not None else {}
     if recipes:
         lines += ["", "### How the networks were trained", ""]
-        lines += ["| run | " + " | ".join(c for c, _ in RECIPE) + " |"]
-        lines += ["|---" * (len(RECIPE) + 1) + "|"]
-        lines += [f"| {run} | " + " | ".join(_recipe_cells(r)) + " |" for run, r in recipes.items()]
+        table = [[run, *_recipe_cells(r)] for run, r in recipes.items()]
+        lines += _md_table(["run"] + [c for c, _ in RECIPE], table)
         head, shipped = recipe_note(recipes)
         lines += ["", head, *[f"- {n}: `{c}`" for n, c in shipped]]
     lines += ["", "## Dataset", "", source_line(study)]
     if out is not None:
         lines += _problems_markdown(out)
     lines += ["", "## Stages", ""]
-    lines += ["| stage | status | seconds | note |", "|---|---|---|---|"]
-    for name, rec in study["stages"].items():
-        note = (rec.get("error") or rec.get("reason") or "").replace("|", "/")
-        lines.append(f"| {name} | {rec.get('status')} | {_secs(rec.get('seconds'))} | {note} |")
+    table = [
+        [name, str(rec.get("status")), _secs(rec.get("seconds")),
+         (rec.get("error") or rec.get("reason") or "").replace("|", "/")]
+        for name, rec in study["stages"].items()
+    ]  # fmt: skip
+    lines += _md_table(["stage", "status", "seconds", "note"], table)
     wall = sum(i.get("seconds", 0) or 0 for i in study.get("invocations", []))
     calls = len(study.get("invocations", []))
     which = "the one invocation" if calls == 1 else f"all {calls} invocations"
