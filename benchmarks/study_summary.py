@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ferkit.study.report import comparison_rows
+from ferkit.study.report import accuracy_text, comparison_rows
 
 
 def _epochs(stage: dict[str, Any]) -> str:
@@ -31,7 +31,7 @@ def summary(out: Path) -> dict[str, Any]:
     """Rows (one per run) and invocations of the study in ``out``."""
     study = json.loads((out / "study.json").read_text())
     rows = []
-    for row in comparison_rows(study):
+    for row in comparison_rows(study, out):
         stage = study["stages"].get(row["run"], {})
         params = (stage.get("result") or {}).get("best_params")
         rows.append({**row, "epochs": _epochs(stage), "best_params": params})
@@ -59,7 +59,7 @@ def table(s: dict[str, Any]) -> str:
     for r in s["rows"]:
         seed = f"{pct(r['seed_accuracy'])} ({r['seed_label']})" if r["seed_accuracy"] else "-"
         lines.append(
-            f"| {r['run']} | {r['status']} | {pct(r['accuracy'])} | {pct(r['macro_f1'])} "
+            f"| {r['run']} | {r['status']} | {accuracy_text(r)} | {pct(r['macro_f1'])} "
             f"| {r['n'] or '-'} | {r['train_seconds'] or '-'} | {r['epochs']} "
             f"| {r['best_params'] or '-'} | {seed} |"
         )

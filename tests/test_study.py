@@ -234,7 +234,10 @@ def test_kill_mid_training_resumes_and_failures_are_reported(
     page = (out / "report.html").read_text()
     assert "In progress (running: convnet)" in page
     assert live["stages"]["convnet"]["progress"] in html_unescape(page)
-    assert '<span class="running">running (epoch 1/2)</span>' in page  # its comparison row
+    assert '<span class="running">running (epoch 1/2 done)</span>' in page  # its comparison row
+    history = json.loads((out / "runs" / "convnet" / "history.json").read_text())
+    so_far = f"{history[0]['val_accuracy']:.1%} so far (training loop, best epoch 1)"
+    assert so_far in page
     assert "compare/comparison.png" not in (out / "report.md").read_text()  # no chart yet
     fernet = live["stages"]["eval-fernet"]["result"]["accuracy"]  # evaluated before convnet ran
     assert re.search(rf"<b>fernet</b>.*?done.*?{fernet:.1%}", page, re.S)
@@ -245,7 +248,13 @@ def test_kill_mid_training_resumes_and_failures_are_reported(
     assert (out / "runs" / "convnet" / "checkpoint.pt").is_file()  # epoch 1 was saved
     done_before = stage_files(out)
 
-    monkeypatch.setattr(deep, "train_network", real_train)
+    def report_then_train(data, out_dir, cfg, **kw):
+        if cfg.model == "convnet" and not cfg.classes:  # resumed, before its next epoch
+            text = (out / "report.md").read_text()
+            assert f"| convnet | network | running (epoch 1/2 done) | {so_far} |" in text
+        return real_train(data, out_dir, cfg, **kw)
+
+    monkeypatch.setattr(deep, "train_network", report_then_train)
     second: list[str] = []
     result = run_study(StudyConfig(**cfg), log=second.append)
     resumed = [m.split(":")[:2] for m in second if ": epoch " in m]

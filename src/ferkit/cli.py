@@ -865,10 +865,10 @@ def study(
     if as_json:
         typer.echo(json.dumps(result, indent=2, default=str))
     else:
-        from ferkit.study.report import comparison_rows
+        from ferkit.study.report import accuracy_text, comparison_rows
 
-        for row in comparison_rows(result):
-            acc = "-" if row["accuracy"] is None else f"{row['accuracy']:.1%}"
+        for row in comparison_rows(result, out):
+            acc = accuracy_text(row)
             out_console.print(f"{row['run']:<12} {row['status']:<8} val accuracy {acc}")
         out_console.print(f"report: {out / 'report.html'}")
     failed = [n for n, r in result["stages"].items() if r.get("status") == "failed"]

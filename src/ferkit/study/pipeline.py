@@ -30,7 +30,7 @@ from typing import Any
 
 from ferkit import io
 from ferkit.study.config import HAPPY_SAD, HAPPY_SAD_MODEL, StudyConfig
-from ferkit.study.stages import Stage, StageSkipped, read_record, run_stage, utc_now
+from ferkit.study.stages import Stage, StageSkipped, plain, read_record, run_stage, utc_now
 from ferkit.training.recipes import recipe, train_options
 
 Log = Callable[[str], None]
@@ -72,7 +72,8 @@ class Study:
     def _run(self, stage: Stage) -> dict[str, Any]:
         title = stage.title or stage.name
         self.records[stage.name] = {"stage": stage.name, "title": title, "status": "running",
-                                    "started": utc_now(), "commands": stage.commands}  # fmt: skip
+                                    "started": utc_now(), "params": plain(stage.params),
+                                    "commands": stage.commands}  # fmt: skip
         self.publish()
         record = run_stage(stage, self.log)
         self.records[stage.name] = record

@@ -65,10 +65,31 @@ def _pct(value: Any) -> str:
     return f"{value:.1%}" if isinstance(value, int | float) else "-"
 
 
-def _run_status(train: dict[str, Any], ev: dict[str, Any]) -> str:
+def training_so_far(run_dir: Path) -> dict[str, Any] | None:
+    """The epochs a network has finished and its best validation accuracy among them, from
+    the ``history.json`` saved with each epoch checkpoint. A full-mode network trains for hours
+    (and a resumed one logs nothing until its next epoch ends): the report shows how far it got
+    instead of a bare "running"."""
+    try:
+        history = json.loads((run_dir / "history.json").read_text())
+    except (OSError, ValueError):
+        return None
+    epochs = [h for h in history if isinstance(h, dict) and "val_accuracy" in h]
+    if not epochs:
+        return None
+    best = max(epochs, key=lambda h: h["val_accuracy"])  # the first of equals, as training
+    return {"epoch": int(epochs[-1]["epoch"]), "best_epoch": int(best["epoch"]),
+            "best_val_accuracy": best["val_accuracy"],
+            "train_seconds": round(sum(h.get("seconds", 0) for h in epochs), 2)}  # fmt: skip
+
+
+def _run_status(train: dict[str, Any], ev: dict[str, Any], so_far: dict[str, Any] | None) -> str:
     """A run's state: its training's until done, then its evaluation's; a training in progress
     says which epoch it reached."""
     status = train.get("status", "pending")
+    if status == "running" and so_far:
+        budget = (train.get("params") or {}).get("epochs")
+        return f"running (epoch {so_far['epoch']}{f'/{budget}' if budget else ''} done)"
     if status == "running" and train.get("progress"):
         return f"running ({train['progress'].split(':')[0]})"
     if status != "done":
@@ -76,8 +97,19 @@ def _run_status(train: dict[str, Any], ev: dict[str, Any]) -> str:
     return ev.get("status", "trained")  # evaluation not reached yet
 
 
-def comparison_rows(study: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per run: its evaluation (or why there is none) and the seed's figure if any."""
+def accuracy_text(row: dict[str, Any]) -> str:
+    """The row's validation accuracy; for a network still training, its best epoch so far as
+    the training loop measured it, marked so (the evaluation stage's figure comes later)."""
+    so_far = row.get("so_far")
+    if row["accuracy"] is None and so_far and row["status"].startswith("running"):
+        return (f"{so_far['best_val_accuracy']:.1%} so far "
+                f"(training loop, best epoch {so_far['best_epoch']})")  # fmt: skip
+    return _pct(row["accuracy"])
+
+
+def comparison_rows(study: dict[str, Any], out: Path | None = None) -> list[dict[str, Any]]:
+    """One row per run: its evaluation (or why there is none) and the seed's figure if any;
+    with ``out`` (the study folder), a network still training also gets its progress so far."""
     seed = {run: (label, acc) for label, run, acc in SEED_FIGURES if run}
     affectnet = is_affectnet(study)
     rows = []
@@ -86,17 +118,21 @@ def comparison_rows(study: dict[str, Any]) -> list[dict[str, Any]]:
         ev = study["stages"].get(f"eval-{run}", {})
         result = ev.get("result", {}) if ev.get("status") == "done" else {}
         label, figure = seed.get(run, (None, None)) if affectnet else (None, None)
+        running = train.get("status") == "running" and out is not None
+        so_far = training_so_far(out / "runs" / run) if running else None
         rows.append(
             {
                 "run": run,
                 "kind": "SVM" if run.startswith("svm-") else "network",
-                "status": _run_status(train, ev),
+                "status": _run_status(train, ev, so_far),
+                "so_far": so_far,
                 "accuracy": result.get("accuracy"),
                 "macro_f1": result.get("macro_f1"),
                 "n": result.get("n"),
                 "dropped": ",".join(result.get("dropped_classes") or []),
                 # a network resumed after a kill: its training time over every attempt
                 "train_seconds": (train.get("result") or {}).get("train_seconds_total")
+                or (so_far or {}).get("train_seconds")  # still training: its epochs so far
                 or train.get("seconds"),
                 "seed_label": label,
                 "seed_accuracy": figure,
@@ -302,7 +338,7 @@ def _comparison_html(out: Path, study: dict[str, Any], rows: list[dict[str, Any]
     for r in rows:
         cells = [
             f"<b>{_esc(r['run'])}</b>", _esc(r["kind"]), _status(r["status"]),
-            f'<span class="acc">{_pct(r["accuracy"])}</span>', _pct(r["macro_f1"]),
+            f'<span class="acc">{_esc(accuracy_text(r))}</span>', _pct(r["macro_f1"]),
             _esc(r["n"] if r["n"] is not None else "-"), _esc(r["dropped"]),
             _secs(r["train_seconds"]),
         ]  # fmt: skip
@@ -339,7 +375,7 @@ def _runs_html(out: Path, rows: list[dict[str, Any]]) -> str:
     parts = []
     for r in rows:
         run = r["run"]
-        parts.append(f"<h3>{_esc(run)} — validation accuracy {_pct(r['accuracy'])}</h3>")
+        parts.append(f"<h3>{_esc(run)} — validation accuracy {_esc(accuracy_text(r))}</h3>")
         figs = [
             _img(out, f"eval/{run}/confusion_matrix.png", f"{run}: confusion matrix"),
             _img(out, f"runs/{run}/curves.png", f"{run}: training curves"),
@@ -425,7 +461,7 @@ def progress_note(study: dict[str, Any]) -> str:
 
 def render_html(out: Path, study: dict[str, Any], m: dict[str, Any]) -> str:
     cfg = study["config"]
-    rows = comparison_rows(study)
+    rows = comparison_rows(study, out)
     sections = [
         ("Comparison", _comparison_html(out, study, rows)),
         ("Dataset", _dataset_html(out, study)),
@@ -471,7 +507,7 @@ def source_line(study: dict[str, Any]) -> str:
 def render_markdown(study: dict[str, Any], m: dict[str, Any], out: Path | None = None) -> str:
     """The report's text; ``out`` (the study folder) decides whether the chart is linked."""
     cfg = study["config"]
-    rows = comparison_rows(study)
+    rows = comparison_rows(study, out)
     affectnet = is_affectnet(study)
     lines = [f"# ferkit study — {Path(cfg['data']).name} ({cfg['mode']})", ""]
     if study.get("in_progress"):
@@ -482,7 +518,7 @@ def render_markdown(study: dict[str, Any], m: dict[str, Any], out: Path | None =
         head.append("seed's figure (test split)")
     table = []
     for r in rows:
-        cells = [r["run"], r["kind"], r["status"], _pct(r["accuracy"]), _pct(r["macro_f1"]),
+        cells = [r["run"], r["kind"], r["status"], accuracy_text(r), _pct(r["macro_f1"]),
                  str(r["n"] if r["n"] is not None else "-")]  # fmt: skip
         if affectnet:
             cells.append(_pct(r["seed_accuracy"]) if r["seed_accuracy"] else "-")

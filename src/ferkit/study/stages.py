@@ -30,7 +30,7 @@ class StageSkipped(Exception):
     """Raised by a stage's work to say it does not apply (the reason is recorded)."""
 
 
-def _plain(obj: Any) -> Any:
+def plain(obj: Any) -> Any:
     """JSON round trip, so tuples and Paths compare equal to what was read back."""
     return json.loads(json.dumps(obj, default=str))
 
@@ -65,7 +65,7 @@ def run_stage(stage: Stage, log: Callable[[str], None] = lambda _: None) -> dict
 
     Returns the record (also in ``stage.json``), with ``reused`` true when it was skipped now.
     """
-    params = _plain(stage.params)
+    params = plain(stage.params)
     old = read_record(stage.folder)
     if old and old.get("status") in FINAL and old.get("params") == params:
         log(f"{stage.name}: {old['status']} before ({old.get('seconds', 0)} s), reused")
@@ -88,7 +88,7 @@ def run_stage(stage: Stage, log: Callable[[str], None] = lambda _: None) -> dict
     start = time.perf_counter()
     try:
         result = stage.work() or {}
-        record.update(status="done", result=_plain(result))
+        record.update(status="done", result=plain(result))
     except StageSkipped as why:
         record.update(status="skipped", reason=str(why))
     except Exception as exc:  # a stage's failure is recorded; the study goes on
