@@ -52,6 +52,31 @@ def test_yolo_yaml_path_given_directly_and_split_folder_paths(tmp_path: Path) ->
     assert len(ds.split("train")) == 12 and len(ds.split("valid")) == 12
 
 
+def test_yolo_roboflow_export_paths(tmp_path: Path) -> None:
+    """Roboflow writes ``../train/images`` (relative to a folder above the dataset) and
+    keeps the author's ``path:``; Ultralytics reads such a folder, so must ferkit."""
+    text = (
+        "path: /content/datasets/emotions-3\ntrain: ../train/images\nval: ../valid/images\n"
+        'test: ../test/images\nnc: 3\nnames: ["Anger", "Happy", "Sad"]\n'
+    )
+    ds = load_dataset(make_yolo(tmp_path / "d", yaml_text=text))
+    assert len(ds.split("train")) == 12 and len(ds.split("valid")) == 12
+    kinds = sorted((p.kind, p.severity) for p in ds.problems)
+    assert kinds == [("missing-base-path", "warning"), ("missing-split", "warning")]
+    stale = next(p for p in ds.problems if p.kind == "missing-base-path")
+    assert "/content/datasets/emotions-3" in stale.reason and stale.path.endswith("data.yaml")
+
+
+def test_yolo_path_key_is_the_base_of_split_paths(tmp_path: Path) -> None:
+    make_yolo(tmp_path / "d" / "images-here")
+    (tmp_path / "d" / "data.yaml").write_text(
+        'path: images-here\ntrain: train/images\nval: valid/images\nnames: ["A", "B", "C"]\n'
+    )
+    ds = load_dataset(tmp_path / "d")
+    assert len(ds.split("train")) == 12 and len(ds.split("valid")) == 12
+    assert ds.problems == []
+
+
 def test_yolo_webp_and_jpg_mix(tmp_path: Path) -> None:
     root = make_yolo(tmp_path / "d", ext=".webp", splits=("train",))
     make_yolo(tmp_path / "d", ext=".jpg", splits=("valid",))  # rewrites yaml with valid only

@@ -73,10 +73,35 @@ def _class_names(doc: dict[str, Any], path: Path, problems: list[Problem]) -> li
     return names
 
 
+def _base_dir(doc: dict[str, Any], yaml_path: Path, problems: list[Problem]) -> Path:
+    """The folder split paths are relative to: ``path:`` when it exists (relative to the yaml),
+    else the yaml's folder. Exports often keep the author's ``path:`` (``/content/datasets/x``
+    on Colab), which is meaningless once the folder is copied elsewhere: warned, not fatal."""
+    here = yaml_path.parent
+    value = doc.get("path")
+    if not isinstance(value, str) or not value.strip():
+        return here
+    base = (here / value).resolve()  # an absolute path stays as it is
+    if base.is_dir():
+        return base
+    problems.append(
+        Problem(
+            "missing-base-path",
+            str(yaml_path),
+            f"path: {value!r} does not exist here; splits are read relative to {here}",
+            severity="warning",
+        )
+    )
+    return here
+
+
 def _resolve_split(
-    key: str, value: object, yaml_path: Path, problems: list[Problem]
+    key: str, value: object, base: Path, yaml_path: Path, problems: list[Problem]
 ) -> Path | None:
-    """The images folder of one listed split, or None (with a warning) when it is not there."""
+    """The images folder of one listed split, or None (with a warning) when it is not there.
+
+    ``../train/images`` is retried as ``train/images``, as Ultralytics does: Roboflow exports
+    write their splits so, relative to a folder above the dataset's."""
     if not isinstance(value, str):
         problems.append(
             Problem(
@@ -88,7 +113,9 @@ def _resolve_split(
             )
         )
         return None
-    images = (yaml_path.parent / value).resolve()
+    images = (base / value).resolve()
+    if not images.exists() and value.startswith("../"):
+        images = (base / value[3:]).resolve()
     if images.is_dir() and not (images / "images").is_dir():
         return images
     if (images / "images").is_dir():  # some exports name the split folder, not its images/
@@ -108,15 +135,16 @@ def _resolve_split(
 def _split_dirs(doc: dict[str, Any], yaml_path: Path, problems: list[Problem]) -> dict[str, Path]:
     """Split key -> images folder, resolved relative to the yaml."""
     found: dict[str, Path] = {}
+    base = _base_dir(doc, yaml_path, problems)
     for key in SPLIT_KEYS:
         if doc.get(key) is not None:
-            folder = _resolve_split(key, doc[key], yaml_path, problems)
+            folder = _resolve_split(key, doc[key], base, yaml_path, problems)
             if folder is not None:
                 found[key] = folder
     if not any(k in doc for k in SPLIT_KEYS):
         for key, folder in _DEFAULT_FOLDERS:
-            if key not in found and (yaml_path.parent / folder / "images").is_dir():
-                found[key] = yaml_path.parent / folder / "images"
+            if key not in found and (base / folder / "images").is_dir():
+                found[key] = base / folder / "images"
     return found
 
 
