@@ -19,7 +19,7 @@ from PIL import Image
 from ferkit.data import folders
 from ferkit.data.decode import decode_cached, default_cache_dir
 from ferkit.data.fer_csv import looks_like_fer_csv, scan_fer_csv
-from ferkit.data.images import DEFAULT_MAX_PIXELS, Color, peek_image
+from ferkit.data.images import DEFAULT_MAX_PIXELS, Color, crop_box, peek_image
 from ferkit.data.problems import Problem
 from ferkit.data.scan import Scan, ScannedSplit
 from ferkit.data.vocabulary import canonical_name, require_canonical
@@ -201,18 +201,28 @@ def _scan(path: Path, keep_unknown: bool, progress: bool) -> Scan:
 
 
 def _infer_format(scan: Scan, image_size: int | None, color: Color | None) -> tuple[int, Color]:
-    """Defaults from the data itself: the most common size and gray when every image is gray."""
+    """Defaults from the data itself: the most common size and gray when every image is gray.
+
+    Faces cropped out of photos (YOLO boxes) have no common size: there it is the median side
+    of the crops, not the photos' size (a 640 px photo of a 90 px face is a 90 px sample)."""
     if image_size is not None and color is not None:
         return image_size, color
-    headers = []
+    headers, crops = [], []
     for split in scan.splits.values():
         if split.pixels is not None:
             headers.append((split.pixels.shape[2], split.pixels.shape[1], "L"))
-        headers += [h for e in split.entries[:48] if (h := peek_image(e.path)) is not None]
+        for e in split.entries[:48]:
+            if (h := peek_image(e.path)) is not None:
+                headers.append(h)
+                if e.box is not None:
+                    left, top, right, bottom = crop_box(h[0], h[1], e.box)
+                    crops.append(max(right - left, bottom - top))
     if not headers:
         return image_size or 96, color or "rgb"
-    sizes = Counter(max(w, h) for w, h, _ in headers)
-    size = image_size or sizes.most_common(1)[0][0]
+    if crops:
+        size = image_size or int(np.median(crops))
+    else:
+        size = image_size or Counter(max(w, h) for w, h, _ in headers).most_common(1)[0][0]
     inferred: Color = "gray" if all(m in _GRAY_MODES for _, _, m in headers) else "rgb"
     return size, color or inferred
 
@@ -241,14 +251,19 @@ def _materialise(
     """Pixels, labels and refs of one split, decoding (or reading the cache) when needed."""
     if scanned.pixels is not None and scanned.labels is not None and scanned.refs is not None:
         return _convert_pixels(scanned.pixels, size, color), scanned.labels, scanned.refs, False
-    paths = [e.path for e in scanned.entries]
-    decoded, hit = decode_cached(paths, size, color, desc=f"decoding {scanned.name}", **options)
+    entries = scanned.entries
+    paths = [e.path for e in entries]
+    boxes = [e.box for e in entries]
+    decoded, hit = decode_cached(
+        paths, size, color, desc=f"decoding {scanned.name}",
+        boxes=boxes if any(b is not None for b in boxes) else None, **options,
+    )  # fmt: skip
     for idx, kind, reason in decoded.failed:
-        problems.append(Problem(kind, paths[idx], reason, split=scanned.name))
+        problems.append(Problem(kind, entries[idx].ref, reason, split=scanned.name))
     labels = np.fromiter(
-        (scanned.entries[i].label for i in decoded.ok), dtype=np.int64, count=len(decoded.ok)
+        (entries[i].label for i in decoded.ok), dtype=np.int64, count=len(decoded.ok)
     )
-    return decoded.images, labels, [paths[i] for i in decoded.ok], hit
+    return decoded.images, labels, [entries[i].ref for i in decoded.ok], hit
 
 
 def _empty_class_warnings(split: Split) -> list[Problem]:

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ferkit import io
-from ferkit.data.images import Color, ImageProblem, decode_image
+from ferkit.data.images import Box, Color, ImageProblem, decode_image
 
 CACHE_VERSION = 1
 _CHUNK = 256
@@ -44,8 +44,15 @@ def default_cache_dir() -> Path:
     return Path(base) / "ferkit"
 
 
-def cache_key(paths: Sequence[str], size: int, color: Color, max_pixels: int) -> str:
-    """A digest of the options and of every file's path, size and modification time."""
+def cache_key(
+    paths: Sequence[str],
+    size: int,
+    color: Color,
+    max_pixels: int,
+    boxes: Sequence[Box | None] | None = None,
+) -> str:
+    """A digest of the options and of every file's path, size and modification time (and of
+    the face boxes cropped from them: none leaves the keys of whole-image datasets as before)."""
     h = hashlib.sha256(f"v{CACHE_VERSION}|{size}|{color}|{max_pixels}".encode())
     for p in paths:
         try:
@@ -53,17 +60,19 @@ def cache_key(paths: Sequence[str], size: int, color: Color, max_pixels: int) ->
             h.update(f"\n{p}|{st.st_size}|{st.st_mtime_ns}".encode())
         except OSError:
             h.update(f"\n{p}|missing".encode())
+    if boxes is not None:
+        h.update(f"\nboxes|{list(boxes)!r}".encode())
     return h.hexdigest()[:32]
 
 
 def _decode_chunk(
-    paths: Sequence[str], size: int, color: Color, max_pixels: int
+    items: Sequence[tuple[str, Box | None]], size: int, color: Color, max_pixels: int
 ) -> tuple[list[np.ndarray | None], list[tuple[str, str] | None]]:
     arrays: list[np.ndarray | None] = []
     errors: list[tuple[str, str] | None] = []
-    for p in paths:
+    for p, box in items:
         try:
-            arrays.append(decode_image(p, size, color, max_pixels))
+            arrays.append(decode_image(p, size, color, max_pixels, box))
             errors.append(None)
         except ImageProblem as exc:
             arrays.append(None)
@@ -79,13 +88,16 @@ def decode_files(
     workers: int | None = None,
     progress: bool = True,
     desc: str = "decoding",
+    boxes: Sequence[Box | None] | None = None,
 ) -> Decoded:
-    """Decode ``paths`` to (N, size, size, C) uint8 in parallel, keeping input order."""
+    """Decode ``paths`` (cropped to ``boxes`` where given) to (N, size, size, C) uint8 in
+    parallel, keeping input order."""
     channels = 1 if color == "gray" else 3
     images = np.empty((len(paths), size, size, channels), dtype=np.uint8)
     ok = np.zeros(len(paths), dtype=bool)
     failed: list[tuple[int, str, str]] = []
-    chunks = [paths[i : i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
+    items = list(zip(paths, boxes if boxes is not None else [None] * len(paths), strict=True))
+    chunks = [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
     workers = workers or os.cpu_count() or 1
     with (
         ThreadPoolExecutor(max_workers=workers) as pool,
@@ -136,19 +148,20 @@ def decode_cached(
     workers: int | None = None,
     progress: bool = True,
     desc: str = "decoding",
+    boxes: Sequence[Box | None] | None = None,
 ) -> tuple[Decoded, bool]:
     """Decoded pixels from the cache when every file is unchanged, else decode and store.
 
     Returns the result and whether it came from the cache. ``cache_dir=None`` disables caching.
     """
     if cache_dir is None:
-        return decode_files(paths, size, color, max_pixels, workers, progress, desc), False
-    key = cache_key(paths, size, color, max_pixels)
+        return decode_files(paths, size, color, max_pixels, workers, progress, desc, boxes), False
+    key = cache_key(paths, size, color, max_pixels, boxes)
     folder = Path(cache_dir) / "decoded"
     hit = _read_cache(folder, key, len(paths))
     if hit is not None:
         return hit, True
-    decoded = decode_files(paths, size, color, max_pixels, workers, progress, desc)
+    decoded = decode_files(paths, size, color, max_pixels, workers, progress, desc, boxes)
     try:
         _write_cache(folder, key, len(paths), decoded)
     except OSError as exc:  # a read-only or full cache disk must not fail the load

@@ -7,6 +7,7 @@ a decompression bomb is refused up front, and a large JPEG is decoded at a reduc
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 Color = Literal["rgb", "gray"]
+# A face's box as YOLO writes it: centre x, centre y, width, height, as fractions of the image.
+Box = tuple[float, float, float, float]
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".pgm", ".ppm", ".pnm"}
@@ -67,7 +70,20 @@ def _normalise_mode(img: Image.Image, color: Color) -> Image.Image:
     return img if img.mode == target else img.convert(target)
 
 
-def _open_checked(path: Path, size: int | None, max_pixels: int) -> Image.Image:
+def crop_box(width: int, height: int, box: Box) -> tuple[int, int, int, int]:
+    """The square (left, top, right, bottom) around a YOLO box, inside the image: squared so
+    that resizing to size x size does not stretch the face, shifted (not cut) at the edges."""
+    cx, cy, w, h = box
+    side = max(w * width, h * height, 1.0)
+    sx, sy = min(side, width), min(side, height)
+    left = min(max(cx * width - sx / 2, 0.0), width - sx)
+    top = min(max(cy * height - sy / 2, 0.0), height - sy)
+    return round(left), round(top), round(left + sx), round(top + sy)
+
+
+def _open_checked(
+    path: Path, size: int | None, max_pixels: int, box: Box | None = None
+) -> Image.Image:
     """Open lazily and refuse what is empty, unidentifiable or too large to decode safely."""
     try:
         nbytes = path.stat().st_size
@@ -101,7 +117,13 @@ def _open_checked(path: Path, size: int | None, max_pixels: int) -> Image.Image:
             f"{limit:,} (possible decompression bomb)",
         )
     if img.format == "JPEG" and (size is not None or pixels > max_pixels):
-        target = (size, size) if size is not None else (width // 8 or 1, height // 8 or 1)
+        # JPEG decodes at 1/2..1/8 scale for free; a face cropped later needs its own pixels
+        scale = 1.0 if box is None else max(box[2], box[3], 1e-3)
+        target = (
+            (math.ceil(size / scale), math.ceil(size / scale))
+            if size is not None
+            else (width // 8 or 1, height // 8 or 1)
+        )
         img.draft(img.mode, target)
     return img
 
@@ -111,19 +133,23 @@ def decode_image(
     size: int | None = None,
     color: Color = "rgb",
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    box: Box | None = None,
 ) -> np.ndarray:
     """Decode ``path`` into an (H, W, C) uint8 array, C = 3 for rgb and 1 for gray.
 
-    ``size`` resizes to size x size (as the seed's ``cv2.resize``). Raises
-    :class:`ImageProblem` with the reason when the file is not a usable image.
+    ``size`` resizes to size x size (as the seed's ``cv2.resize``); ``box`` first crops the
+    square around that face (:func:`crop_box`, in the upright image, as YOLO tools label it).
+    Raises :class:`ImageProblem` with the reason when the file is not a usable image.
     """
     path = Path(path)
-    img = _open_checked(path, size, max_pixels)
+    img = _open_checked(path, size, max_pixels, box)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns on odd EXIF/ICC data; we still decode
             img.load()
             img = ImageOps.exif_transpose(img) or img
+            if box is not None:
+                img = img.crop(crop_box(img.width, img.height, box))
             img = _normalise_mode(img, color)
             if size is not None and img.size != (size, size):
                 img = img.resize((size, size), Image.Resampling.BILINEAR)

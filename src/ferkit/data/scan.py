@@ -12,16 +12,25 @@ from pathlib import Path
 
 import numpy as np
 
-from ferkit.data.images import is_image_name
+from ferkit.data.images import Box, is_image_name
 from ferkit.data.problems import Problem
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One sample to decode: an image file and its label index in the dataset's class list."""
+    """One sample to decode: an image file and its label index in the dataset's class list;
+    ``box`` crops one face out of it (a YOLO detection label, ``part`` its line in the label
+    file), None takes the whole image."""
 
     path: str
     label: int
+    box: Box | None = None
+    part: int | None = None
+
+    @property
+    def ref(self) -> str:
+        """Where the sample came from: the file, or ``file#boxN`` for the face on line N."""
+        return self.path if self.part is None else f"{self.path}#box{self.part}"
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 Real ``data.yaml`` files are messy (AffectNet's names a ``test`` split that is not shipped and an
 unrelated ``data:`` path), so unknown keys are ignored and missing splits become warnings.
-The class of an image is the first integer of the label file with the same stem.
+Each line of the label file with an image's stem is one face: its class id, and its box
+(``cx cy w h``, or a polygon) is cropped out, squared; a box covering the image (AffectNet's)
+or no box at all means the whole image.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from ferkit.data.images import is_image_name
+from ferkit.data.images import Box, is_image_name
 from ferkit.data.problems import Problem
 from ferkit.data.scan import Entry, Scan, ScannedSplit, list_files, non_image_problem
 from ferkit.errors import DatasetError
@@ -20,6 +22,8 @@ from ferkit.errors import DatasetError
 SPLIT_KEYS = ("train", "val", "test")
 YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml")
 _DEFAULT_FOLDERS = (("train", "train"), ("val", "valid"), ("val", "val"), ("test", "test"))
+FULL_IMAGE = 0.98  # a box at least this wide and tall is the whole image: nothing is cropped
+MAX_LABEL_BYTES = 1 << 20  # a label file is a few lines; more is not a label file
 
 
 def find_yaml(root: Path) -> Path | None:
@@ -153,31 +157,73 @@ def _split_name(images_dir: Path) -> str:
     return images_dir.parent.name if images_dir.name == "images" else images_dir.name
 
 
-def read_label(path: str, n_classes: int) -> tuple[int | None, str, str]:
-    """(class id, problem kind, reason); the id is None when the label file is unusable."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4096)
-    except OSError as exc:
-        return None, "unreadable-label", f"cannot read label file: {exc.strerror}"
-    text = head.decode("utf-8", errors="replace").strip()
-    if not text:
-        return None, "empty-label", "empty label file"
-    token = text.split()[0]
+def _class_id(token: str, n_classes: int) -> tuple[int | None, str, str]:
+    """(class id, problem kind, reason) of a label line's first token."""
     try:
         value = float(token)
     except ValueError:
-        return (
-            None,
-            "bad-label",
-            f"label file does not start with a class id (found {token[:20]!r})",
-        )
+        return None, "bad-label", f"label does not start with a class id (found {token[:20]!r})"
     if value != int(value):
         return None, "bad-label", f"class id {token!r} is not an integer"
     cid = int(value)
     if not 0 <= cid < n_classes:
         return None, "class-out-of-range", f"class id {cid} out of range 0..{n_classes - 1}"
     return cid, "", ""
+
+
+def _box(tokens: list[str]) -> tuple[Box | None, str]:
+    """The face box of a label line's numbers after the class id: ``cx cy w h`` (detection)
+    or ``x1 y1 x2 y2 ...`` (a segmentation polygon, boxed). None means the whole image: no
+    numbers (a classification label) or a box covering it (AffectNet's ``0.499 0.499 0.999
+    0.999``, so such datasets decode exactly as before). The string is why a box is unusable."""
+    if not tokens:
+        return None, ""
+    try:
+        nums = [float(t) for t in tokens]
+    except ValueError:
+        return None, f"box is not numeric: {' '.join(tokens)[:40]!r}"
+    if len(nums) == 4:
+        cx, cy, w, h = nums
+    elif len(nums) >= 6 and len(nums) % 2 == 0:
+        xs, ys = nums[0::2], nums[1::2]
+        cx, cy = (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2
+        w, h = max(xs) - min(xs), max(ys) - min(ys)
+    else:
+        return None, f"expected 4 box numbers (cx cy w h) or a polygon, got {len(nums)}"
+    if not (0 < w <= 1.0001 and 0 < h <= 1.0001 and 0 <= cx <= 1 and 0 <= cy <= 1):
+        return None, f"box {cx:g} {cy:g} {w:g} {h:g} is not inside the image (fractions 0..1)"
+    if w >= FULL_IMAGE and h >= FULL_IMAGE:
+        return None, ""
+    return (cx, cy, min(w, 1.0), min(h, 1.0)), ""
+
+
+def read_labels(
+    path: str, n_classes: int
+) -> tuple[list[tuple[int, Box | None, int]], list[tuple[str, str]]]:
+    """The faces of one label file, one per line: (class id, box or None, line number), and
+    (problem kind, reason) for each line that cannot be used. A file with one face gives one
+    sample, with several (a photo of a group) one sample per face."""
+    try:
+        with open(path, "rb") as fh:
+            text = fh.read(MAX_LABEL_BYTES).decode("utf-8", errors="replace")
+    except OSError as exc:
+        return [], [("unreadable-label", f"cannot read label file: {exc.strerror}")]
+    lines = [(n, line.split()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not lines:
+        return [], [("empty-label", "empty label file")]
+    faces, problems = [], []
+    where = (lambda n: f"line {n}: ") if len(lines) > 1 else (lambda n: "")
+    for n, tokens in lines:
+        cid, kind, reason = _class_id(tokens[0], n_classes)
+        if cid is None:
+            problems.append((kind, where(n) + reason))
+            continue
+        box, why = _box(tokens[1:])
+        if why:
+            problems.append(("bad-box", where(n) + why))
+            continue
+        faces.append((cid, box, n))
+    return faces, problems
 
 
 def _label_files(labels_dir: Path, split: str, problems: list[Problem]) -> dict[str, str]:
@@ -250,11 +296,10 @@ def _scan_split(
                 )
             )
             continue
-        cid, kind, reason = read_label(label_path, n_classes)
-        if cid is None:
-            problems.append(Problem(kind, label_path, reason, split=split))
-            continue
-        entries.append(Entry(e.path, cid))
+        faces, bad = read_labels(label_path, n_classes)
+        problems += [Problem(kind, label_path, reason, split=split) for kind, reason in bad]
+        for cid, box, line in faces:
+            entries.append(Entry(e.path, cid, box, None if box is None else line))
     for stem, label_path in labels.items():
         if stem not in seen:
             problems.append(
