@@ -365,7 +365,7 @@ def test_large_images_are_studied_at_96_px_at_most(
     assert card["image_size"] == 32
     assert json.loads((out / "runs" / "svm-hog" / "model.json").read_text())["image_size"] == 32
     report = (out / "report.md").read_text()
-    assert "studied at 32x32 rgb (resized from the data's most common 40x40)" in report
+    assert "studied at 32x32 rgb (resized from the data's own 40x40)" in report
     # an explicit size wins over the cap, and a changed size redoes the data stage
     again = run_study(StudyConfig(**{**cfg, "image_size": 24, "models": [], "features": []}))
     assert again["stages"]["data"]["result"]["image_size"] == 24

@@ -303,11 +303,12 @@ def load_dataset(
 ) -> Dataset:
     """Load a facial-expression dataset from a YOLO folder, class folders or the FER2013 CSV.
 
-    Images are decoded to ``image_size`` x ``image_size`` (default: the data's most common size)
-    in ``color`` ``"rgb"`` or ``"gray"`` (default: gray when every image is gray). Decoded
-    pixels are cached in ``cache_dir`` (default :func:`default_cache_dir`). Items that cannot be
-    used are skipped and listed in ``Dataset.problems`` with their file and reason; with
-    ``strict=True`` any problem raises :class:`DatasetError` instead.
+    Images are decoded to ``image_size`` x ``image_size`` (default: the data's most common size;
+    with YOLO face boxes, the crops' median side) in ``color`` ``"rgb"`` or ``"gray"`` (default:
+    gray when every image is gray). Decoded pixels are cached in ``cache_dir`` (default
+    :func:`default_cache_dir`). Items that cannot be used are skipped and listed in
+    ``Dataset.problems`` with their file and reason; with ``strict=True`` any problem raises
+    :class:`DatasetError` instead.
     """
     root = Path(path).expanduser().resolve()
     scan = _scan(root, keep_unknown_classes, progress)

@@ -493,9 +493,7 @@ def source_line(study: dict[str, Any]) -> str:
     data = study["stages"].get("data", {}).get("result", {})
     side, native = data.get("image_size"), data.get("source_image_size")
     resized = (
-        f" (resized from the data's most common {native}x{native})"
-        if native and native != side
-        else ""
+        f" (resized from the data's own {native}x{native})" if native and native != side else ""
     )
     return (
         f"Source: {study['config']['data']}, studied at {side}x{side} {data.get('color')}"
