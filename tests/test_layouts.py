@@ -259,17 +259,21 @@ def test_yolo_bad_box_lines_are_reported_and_good_faces_kept(tmp_path: Path) -> 
     label = root / "train/labels/train_0_0.txt"
     label.write_text(
         "0 0.5 0.5 0.4 0.4\n1 0.5 0.5 0 0.3\n2 0.5 0.5 0.5\n9 0.5 0.5 0.2 0.2\n1 a b c d\n"
+        "0 0.5 0.5 1 1\n1\n"  # the whole image twice: one sample, the other line reported
     )
     ds = load_dataset(root)
     problems = sorted((p.kind, p.reason) for p in ds.problems)
-    assert [k for k, _ in problems] == ["bad-box", "bad-box", "bad-box", "class-out-of-range"]
+    kinds = ["bad-box", "bad-box", "bad-box", "class-out-of-range", "duplicate-label"]
+    assert [k for k, _ in problems] == kinds
     assert all(p.path == str(label) for p in ds.problems)
     reasons = " | ".join(r for _, r in problems)
     assert "line 2: box 0.5 0.5 0 0.3 is not inside the image" in reasons
     assert "line 3: expected 4 box numbers" in reasons and "line 5: box is not numeric" in reasons
     assert "line 4: class id 9 out of range" in reasons
+    assert "line 7: the whole image is labelled again" in reasons
     refs = ds.split("train").refs
-    assert f"{root / 'train/images/train_0_0.png'}#box1" in refs and len(refs) == 6
+    image = str(root / "train/images/train_0_0.png")
+    assert f"{image}#box1" in refs and refs.count(image) == 1 and len(refs) == 7
 
 
 def test_yolo_polygon_label_is_boxed(tmp_path: Path) -> None:

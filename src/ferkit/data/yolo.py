@@ -222,6 +222,9 @@ def read_labels(
         if why:
             problems.append(("bad-box", where(n) + why))
             continue
+        if box is None and any(f[1] is None for f in faces):
+            problems.append(("duplicate-label", where(n) + "the whole image is labelled again"))
+            continue
         faces.append((cid, box, n))
     return faces, problems
 
