@@ -436,3 +436,23 @@ def test_affectnet_report_shows_the_seed_figures_labelled_as_test_split(tmp_path
     markdown = render_markdown(study, machine())
     assert "| svm-hog | SVM | done | 48.2% | 47.0% | 800 | 50.7% |" in markdown
     assert "| fernet | network | failed | - |" in markdown
+
+
+def test_dataset_wide_warnings_show_without_a_split(tmp_path: Path) -> None:
+    """A data.yaml warning belongs to no split: the report says nothing, not "(None)"."""
+    from ferkit.study.report import _problems_html, _problems_markdown
+
+    reason = "path: '/content/x' does not exist here"
+    warning = {"severity": "warning", "kind": "missing-base-path", "split": None,
+               "path": "/d/data.yaml", "reason": reason}  # fmt: skip
+    skipped = {**warning, "severity": "error", "kind": "corrupt-image", "split": "train",
+               "path": "/d/train/images/a.jpg", "reason": "not a decodable image"}  # fmt: skip
+    summary = {"skipped": [skipped], "warnings": [warning],
+               "problem_counts": {"corrupt-image": 1, "missing-base-path": 1}}  # fmt: skip
+    (tmp_path / "inspect").mkdir()
+    (tmp_path / "inspect" / "inspect.json").write_text(json.dumps(summary))
+    markdown = "\n".join(_problems_markdown(tmp_path))
+    assert "- warning missing-base-path: `/d/data.yaml`: path: '/content/x'" in markdown
+    assert "- error corrupt-image (train): `/d/train/images/a.jpg`" in markdown
+    html = _problems_html(tmp_path)
+    assert "None" not in markdown and "None" not in html

@@ -278,7 +278,7 @@ def _problems_html(out: Path) -> str:
         return ""
     if not problems["items"]:
         return "<p>The reader skipped nothing and warned about nothing.</p>"
-    rows = [[_esc(i.get("severity")), _esc(i.get("kind")), _esc(i.get("split")),
+    rows = [[_esc(i.get("severity")), _esc(i.get("kind")), _esc(i.get("split") or "-"),
              f"<code>{_esc(i.get('path'))}</code>", _esc(i.get("reason"))]
             for i in problems["items"]]  # fmt: skip
     more = problems["more"]
@@ -290,12 +290,17 @@ def _problems_html(out: Path) -> str:
     )
 
 
+def _split_note(item: dict[str, Any]) -> str:
+    """ " (train)" for a problem of one split; nothing for one of the whole dataset (data.yaml)."""
+    return f" ({item['split']})" if item.get("split") else ""
+
+
 def _problems_markdown(out: Path) -> list[str]:
     problems = dataset_problems(out)
     if not problems.get("items"):
         return []
     lines = ["", f"### Skipped items and warnings ({problems['counts']})", ""]
-    lines += [f"- {i.get('severity')} {i.get('kind')} ({i.get('split')}): `{i.get('path')}`: "
+    lines += [f"- {i.get('severity')} {i.get('kind')}{_split_note(i)}: `{i.get('path')}`: "
               f"{i.get('reason')}" for i in problems["items"]]  # fmt: skip
     return [*lines, "", "All of them: inspect/problems.csv."]
 
