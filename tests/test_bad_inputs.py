@@ -406,3 +406,24 @@ def _yolo_without_yaml(root: Path) -> Path:
     make_yolo(root / "y")
     (root / "y" / "data.yaml").unlink()
     return root / "y"
+
+
+def test_numbered_class_folders_get_rafdb_numbering_in_the_error(tmp_path: Path) -> None:
+    """Kaggle's RAF-DB ships DATASET/train/1..7: ferkit cannot guess what 1 means, but the
+    error says what it found and how RAF-DB numbers its emotions."""
+    for split in ("train", "test"):
+        for k in range(1, 8):
+            (tmp_path / "DATASET" / split / str(k)).mkdir(parents=True)
+    with pytest.raises(DatasetError) as err:
+        load_dataset(tmp_path / "DATASET")
+    text = str(err.value)
+    assert "Folders found: 1, 2, 3, 4, 5, 6, 7, test, train" in text
+    assert "1 -> surprise" in text and "6 -> angry" in text and "7 -> neutral" in text
+
+
+def test_folders_not_named_by_emotion_are_listed(tmp_path: Path) -> None:
+    for name in ("cats", "dogs"):
+        (tmp_path / "pets" / name).mkdir(parents=True)
+    with pytest.raises(DatasetError, match="Folders found: cats, dogs; none is an emotion") as err:
+        load_dataset(tmp_path / "pets")
+    assert "RAF-DB" not in str(err.value)

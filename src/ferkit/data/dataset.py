@@ -196,8 +196,29 @@ def _scan(path: Path, keep_unknown: bool, progress: bool) -> Scan:
     raise DatasetError(
         f"{path}: cannot detect the dataset layout. Supported: a YOLO folder with data.yaml "
         "(<split>/images + <split>/labels), class folders (<split>/<emotion>/* or <emotion>/*) "
-        "named by emotion, or the FER2013 CSV (emotion,pixels,Usage)"
+        f"named by emotion, or the FER2013 CSV (emotion,pixels,Usage).{_folders_hint(path)}"
     )
+
+
+# RAF-DB's published labels for its numbered class folders (the Kaggle copy ships them so)
+RAFDB_NUMBERS = {"1": "surprise", "2": "fear", "3": "disgust", "4": "happy", "5": "sad",
+                 "6": "angry", "7": "neutral"}  # fmt: skip
+
+
+def _folders_hint(path: Path) -> str:
+    """What was found instead, so the user sees why: folder names that are not emotions (and,
+    for numbered ones, RAF-DB's numbering, the common dataset shipped that way)."""
+    dirs = [d for d in folders.subdirs(path) if not d.name.startswith(".")]
+    inner = [c.name for d in dirs for c in folders.subdirs(d)]
+    names = sorted({d.name for d in dirs} | set(inner))
+    if not names:
+        return ""
+    shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
+    hint = f" Folders found: {shown}; none is an emotion name: rename them to emotions."
+    if set(inner or [d.name for d in dirs]) <= set(RAFDB_NUMBERS):
+        mapping = ", ".join(f"{k} -> {v}" for k, v in RAFDB_NUMBERS.items())
+        hint += f" If this is RAF-DB, its numbered folders are {mapping}."
+    return hint
 
 
 def _infer_format(scan: Scan, image_size: int | None, color: Color | None) -> tuple[int, Color]:

@@ -19,7 +19,7 @@ from ferkit.data.vocabulary import canonical_name
 SINGLE_SPLIT = "all"
 
 
-def _subdirs(folder: Path) -> list[Path]:
+def subdirs(folder: Path) -> list[Path]:
     return [Path(e.path) for e in list_files(folder) if e.is_dir()]
 
 
@@ -29,10 +29,10 @@ def _is_class(name: str, keep_unknown: bool) -> bool:
 
 def detect(root: Path) -> str | None:
     """``classes`` for root/<class>, ``splits`` for root/<split>/<class>, else None."""
-    dirs = _subdirs(root)
+    dirs = subdirs(root)
     if any(canonical_name(d.name) for d in dirs):
         return "classes"
-    if any(canonical_name(c.name) for d in dirs for c in _subdirs(d)):
+    if any(canonical_name(c.name) for d in dirs for c in subdirs(d)):
         return "splits"
     return None
 
@@ -66,7 +66,7 @@ def _class_dirs(
     split_dir: Path, split: str, keep_unknown: bool, problems: list[Problem]
 ) -> dict[str, Path]:
     dirs: dict[str, Path] = {}
-    for d in _subdirs(split_dir):
+    for d in subdirs(split_dir):
         if _is_class(d.name, keep_unknown):
             dirs[d.name] = d
         else:
@@ -91,8 +91,8 @@ def scan_folders(root: Path, keep_unknown: bool = False) -> Scan:
         split_dirs = {SINGLE_SPLIT: root}
     else:
         split_dirs = {}
-        for d in _subdirs(root):
-            if any(_is_class(c.name, keep_unknown) for c in _subdirs(d)):
+        for d in subdirs(root):
+            if any(_is_class(c.name, keep_unknown) for c in subdirs(d)):
                 split_dirs[d.name] = d
             else:
                 problems.append(
