@@ -156,7 +156,9 @@ def to_input(images: np.ndarray, mean: torch.Tensor, std: torch.Tensor) -> torch
     """uint8 NHWC -> float NCHW in [0, 1], then standardised with the training statistics."""
     if images.ndim != 4:
         raise FerkitError(f"expected (N, H, W, C) images, got shape {images.shape}")
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
+    # astype copies (as .float() did): a read-only array (a decoded cache, an image from a
+    # file) is never handed to torch, which warns about non-writable memory
+    x = torch.from_numpy(images.astype(np.float32)).permute(0, 3, 1, 2) / 255.0
     return (x - mean) / std
 
 
