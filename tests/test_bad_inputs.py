@@ -414,6 +414,7 @@ def test_numbered_class_folders_get_rafdb_numbering_in_the_error(tmp_path: Path)
     for split in ("train", "test"):
         for k in range(1, 8):
             (tmp_path / "DATASET" / split / str(k)).mkdir(parents=True)
+    (tmp_path / "DATASET" / "train" / ".ipynb_checkpoints").mkdir()  # hidden: not a class
     with pytest.raises(DatasetError) as err:
         load_dataset(tmp_path / "DATASET")
     text = str(err.value)

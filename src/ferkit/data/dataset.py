@@ -209,7 +209,7 @@ def _folders_hint(path: Path) -> str:
     """What was found instead, so the user sees why: folder names that are not emotions (and,
     for numbered ones, RAF-DB's numbering, the common dataset shipped that way)."""
     dirs = [d for d in folders.subdirs(path) if not d.name.startswith(".")]
-    inner = [c.name for d in dirs for c in folders.subdirs(d)]
+    inner = [c.name for d in dirs for c in folders.subdirs(d) if not c.name.startswith(".")]
     names = sorted({d.name for d in dirs} | set(inner))
     if not names:
         return ""
