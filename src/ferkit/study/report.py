@@ -19,6 +19,7 @@ from typing import Any
 from ferkit import __version__, io
 from ferkit.study.config import SEED_FIGURES
 from ferkit.study.stages import utc_now
+from ferkit.training.history import history_summary
 
 AFFECTNET8 = {"angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
 SEED_NOTE = (
@@ -77,10 +78,10 @@ def training_so_far(run_dir: Path) -> dict[str, Any] | None:
     epochs = [h for h in history if isinstance(h, dict) and "val_accuracy" in h]
     if not epochs:
         return None
-    best = max(epochs, key=lambda h: h["val_accuracy"])  # the first of equals, as training
-    return {"epoch": int(epochs[-1]["epoch"]), "best_epoch": int(best["epoch"]),
-            "best_val_accuracy": best["val_accuracy"],
-            "train_seconds": round(sum(h.get("seconds", 0) for h in epochs), 2)}  # fmt: skip
+    summary = history_summary(epochs)
+    return {"epoch": int(epochs[-1]["epoch"]), "best_epoch": int(summary["best_epoch"]),
+            "best_val_accuracy": summary["val_accuracy"],
+            "train_seconds": summary["train_seconds_total"]}  # fmt: skip
 
 
 def _run_status(train: dict[str, Any], ev: dict[str, Any], so_far: dict[str, Any] | None) -> str:

@@ -32,6 +32,7 @@ from ferkit.data.sharpness import MODES as SHARPNESS_MODES
 from ferkit.data.sharpness import matching_target
 from ferkit.errors import FerkitError, SplitNotFoundError
 from ferkit.models.torch_run import build_network
+from ferkit.training.history import history_summary
 from ferkit.training.loop import Loop, TrainState
 
 CHECKPOINT = "checkpoint.pt"
@@ -272,20 +273,15 @@ def train_network(
     else:
         run_worker(0, 1, cfg, prepared, card, out, saved, progress, on_batch, on_epoch)
     state = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
-    history = json.loads(state["history"])
-    best = max(history, key=lambda h: h["val_accuracy"])
     summary = {
         "config": asdict(cfg),
         **prepared.info,
         "classes": prepared.classes,
         "image_size": prepared.image_size,
         "color": prepared.color,
-        "epochs_run": len(history),
-        "best_epoch": best["epoch"],
-        "val_accuracy": best["val_accuracy"],
+        **history_summary(json.loads(state["history"])),
         "stopped_early": bool(state.get("stopped_early")),
         "seconds_this_call": round(time.perf_counter() - start, 1),
-        "train_seconds_total": round(sum(h["seconds"] for h in history), 1),
         "parameters": state.get("parameters"),
     }
     io.write_json(out / "train.json", summary)
