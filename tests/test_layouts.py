@@ -77,6 +77,21 @@ def test_yolo_path_key_is_the_base_of_split_paths(tmp_path: Path) -> None:
     assert ds.problems == []
 
 
+def test_yolo_split_linked_from_elsewhere_keeps_its_name(tmp_path: Path) -> None:
+    """A ``test`` folder that is a link to data stored under another name (how a withheld
+    split is often dropped in) is still the ``test`` split, not the folder it points to."""
+    make_yolo(tmp_path / "store", splits=("holdout",))
+    root = make_yolo(tmp_path / "d", splits=("train",))
+    (root / "test").symlink_to(tmp_path / "store" / "holdout", target_is_directory=True)
+    (root / "data.yaml").write_text(
+        'train: ./train/images\ntest: ./test/images\nnames: ["Anger", "Happy", "Sad"]\n'
+    )
+    ds = load_dataset(root)
+    assert set(ds.splits) == {"train", "test"}
+    assert len(ds.split("test")) == 12
+    assert ds.problems == []
+
+
 def test_yolo_webp_and_jpg_mix(tmp_path: Path) -> None:
     root = make_yolo(tmp_path / "d", ext=".webp", splits=("train",))
     make_yolo(tmp_path / "d", ext=".jpg", splits=("valid",))  # rewrites yaml with valid only

@@ -205,6 +205,30 @@ def test_evaluate_maps_a_subset_of_classes(tmp_path: Path) -> None:
     assert report["n"] == 8 and report["per_class"]["happy"]["support"] == 0
 
 
+def test_evaluate_without_a_split_scores_an_unsplit_folder_whole(tmp_path: Path) -> None:
+    """A test set dropped in as bare class folders is scored whole when no split is named;
+    a split that is named must exist, and a split dataset still defaults to val."""
+    from conftest import make_folders
+    from ferkit.errors import SplitNotFoundError
+    from ferkit.evaluation import evaluate_run
+    from ferkit.models import Run
+
+    names = ["Anger", "Happy", "Sad"]
+    run = Run(
+        tmp_path / "r", "sklearn", names, ["angry", "happy", "sad"], 24, "gray", BrightnessModel()
+    )
+    bare = make_folders(tmp_path / "bare", splits=None, per_class=5)
+    report = evaluate_run(run, bare)
+    assert report["split"] == "all" and report["n"] == 15 and report["accuracy"] > 0.9
+    with pytest.raises(SplitNotFoundError, match="no split 'val'; this dataset has all"):
+        evaluate_run(run, bare, "val")
+    split = make_folders(tmp_path / "split", splits=("train", "val", "test"), per_class=2)
+    assert evaluate_run(run, split)["split"] == "val"
+    only_test = make_folders(tmp_path / "only-test", splits=("test",), per_class=2)
+    with pytest.raises(SplitNotFoundError, match="no split 'val'; this dataset has test"):
+        evaluate_run(run, only_test)
+
+
 def _pixel_svm_run(root: Path, out: Path, name: str, C: float) -> Path:
     """A real saved run: flatten pixels -> SVM, trained on the fixture's train split."""
     from sklearn.pipeline import Pipeline

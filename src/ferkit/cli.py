@@ -567,11 +567,16 @@ def _number(text: str) -> float | str:
         return text
 
 
+SCORED_SPLIT_HELP = (
+    "Split name or alias. Default: val, or all of a folder of class folders without splits."
+)
+
+
 @app.command()
 def evaluate(
     run: Annotated[Path, typer.Argument(help="Run folder (model.json + weights).")],
     data: Annotated[Path, typer.Argument(help="Dataset to evaluate on.")],
-    split: Annotated[str, typer.Option(help="Split name or alias.")] = "val",
+    split: Annotated[str | None, typer.Option(help=SCORED_SPLIT_HELP)] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write metrics JSON here.")
     ] = None,
@@ -616,7 +621,7 @@ def _identity(report: dict[str, Any]) -> bool:
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="Run folders to compare.")],
     data: Annotated[Path, typer.Option("--data", help="Dataset to evaluate on.")],
-    split: Annotated[str, typer.Option(help="Split name or alias.")] = "val",
+    split: Annotated[str | None, typer.Option(help=SCORED_SPLIT_HELP)] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write md/csv/png here.")] = None,
 ) -> None:
     """One table of several runs on the same split."""

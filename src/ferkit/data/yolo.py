@@ -9,6 +9,7 @@ or no box at all means the whole image.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,13 @@ def _class_names(doc: dict[str, Any], path: Path, problems: list[Problem]) -> li
     return names
 
 
+def _join(base: Path, value: str) -> Path:
+    """``base / value`` with ``..`` folded but symbolic links kept: splits are named by their
+    folder (``_split_name``), so a ``test`` folder that links to data elsewhere must stay
+    ``test``. An absolute ``value`` stays as it is."""
+    return Path(os.path.normpath(base / value))
+
+
 def _base_dir(doc: dict[str, Any], yaml_path: Path, problems: list[Problem]) -> Path:
     """The folder split paths are relative to: ``path:`` when it exists (relative to the yaml),
     else the yaml's folder. Exports often keep the author's ``path:`` (``/content/datasets/x``
@@ -85,7 +93,7 @@ def _base_dir(doc: dict[str, Any], yaml_path: Path, problems: list[Problem]) -> 
     value = doc.get("path")
     if not isinstance(value, str) or not value.strip():
         return here
-    base = (here / value).resolve()  # an absolute path stays as it is
+    base = _join(here, value)
     if base.is_dir():
         return base
     problems.append(
@@ -117,9 +125,9 @@ def _resolve_split(
             )
         )
         return None
-    images = (base / value).resolve()
+    images = _join(base, value)
     if not images.exists() and value.startswith("../"):
-        images = (base / value[3:]).resolve()
+        images = _join(base, value[3:])
     if images.is_dir() and not (images / "images").is_dir():
         return images
     if (images / "images").is_dir():  # some exports name the split folder, not its images/

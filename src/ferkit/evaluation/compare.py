@@ -52,7 +52,7 @@ def _bar_chart(rows: list[dict[str, Any]], title: str) -> Figure:
 def compare_runs(
     runs: list[str | Path],
     data: str | Path,
-    split: str = "val",
+    split: str | None = None,
     out: str | Path | None = None,
     **load_options: Any,
 ) -> list[dict[str, Any]]:
