@@ -79,6 +79,11 @@ def test_explain_writes_gradcam_and_feature_maps(
     assert info["predicted"]["class"] in ("angry", "happy", "sad")
     assert (tmp_path / "e" / "gradcam.png").is_file()
     assert (tmp_path / "e" / "feature_maps.png").is_file()
+    text = runner.invoke(app, ["explain", str(out), str(image), "--out", str(tmp_path / "t")])
+    assert text.exit_code == 0, text.output
+    assert "face.png: the whole image, as given" in text.output
+    assert f"Grad-CAM for {info['gradcam_class']['class']}: " in text.output
+    assert str(tmp_path / "t" / "explain.json") in text.output
 
 
 def test_svm_on_cnn_features_of_a_run(trained: tuple[Path, Path], tmp_path: Path) -> None:

@@ -409,3 +409,54 @@ def test_explain_image_target_layer_and_errors(torch_run: Path, face: Path, tmp_
         explain_image(run, broken, tmp_path / "b")
     assert not (tmp_path / "b").exists()  # nothing half-written on failure
     assert no_hooks(run.estimator.model)
+
+
+def test_explain_a_photo_explains_its_largest_face(torch_run: Path, tmp_path: Path) -> None:
+    """A photo is cut to its face as predict cuts it: the network sees that crop, not the
+    whole photo squeezed to 48 px; ``whole`` keeps the old behaviour on request."""
+    skimage_data = pytest.importorskip("skimage.data")
+    from ferkit.faces import FRAMINGS, find_faces
+
+    photo = skimage_data.astronaut()
+    path = tmp_path / "astronaut.png"
+    Image.fromarray(photo).save(path)
+    run = load_run(torch_run)
+    result = explain_image(run, path, tmp_path / "face")
+    faces = find_faces(photo, size=48, color="gray", **FRAMINGS["default"])
+    largest = max(faces, key=lambda f: f.box.area)
+    box = result["face"]["box"]
+    assert (box["left"], box["top"], box["width"]) == (
+        largest.box.left,
+        largest.box.top,
+        largest.box.width,
+    )
+    assert result["face"]["faces_found"] == len(faces) and result["face"]["framing"] == "default"
+    probs = run.estimator.predict_proba(largest.crop[None])[0]
+    np.testing.assert_allclose(
+        [result["probabilities"][c] for c in run.classes], probs, rtol=1e-5, atol=1e-6
+    )
+    whole = explain_image(run, path, tmp_path / "whole", crop="whole")
+    assert whole["face"] is None
+    squeezed = np.array(decode_image(path, size=48, color="gray"))[None]
+    np.testing.assert_allclose(
+        [whole["probabilities"][c] for c in run.classes],
+        run.estimator.predict_proba(squeezed)[0],
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_explain_crop_modes_without_a_face(torch_run: Path, face: Path, tmp_path: Path) -> None:
+    run = load_run(torch_run)
+    assert explain_image(run, face, tmp_path / "small")["face"] is None  # 64 px: a crop
+    noise = tmp_path / "noise.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8), "RGB").save(noise)
+    result = explain_image(run, noise, tmp_path / "auto")
+    assert result["face"]["faces_found"] == 0
+    assert "no face found in this 300x200 image" in result["face"]["note"]
+    with pytest.raises(FerkitError, match=r"noise\.png: no face found.*--crop whole"):
+        explain_image(run, noise, tmp_path / "strict", crop="face")
+    with pytest.raises(FerkitError, match="crop must be one of auto, face, whole"):
+        explain_image(run, noise, tmp_path / "strict", crop="middle")
+    assert not (tmp_path / "strict").exists()

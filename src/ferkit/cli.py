@@ -23,7 +23,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out_console = Console()
+out_console = Console(soft_wrap=True)  # long paths stay whole on one line (copy-paste)
 err_console = Console(stderr=True)
 
 
@@ -42,6 +42,18 @@ class SharpnessOption(StrEnum):
 class TtaOption(StrEnum):
     none = "none"
     flip = "flip"
+
+
+class DetectorOption(StrEnum):
+    auto = "auto"
+    dlib = "dlib"
+    haar = "haar"
+
+
+class CropOption(StrEnum):  # ferkit.evaluation.explain.CROPS
+    auto = "auto"
+    face = "face"
+    whole = "whole"
 
 
 # one option for `ferkit train` and `ferkit svm` (ferkit.data.sharpness.matching_target)
@@ -456,19 +468,56 @@ def explain(
     target: Annotated[
         str | None, typer.Option(help="Class to explain (default: the predicted one).")
     ] = None,
+    crop: Annotated[
+        CropOption,
+        typer.Option(
+            help="face: the photo's largest face, cut as `predict` cuts it; whole: the whole "
+            "image; auto: whole for a crop up to twice the model's side, else the face."
+        ),
+    ] = CropOption.auto,
+    detector: Annotated[
+        DetectorOption, typer.Option(help="Face detector (auto: dlib, then Haar).")
+    ] = DetectorOption.auto,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Grad-CAM overlay and feature-map grid of one image (gradcam.png, feature_maps.png)."""
     from ferkit.evaluation.explain import explain_image
 
     try:
-        result = explain_image(run, image, out, layer=layer, target=target)
+        result = explain_image(
+            run, image, out, layer=layer, target=target, crop=crop.value, detector=detector.value
+        )
     except (FerkitError, ValueError, OSError) as exc:
         raise _fail(exc) from None
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
-    out_console.print(json.dumps(result, indent=2), markup=False, highlight=False)
+    _print_explanation(result, out)
+
+
+def _print_explanation(result: dict[str, Any], out: Path) -> None:
+    """What was explained and where the figures are, for a reader (``--json`` has it all);
+    plain lines, so that long paths are never wrapped."""
+    face = result["face"]
+    if face is None:
+        typer.echo(f"{result['image']}: the whole image, as given")
+    elif face["faces_found"] == 0:
+        typer.secho(f"{result['image']}: {face['note']}", fg="yellow")
+    else:
+        b = face["box"]
+        text = f"{result['image']}: face at {b['left']},{b['top']} {b['width']}x{b['height']}"
+        if face["faces_found"] > 1:
+            text += f", the largest of {face['faces_found']}"
+        if not face["quality_ok"]:
+            text += f" (predict would reject it: {', '.join(face['quality_reasons'])})"
+        typer.echo(text)
+    top = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])[:3]
+    shown = ", ".join(f"{name} {p:.1%}" for name, p in top)
+    typer.echo(f"{result['model']} / layer {result['layer']}: {shown}")
+    explained = result["gradcam_class"]["class"]
+    typer.echo(f"Grad-CAM for {explained}: {out / result['files']['gradcam']}")
+    typer.echo(f"feature maps: {out / result['files']['feature_maps']}")
+    typer.echo(f"all of it as JSON: {out / result['files']['json']}")
 
 
 @app.command("models")
@@ -632,12 +681,6 @@ def compare(
     except (FerkitError, ValueError) as exc:
         raise _fail(exc) from None
     typer.echo(markdown_table(rows), nl=False)
-
-
-class DetectorOption(StrEnum):
-    auto = "auto"
-    dlib = "dlib"
-    haar = "haar"
 
 
 def _face_line(where: str, number: int, face: Any) -> str:

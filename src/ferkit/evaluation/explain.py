@@ -40,8 +40,10 @@ from ferkit.errors import FerkitError
 GRADCAM_FILE = "gradcam.png"
 FEATURE_MAPS_FILE = "feature_maps.png"
 EXPLAIN_FILE = "explain.json"
+CROPS = ("auto", "face", "whole")
 
 __all__ = [
+    "CROPS",
     "EXPLAIN_FILE",
     "FEATURE_MAPS_FILE",
     "GRADCAM_FILE",
@@ -410,7 +412,7 @@ def resolve_target(
     return index
 
 
-def _decode(image_path: Path, size: int, color: str) -> np.ndarray:
+def _decode(image_path: Path, size: int | None, color: str) -> np.ndarray:
     """The image at the run's size/colour; any failure names the file."""
     if not image_path.exists():
         raise FerkitError(f"{image_path}: no such image file")
@@ -421,6 +423,50 @@ def _decode(image_path: Path, size: int, color: str) -> np.ndarray:
         return np.array(decode_image(image_path, size=size, color=color))  # type: ignore[arg-type]
     except ImageProblem as exc:
         raise FerkitError(f"{image_path}: {exc}") from exc
+
+
+def _explained_pixels(
+    run: Any, image_path: Path, crop: str, detector: str
+) -> tuple[np.ndarray, dict[str, Any] | None]:
+    """What the network is shown, and which face that was.
+
+    A face crop (a dataset image) is shown whole. A photo is cut to its largest face, found,
+    aligned and framed as ``ferkit predict`` does for this model, so the explanation is of the
+    prediction a user gets; a whole 512 px photo squeezed to 96 px says nothing about a face.
+    ``auto`` takes images up to twice the model's side as crops and falls back to the whole
+    image (saying so) when a larger one shows no face; ``face`` insists on a face.
+    """
+    if crop not in CROPS:
+        raise FerkitError(f"crop must be one of {', '.join(CROPS)}, got {crop!r}")
+    if crop == "whole":
+        return _decode(image_path, run.image_size, run.color), None
+    photo = _decode(image_path, None, "rgb")
+    height, width = photo.shape[:2]
+    if crop == "auto" and max(height, width) <= 2 * run.image_size:
+        return _decode(image_path, run.image_size, run.color), None
+    from ferkit.faces import FRAMINGS, find_faces
+    from ferkit.inference.model import framing_name
+
+    framing = framing_name(run.card)
+    faces = find_faces(photo, detector, size=run.image_size, color=run.color, **FRAMINGS[framing])
+    if not faces:
+        if crop == "face":
+            raise FerkitError(
+                f"{image_path}: no face found in this {width}x{height} image; "
+                "explain the whole image with crop 'whole' (--crop whole)"
+            )
+        note = f"no face found in this {width}x{height} image: the whole image is explained"
+        whole = _decode(image_path, run.image_size, run.color)
+        return whole, {"faces_found": 0, "note": note}
+    face = max(faces, key=lambda f: f.box.area)
+    box = face.box
+    return np.array(face.crop), {
+        "faces_found": len(faces),
+        "box": {"left": box.left, "top": box.top, "width": box.width, "height": box.height},
+        "framing": framing,
+        "quality_ok": face.quality.ok,
+        "quality_reasons": list(face.quality.reasons),
+    }
 
 
 def _model_name(model: nn.Module) -> str:
@@ -438,16 +484,21 @@ def explain_image(
     layer: str | None = None,
     target: int | str | None = None,
     max_maps: int = 32,
+    crop: str = "auto",
+    detector: str = "auto",
 ) -> dict[str, Any]:
     """Explain one image with a neural run (a run folder or a loaded ``Run``).
 
-    Decodes the image exactly as the run was trained to see it (its size and colour, its
-    normalisation), then writes into ``out_dir``:
+    A photo is first cut to its largest face as ``ferkit predict`` cuts it (``crop``: ``auto``,
+    ``face`` or ``whole``; see :func:`_explained_pixels`; ``detector`` names the face
+    detector). The pixels are brought to the run's size and colour and normalised as in
+    training, then written into ``out_dir``:
 
     * ``gradcam.png``: input | Grad-CAM | overlay for ``target`` (default: the predicted class),
     * ``feature_maps.png``: the first ``max_maps`` channels of ``layer`` (default ``cam_layer``),
     * ``explain.json``: the returned dict (prediction, per-class probabilities, layer, target,
-      file names relative to ``out_dir``), so scripts need not parse figures.
+      the face explained (None for a crop), file names relative to ``out_dir``), so scripts
+      need not parse figures.
     """
     from ferkit.models.store import Run, load_run
 
@@ -466,7 +517,7 @@ def explain_image(
     target_index = resolve_target(target, run.classes, run.canonical)
 
     image_path = Path(image_path)
-    pixels = _decode(image_path, run.image_size, run.color)
+    pixels, face = _explained_pixels(run, image_path, crop, detector)
     x = classifier.to_tensor(pixels[None])
     heat, explained, probs = grad_cam(model, x, name, target_index)
     maps = feature_maps(model, x, name)
@@ -491,6 +542,7 @@ def explain_image(
         "run": str(run.path),
         "model": _model_name(model),
         "layer": name,
+        "face": face,
         "predicted": {
             "index": predicted,
             "class": run.classes[predicted],

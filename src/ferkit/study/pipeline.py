@@ -452,7 +452,7 @@ def explain_examples(run_dir: Path, dataset: Path, folder: Path, n: int, seed: i
         path = folder / "inputs" / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         image.save(path)
-        result = explain_image(run, path, folder / name)
+        result = explain_image(run, path, folder / name, crop="whole")  # dataset crops
         predicted = result["predicted"]
         results.append(
             {
