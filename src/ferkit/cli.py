@@ -884,8 +884,11 @@ def study(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print study.json's content.")] = False,
 ) -> None:
-    """The seed study in one command: inspect, SVMs, CNNs, happy vs sad, evaluation,
-    comparison, explanations, and DIR/report.html. Re-running resumes where it stopped."""
+    """The seed study in one command: SVMs, CNNs, happy vs sad, evaluation and DIR/report.html.
+
+    Inspects the data, fits the SVM baselines, trains the networks and the happy-vs-sad
+    model, evaluates and compares them and explains the best; re-running resumes where it
+    stopped."""
     from ferkit.features import EXTRACTORS
     from ferkit.models.nets import list_models
     from ferkit.study import StudyConfig, run_study
