@@ -97,3 +97,29 @@ def test_affectnet_hog_svm_reproduces_its_validation_figure(
     report = evaluate_run(run, shared_data("affectnet_yolo"), "val")
     assert report["n"] == run.card["validation"]["n"] == 5406
     assert round(report["accuracy"], 4) == run.card["validation"]["accuracy"]
+
+
+def test_evaluate_cli_scores_photos_by_their_faces(tmp_path: Path) -> None:
+    """A dataset of photos (not face crops): `--faces detect` scores the astronaut's face,
+    which the shipped FER2013 network calls happy, and names the photo that has no face."""
+    import json
+
+    from PIL import Image
+    from skimage.data import astronaut
+    from typer.testing import CliRunner
+
+    from ferkit.cli import app
+
+    (tmp_path / "photos" / "happy").mkdir(parents=True)
+    (tmp_path / "photos" / "sad").mkdir(parents=True)
+    Image.fromarray(astronaut()).save(tmp_path / "photos" / "happy" / "astronaut.png")
+    noise = np.random.default_rng(1).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "photos" / "sad" / "wall.png")
+    metrics = tmp_path / "m.json"
+    args = ["evaluate", "fer2013", str(tmp_path / "photos"), "--faces", "detect"]
+    result = CliRunner().invoke(app, [*args, "--json", str(metrics)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(metrics.read_text())
+    assert report["split"] == "all" and report["n"] == 1 and report["accuracy"] == 1.0
+    assert "1 image(s) not scored (no face to cut):" in result.stderr
+    assert "wall.png: no face found" in result.stderr

@@ -478,3 +478,54 @@ def test_ship_run_copies_a_loadable_run_with_its_command(
     with pytest.raises(FerkitError, match="cannot load the model"):
         weights.ship_run(tmp_path / "r", "broken", command, dest=dest)
     assert not (dest / "big").exists() and not (dest / "broken").exists()
+
+
+class RecordingModel:
+    """Predicts class 1 (happy) for everything and keeps what it was shown."""
+
+    def __init__(self) -> None:
+        self.seen: list[np.ndarray] = []
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        self.seen.append(images)
+        return np.ones(len(images), dtype=int)
+
+
+def test_evaluate_photos_scores_their_largest_faces(tmp_path: Path) -> None:
+    """``faces="detect"``: each photo is cut to its largest face as predict cuts it; photos
+    without a face are listed with the reason, not scored and not silently dropped."""
+    skimage_data = pytest.importorskip("skimage.data")
+    from PIL import Image
+
+    from ferkit.evaluation import evaluate_run
+    from ferkit.inference.model import largest_face
+    from ferkit.models import Run
+
+    photo = skimage_data.astronaut()
+    root = tmp_path / "photos"
+    for split in ("val",):
+        (root / split / "happy").mkdir(parents=True)
+        (root / split / "sad").mkdir(parents=True)
+    Image.fromarray(photo).save(root / "val" / "happy" / "a.png")
+    Image.fromarray(photo[:, ::-1]).save(root / "val" / "happy" / "b.jpg")
+    noise = np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(root / "val" / "sad" / "noise.png")
+    recorder = RecordingModel()
+    run = Run(tmp_path / "r", "sklearn", ["sad", "happy"], ["sad", "happy"], 48, "gray", recorder)
+    report = evaluate_run(run, root, faces="detect", progress=False)
+    assert report["faces"] == "detect" and report["n"] == 2 and report["accuracy"] == 1.0
+    assert report["no_face"] == [
+        {"file": str(root / "val" / "sad" / "noise.png"), "reason": "no face found"}
+    ]
+    face, found = largest_face(photo, run)
+    assert found == 1 and face is not None
+    np.testing.assert_array_equal(recorder.seen[-1][0], face.crop)
+    given = evaluate_run(run, root, progress=False)  # as crops: the whole photo, squeezed
+    assert given["n"] == 3 and given["no_face"] == [] and given["faces"] == "given"
+    with pytest.raises(FerkitError, match="faces must be one of given, detect"):
+        evaluate_run(run, root, faces="crop")
+    (root / "val" / "happy" / "a.png").unlink()
+    (root / "val" / "happy" / "b.jpg").unlink()
+    Image.fromarray(noise).save(root / "val" / "happy" / "noise2.png")
+    with pytest.raises(FerkitError, match="no face found in any of the 2 images"):
+        evaluate_run(run, root, faces="detect", progress=False)

@@ -50,6 +50,21 @@ class DetectorOption(StrEnum):
     haar = "haar"
 
 
+class FacesOption(StrEnum):  # ferkit.evaluation.evaluate.FACES
+    given = "given"
+    detect = "detect"
+
+
+FacesArg = Annotated[
+    FacesOption,
+    typer.Option(
+        help="given: the images are face crops (datasets); detect: photos, each cut to its "
+        "largest face as `predict` cuts it (images without one are listed, not scored)."
+    ),
+]
+DetectorArg = Annotated[DetectorOption, typer.Option(help="Face detector (auto: dlib, then Haar).")]
+
+
 class CropOption(StrEnum):  # ferkit.evaluation.explain.CROPS
     auto = "auto"
     face = "face"
@@ -633,15 +648,21 @@ def evaluate(
         Path | None, typer.Option("--out", "-o", help="Write confusion matrix + gallery here.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for the gallery sample.")] = 0,
+    faces: FacesArg = FacesOption.given,
+    detector: DetectorArg = DetectorOption.auto,
 ) -> None:
     """Accuracy, macro-F1, per-class metrics and confusion matrix of a run on a split."""
     from ferkit import io
     from ferkit.evaluation.evaluate import evaluate_run
 
     try:
-        report = evaluate_run(run, data, split, out, seed=seed, progress=sys.stderr.isatty())
+        report = evaluate_run(
+            run, data, split, out, seed=seed, faces=faces.value, detector=detector.value,
+            progress=sys.stderr.isatty(),
+        )  # fmt: skip
     except (FerkitError, ValueError) as exc:
         raise _fail(exc) from None
+    _print_no_face(report["no_face"])
     if json_out is not None:
         io.write_json(json_out, report)
     if not _identity(report):  # dropped classes never map to themselves, so they show too
@@ -661,6 +682,17 @@ def evaluate(
         out_console.print(f"figure {name}: {path}")
 
 
+def _print_no_face(missing: list[dict[str, str]], show: int = 5) -> None:
+    """Images ``--faces detect`` could not score: how many, and the first few with why."""
+    if not missing:
+        return
+    typer.secho(f"{len(missing)} image(s) not scored (no face to cut):", fg="yellow", err=True)
+    for item in missing[:show]:
+        typer.echo(f"  {item['file']}: {item['reason']}", err=True)
+    if len(missing) > show:
+        typer.echo(f"  ... {len(missing) - show} more (all in --json)", err=True)
+
+
 def _identity(report: dict[str, Any]) -> bool:
     """True when every data class maps to the model class of the same name."""
     return all(a == b for a, b in (line.split(" -> ") for line in report["mapping"]))
@@ -672,12 +704,17 @@ def compare(
     data: Annotated[Path, typer.Option("--data", help="Dataset to evaluate on.")],
     split: Annotated[str | None, typer.Option(help=SCORED_SPLIT_HELP)] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write md/csv/png here.")] = None,
+    faces: FacesArg = FacesOption.given,
+    detector: DetectorArg = DetectorOption.auto,
 ) -> None:
     """One table of several runs on the same split."""
     from ferkit.evaluation.compare import compare_runs, markdown_table
 
     try:
-        rows = compare_runs(runs, data, split, out, progress=sys.stderr.isatty())
+        rows = compare_runs(
+            runs, data, split, out, faces=faces.value, detector=detector.value,
+            progress=sys.stderr.isatty(),
+        )  # fmt: skip
     except (FerkitError, ValueError) as exc:
         raise _fail(exc) from None
     typer.echo(markdown_table(rows), nl=False)

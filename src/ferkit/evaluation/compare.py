@@ -54,12 +54,14 @@ def compare_runs(
     data: str | Path,
     split: str | None = None,
     out: str | Path | None = None,
-    **load_options: Any,
+    **options: Any,
 ) -> list[dict[str, Any]]:
-    """Evaluate every run on ``split`` of ``data``; rows sorted by accuracy, best first."""
+    """Evaluate every run on ``split`` of ``data``; rows sorted by accuracy, best first.
+
+    ``options`` go to :func:`evaluate_run` (``faces``, ``detector``, load options)."""
     if not runs:
         raise ValueError("compare needs at least one run")
-    reports = [evaluate_run(r, data, split, **load_options) for r in runs]
+    reports = [evaluate_run(r, data, split, **options) for r in runs]
     return write_comparison(reports, Path(str(data)).name, out)
 
 

@@ -6,13 +6,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ferkit import io
-from ferkit.data.dataset import Dataset, load_dataset
+from ferkit.data.dataset import Dataset, Split, load_dataset
 from ferkit.data.folders import SINGLE_SPLIT
-from ferkit.errors import SplitNotFoundError
+from ferkit.errors import FerkitError, SplitNotFoundError
 from ferkit.evaluation.mapping import map_classes
 from ferkit.evaluation.metrics import classification_report_dict
 from ferkit.models.store import Run, load_run
+
+FACES = ("given", "detect")  # images are face crops / photos whose largest face is scored
 
 
 def evaluate_run(
@@ -22,9 +26,16 @@ def evaluate_run(
     out: str | Path | None = None,
     *,
     seed: int = 0,
+    faces: str = "given",
+    detector: str = "auto",
     **load_options: Any,
 ) -> dict[str, Any]:
     """Score ``run`` on ``split`` of ``data`` (loaded in the run's size and colour).
+
+    ``faces="given"`` takes the images as face crops, as the datasets ferkit trains on are.
+    ``faces="detect"`` is for collections of photos (portraits, frames): each image is cut to
+    its largest face as ``ferkit predict`` cuts it; images without a face are not scored and
+    are listed with the reason (``no_face``).
 
     ``split=None`` means the validation split or, for a folder of class folders without
     splits (a test set dropped in as ``happy/``, ``sad/``...), all of it.
@@ -33,9 +44,15 @@ def evaluate_run(
     part of the result. With ``out``: ``metrics.json``, ``confusion_matrix.png``,
     ``misclassified.png``.
     """
+    if faces not in FACES:
+        raise FerkitError(f"faces must be one of {', '.join(FACES)}, got {faces!r}")
     model = run if isinstance(run, Run) else load_run(run)
     ds, name = _load_split(model, data, split, load_options)
     part = ds.usable_split(name)
+    no_face: list[dict[str, str]] = []
+    if faces == "detect":
+        progress = bool(load_options.get("progress", True))
+        part, no_face = _detected_faces(part, model, detector, progress)
     mapping = map_classes(ds.classes, ds.canonical, model.classes, model.canonical)
     keep, y_true = mapping.apply(part.labels)
     if len(keep) == 0:
@@ -54,12 +71,47 @@ def evaluate_run(
             "mapping": mapping.lines(),
             "dropped_classes": mapping.dropped,
             "skipped_samples": len(ds.skipped),
+            "faces": faces,
+            "no_face": no_face,
             "predict_seconds": round(seconds, 3),
         }
     )
     if out is not None:
         _write_artifacts(Path(out), report, images, y_true, y_pred, model.classes, seed)
     return report
+
+
+def _detected_faces(
+    part: Split, model: Run, detector: str, progress: bool
+) -> tuple[Split, list[dict[str, str]]]:
+    """``part`` with each image replaced by its largest face, cut from the file at full size
+    (detection needs the detail the model-sized pixels lost), and the images without one."""
+    from tqdm.auto import tqdm
+
+    from ferkit.data.images import ImageProblem, decode_image
+    from ferkit.inference.model import largest_face
+
+    crops, kept, missing = [], [], []
+    for i, ref in enumerate(tqdm(part.refs, desc="finding faces", disable=not progress)):
+        path = ref.split("#box", 1)[0]
+        try:
+            face, _ = largest_face(decode_image(path, color="rgb"), model, detector)
+        except ImageProblem as exc:  # decoded once already; changed on disk since
+            missing.append({"file": ref, "reason": f"{exc.kind}: {exc.reason}"})
+            continue
+        if face is None:
+            missing.append({"file": ref, "reason": "no face found"})
+            continue
+        crops.append(face.crop)
+        kept.append(i)
+    if not kept:
+        raise FerkitError(
+            f"no face found in any of the {len(part)} images of split {part.name!r}; "
+            "are they face crops already? (then score them as given)"
+        )
+    found = part.subset(kept)
+    return Split(found.name, np.stack(crops), found.labels, found.refs, found.classes,
+                 found.canonical), missing  # fmt: skip
 
 
 def _load_split(

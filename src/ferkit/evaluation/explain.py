@@ -444,12 +444,10 @@ def _explained_pixels(
     height, width = photo.shape[:2]
     if crop == "auto" and max(height, width) <= 2 * run.image_size:
         return _decode(image_path, run.image_size, run.color), None
-    from ferkit.faces import FRAMINGS, find_faces
-    from ferkit.inference.model import framing_name
+    from ferkit.inference.model import framing_name, largest_face
 
-    framing = framing_name(run.card)
-    faces = find_faces(photo, detector, size=run.image_size, color=run.color, **FRAMINGS[framing])
-    if not faces:
+    face, found = largest_face(photo, run, detector)
+    if face is None:
         if crop == "face":
             raise FerkitError(
                 f"{image_path}: no face found in this {width}x{height} image; "
@@ -458,12 +456,11 @@ def _explained_pixels(
         note = f"no face found in this {width}x{height} image: the whole image is explained"
         whole = _decode(image_path, run.image_size, run.color)
         return whole, {"faces_found": 0, "note": note}
-    face = max(faces, key=lambda f: f.box.area)
     box = face.box
     return np.array(face.crop), {
-        "faces_found": len(faces),
+        "faces_found": found,
         "box": {"left": box.left, "top": box.top, "width": box.width, "height": box.height},
-        "framing": framing,
+        "framing": framing_name(run.card),
         "quality_ok": face.quality.ok,
         "quality_reasons": list(face.quality.reasons),
     }

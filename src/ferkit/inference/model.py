@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ferkit.errors import FerkitError
-from ferkit.faces import FRAMINGS
+from ferkit.faces import FRAMINGS, DetectedFace, FaceDetector, find_faces
 from ferkit.models.store import Run, load_run
 from ferkit.weights import shipped_models, shipped_path
 
@@ -83,6 +83,27 @@ def framing_name(card: Mapping[str, Any]) -> str:
     if isinstance(trained_on, str) and trained_on:
         return _framed_dataset(trained_on) or "default"
     return "default"
+
+
+def largest_face(
+    image: np.ndarray, run: Run, detector: str | FaceDetector = "auto"
+) -> tuple[DetectedFace | None, int]:
+    """The largest face of a photo, cut for ``run`` (its size, colour and framing) as
+    ``ferkit predict`` cuts faces, and how many faces were found; ``(None, 0)`` without one.
+
+    Explaining a photo and scoring a dataset of photos need one face per image: the largest is
+    the subject in a portrait, and cutting it as predict does keeps every command's view of a
+    face the same."""
+    faces = find_faces(
+        image,
+        detector,
+        size=run.image_size,
+        color=run.color,  # type: ignore[arg-type]
+        **FRAMINGS[framing_name(run.card)],
+    )
+    if not faces:
+        return None, 0
+    return max(faces, key=lambda f: f.box.area), len(faces)
 
 
 def has_probabilities(run: Run) -> bool:
