@@ -86,7 +86,9 @@ class SharpnessMatch(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             return x
-        if x.shape[-1] != x.shape[-2] or x.shape[-1] != self.blurs.shape[-1]:
+        # a traced export (ONNX) fixes the input shape anyway; checking there only warns
+        tracing = torch.jit.is_tracing()
+        if not tracing and (x.shape[-1] != x.shape[-2] or x.shape[-1] != self.blurs.shape[-1]):
             raise ValueError(
                 f"sharpness matching was built for {self.blurs.shape[-1]}px square inputs, "
                 f"got {tuple(x.shape[-2:])}"
