@@ -68,9 +68,17 @@ def test_two_epochs_beat_chance_and_write_every_artefact(data: Path, tmp_path: P
     assert report["accuracy"] == pytest.approx(summary["val_accuracy"], abs=1e-6)
 
 
-def test_same_seed_same_history(data: Path, tmp_path: Path) -> None:
+def test_same_seed_same_history(
+    data: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Same seed, same run; and what each progress setting prints (``"epochs"``: a plain
+    line per epoch for the log of a background run, no bars; ``False``: nothing)."""
     a = train_network(data, tmp_path / "a", _cfg(epochs=1), progress=False)
-    b = train_network(data, tmp_path / "b", _cfg(epochs=1), progress=False)
+    assert capfd.readouterr().err == ""
+    b = train_network(data, tmp_path / "b", _cfg(epochs=1), progress="epochs")
+    err = capfd.readouterr().err
+    assert err.startswith("epoch 1: loss ") and err.count("\n") == 1 and "\r" not in err
+    assert "| val loss " in err and f"acc {b['val_accuracy']:.3f}" in err
     ha = json.loads((tmp_path / "a" / "history.json").read_text())
     hb = json.loads((tmp_path / "b" / "history.json").read_text())
     assert ha[0]["train_loss"] == pytest.approx(hb[0]["train_loss"], rel=1e-4)

@@ -392,7 +392,9 @@ def train(
             match_sharpness=match_sharpness.value,
             tta=tta.value,
         )
-        summary = train_network(data, out, cfg, resume=resume, progress=sys.stderr.isatty())
+        # bars on a terminal; a line per epoch in a log (a background run's only news)
+        progress = True if sys.stderr.isatty() else "epochs"
+        summary = train_network(data, out, cfg, resume=resume, progress=progress)
     except (FerkitError, ValueError) as exc:
         raise _fail(exc) from None
     if as_json:

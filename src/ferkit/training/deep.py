@@ -33,7 +33,7 @@ from ferkit.data.sharpness import matching_target
 from ferkit.errors import FerkitError, SplitNotFoundError
 from ferkit.models.torch_run import build_network
 from ferkit.training.history import history_summary
-from ferkit.training.loop import Loop, TrainState
+from ferkit.training.loop import Loop, Progress, TrainState
 
 CHECKPOINT = "checkpoint.pt"
 BALANCING = ("none", "undersample", "weights")
@@ -242,13 +242,15 @@ def train_network(
     cfg: TrainConfig | None = None,
     *,
     resume: bool = False,
-    progress: bool = True,
+    progress: Progress = True,
     on_batch: Callable[[int, int], None] | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     prepared: PreparedData | None = None,
 ) -> dict[str, Any]:
     """Train ``cfg.model`` on ``data`` into ``out``; returns the summary saved as train.json.
 
+    ``progress``: ``True`` draws progress bars and prints a line per epoch, ``"epochs"`` only
+    the lines (for logs of background runs, where bars are noise), ``False`` neither.
     ``on_batch(epoch, batch)`` and ``on_epoch(history_row)`` are hooks (single process only);
     an exception from ``on_epoch`` stops training after that epoch's checkpoint, which is how a
     tuner prunes a trial. ``prepared`` reuses data already loaded by :func:`prepare_data`.
@@ -263,7 +265,7 @@ def train_network(
             return json.loads((out / "train.json").read_text())
     if (on_batch or on_epoch) and cfg.nproc > 1:
         raise FerkitError("training hooks run in a single process only (nproc=1)")
-    prepared = prepared or prepare_data(data, cfg, progress)
+    prepared = prepared or prepare_data(data, cfg, progress is True)
     card = _card(out, cfg, prepared)
     start = time.perf_counter()
     if cfg.nproc > 1:
@@ -321,7 +323,7 @@ def run_worker(
     card: dict[str, Any],
     out: Path,
     saved: dict[str, Any] | None,
-    progress: bool,
+    progress: Progress,
     on_batch: Callable[[int, int], None] | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> None:

@@ -17,6 +17,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from ferkit.training.deep import PreparedData, TrainConfig, resolve_device, run_worker
+from ferkit.training.loop import Progress
 
 
 def _free_port() -> int:
@@ -34,7 +35,7 @@ def _worker(
     card: dict[str, Any],
     out: Path,
     saved: dict[str, Any] | None,
-    progress: bool,
+    progress: Progress,
 ) -> None:
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
@@ -52,7 +53,7 @@ def spawn(
     card: dict[str, Any],
     out: Path,
     saved: dict[str, Any] | None,
-    progress: bool,
+    progress: Progress,
 ) -> None:
     """Run ``cfg.nproc`` ranks and wait; an exception in any rank is raised here."""
     for tensor in (prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val):

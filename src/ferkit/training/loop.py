@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -29,6 +30,10 @@ from ferkit.training.augment import augment, build_augmentation
 
 if TYPE_CHECKING:
     from ferkit.training.deep import PreparedData, TrainConfig
+
+
+# True: progress bars and a line per epoch; "epochs": the lines only (logs); False: silent
+Progress = bool | Literal["epochs"]
 
 
 @dataclass
@@ -77,13 +82,14 @@ class Loop:
         out: Path,
         model: nn.Module,
         device: torch.device,
-        progress: bool,
+        progress: Progress,
         on_batch: Callable[[int, int], None] | None,
         on_epoch: Callable[[dict[str, float]], None] | None = None,
     ) -> None:
         self.rank, self.world, self.cfg, self.data = rank, world, cfg, data
         self.card, self.out, self.device = card, out, device
-        self.progress = progress and rank == 0
+        self.progress = progress is True and rank == 0  # bars
+        self.epoch_lines = bool(progress) and rank == 0
         self.on_batch = on_batch
         self.on_epoch = on_epoch  # may raise to stop the run (a tuner pruning a trial)
         memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
@@ -310,15 +316,22 @@ class Loop:
         self.scheduler.load_state_dict(saved["scheduler"])
 
     def _report(self, row: dict[str, float], state: TrainState) -> None:
-        if not self.progress:
+        if not self.epoch_lines:
             return
-        tqdm.write(
+        say = tqdm.write if self.progress else _log
+        say(
             f"epoch {row['epoch']}: loss {row['train_loss']:.3f} acc {row['train_accuracy']:.3f}"
             f" | val loss {row['val_loss']:.3f} acc {row['val_accuracy']:.3f}"
             f" | lr {row['lr']:.2g} | {row['images_per_second']:.0f} img/s"
             + (" | best" if state.best_epoch == row["epoch"] else "")
             + (" | early stop" if state.stopped_early else "")
         )
+
+
+def _log(line: str) -> None:
+    """One line to stderr, flushed at once: a background run's log shows every epoch as it
+    ends, not when a buffer fills."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def _round(value: float) -> float:
