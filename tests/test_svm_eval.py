@@ -529,3 +529,12 @@ def test_evaluate_photos_scores_their_largest_faces(tmp_path: Path) -> None:
     Image.fromarray(noise).save(root / "val" / "happy" / "noise2.png")
     with pytest.raises(FerkitError, match="no face found in any of the 2 images"):
         evaluate_run(run, root, faces="detect", progress=False)
+    boxed = tmp_path / "boxed"  # a detection export: its labels box the faces already
+    for sub in ("images", "labels"):
+        (boxed / "val" / sub).mkdir(parents=True)
+    Image.fromarray(photo).save(boxed / "val" / "images" / "p.png")
+    (boxed / "val" / "labels" / "p.txt").write_text("1 0.43 0.24 0.2 0.2\n")
+    (boxed / "data.yaml").write_text('val: val/images\nnames: ["sad", "happy"]\n')
+    assert evaluate_run(run, boxed, progress=False)["n"] == 1
+    with pytest.raises(FerkitError, match=r"p\.png#box1: this dataset's labels box its faces"):
+        evaluate_run(run, boxed, faces="detect", progress=False)

@@ -91,11 +91,16 @@ def _detected_faces(
     from ferkit.data.images import ImageProblem, decode_image
     from ferkit.inference.model import largest_face
 
+    boxed = next((ref for ref in part.refs if "#box" in ref), None)
+    if boxed is not None:
+        raise FerkitError(
+            f"{boxed}: this dataset's labels box its faces already (one sample per box), so "
+            "there is nothing to detect; score its crops as given"
+        )
     crops, kept, missing = [], [], []
     for i, ref in enumerate(tqdm(part.refs, desc="finding faces", disable=not progress)):
-        path = ref.split("#box", 1)[0]
         try:
-            face, _ = largest_face(decode_image(path, color="rgb"), model, detector)
+            face, _ = largest_face(decode_image(ref, color="rgb"), model, detector)
         except ImageProblem as exc:  # decoded once already; changed on disk since
             missing.append({"file": ref, "reason": f"{exc.kind}: {exc.reason}"})
             continue
