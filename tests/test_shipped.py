@@ -123,3 +123,11 @@ def test_evaluate_cli_scores_photos_by_their_faces(tmp_path: Path) -> None:
     assert report["split"] == "all" and report["n"] == 1 and report["accuracy"] == 1.0
     assert "1 image(s) not scored (no face to cut):" in result.stderr
     assert "wall.png: no face found" in result.stderr
+    table = CliRunner().invoke(
+        app, ["compare", "fer2013", "affectnet", "--data", str(tmp_path / "photos"),
+              "--faces", "detect", "--out", str(tmp_path / "cmp")],
+    )  # fmt: skip
+    assert table.exit_code == 0, table.output
+    assert table.stdout.splitlines()[0].endswith("| predict_seconds | no_face |")
+    csv_lines = (tmp_path / "cmp" / "comparison.csv").read_text().splitlines()
+    assert csv_lines[0].endswith(",no_face") and all(line.endswith(",1") for line in csv_lines[1:])

@@ -13,10 +13,11 @@ from ferkit import io
 from ferkit.evaluation.evaluate import evaluate_run
 
 COLUMNS = ("model", "accuracy", "macro_f1", "n", "dropped_classes", "predict_seconds")
+NO_FACE = "no_face"  # a column only when faces were detected: images without one, not scored
 
 
 def _row(report: dict[str, Any]) -> dict[str, Any]:
-    return {
+    row = {
         "model": report["model"],
         "accuracy": round(report["accuracy"], 4),
         "macro_f1": round(report["macro_f1"], 4),
@@ -24,12 +25,24 @@ def _row(report: dict[str, Any]) -> dict[str, Any]:
         "dropped_classes": ",".join(report["dropped_classes"]),
         "predict_seconds": report["predict_seconds"],
     }
+    if report.get("faces") == "detect":
+        row[NO_FACE] = len(report[NO_FACE])
+    return row
+
+
+def columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The table's columns: ``no_face`` joins them when any run was scored on detected faces
+    (each model cuts faces its own way, so the count can differ between rows)."""
+    return COLUMNS + ((NO_FACE,) if any(NO_FACE in r for r in rows) else ())
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    names = columns(rows)
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
     for r in rows:
-        cells = [f"{r[c]:.1%}" if c in ("accuracy", "macro_f1") else str(r[c]) for c in COLUMNS]
+        cells = [
+            f"{r[c]:.1%}" if c in ("accuracy", "macro_f1") else str(r.get(c, "")) for c in names
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -78,7 +91,7 @@ def write_comparison(
         out = Path(out)
         io.write_text(out / "comparison.md", markdown_table(rows))
         buf = _stdio.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=COLUMNS)
+        writer = csv.DictWriter(buf, fieldnames=columns(rows), restval="")
         writer.writeheader()
         writer.writerows(rows)
         io.write_text(out / "comparison.csv", buf.getvalue())
