@@ -3,12 +3,14 @@ samples still load; ``strict=True`` turns the same problems into an error."""
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import make_fer_csv, make_folders, make_yolo, write_image
@@ -419,7 +421,49 @@ def test_numbered_class_folders_get_rafdb_numbering_in_the_error(tmp_path: Path)
         load_dataset(tmp_path / "DATASET")
     text = str(err.value)
     assert "Folders found: 1, 2, 3, 4, 5, 6, 7, test, train" in text
-    assert "1 -> surprise" in text and "6 -> angry" in text and "7 -> neutral" in text
+    assert "RAF-DB's numbered folders (1 surprise, 2 fear, 3 disgust," in text
+    assert "7 neutral), pass class names 'rafdb' (--class-names rafdb)" in text
+    assert "FER2013's numbered" not in text  # 7 is not one of FER2013's 0 ... 6
+
+
+def test_numbered_class_folders_read_through_class_names(tmp_path: Path) -> None:
+    """RAF-DB's numbered folders read with the ``rafdb`` preset or explicit pairs; the classes
+    carry emotion names, a folder the map lacks is reported, and bad maps fail up front."""
+    from PIL import Image
+
+    root = tmp_path / "DATASET"
+    for split in ("train", "test"):
+        for k in (1, 4, 5, 8):
+            folder = root / split / str(k)
+            folder.mkdir(parents=True)
+            Image.fromarray(np.full((20, 20), 30 * k, np.uint8)).save(folder / f"{split}_{k}.jpg")
+    ds = load_dataset(root, class_names="rafdb", cache=False)
+    assert ds.classes == ["surprise", "happy", "sad"] and ds.canonical == ds.classes
+    test = ds.split("test")
+    assert test.counts() == {"surprise": 1, "happy": 1, "sad": 1}
+    assert test.refs[test.labels.tolist().index(1)].endswith("test/4/test_4.jpg")
+    unknown = [p for p in ds.problems if p.kind == "unknown-class-folder"]
+    assert sorted(Path(p.path).name for p in unknown) == ["8", "8"]
+    ds = load_dataset(root, class_names="1=surprised, 4=Happiness", cache=False)
+    assert ds.classes == ["surprise", "happy"]
+    for bad, why in [
+        ("1=grumpy", "folder '1': unknown emotion name 'grumpy'"),
+        ("surprise", "expected a preset \\(rafdb, fer2013\\) or FOLDER=EMOTION pairs"),
+    ]:
+        with pytest.raises(DatasetError, match=why):
+            load_dataset(root, class_names=bad)
+    with pytest.raises(DatasetError, match="this yolo dataset names its classes itself"):
+        load_dataset(make_yolo(tmp_path / "y"), class_names="rafdb")
+    from typer.testing import CliRunner
+
+    from ferkit.cli import app
+    from ferkit.training.deep import TrainConfig, prepare_data
+
+    shown = CliRunner().invoke(app, ["inspect", str(root), "--class-names", "rafdb", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert [c["name"] for c in json.loads(shown.stdout)["classes"]] == ["surprise", "happy", "sad"]
+    cfg = TrainConfig(class_names="rafdb", val_split="test", balance="none", batch_size=2)
+    assert prepare_data(root, cfg, progress=False).classes == ["surprise", "happy", "sad"]
 
 
 def test_folders_not_named_by_emotion_are_listed(tmp_path: Path) -> None:

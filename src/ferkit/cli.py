@@ -65,6 +65,15 @@ FacesArg = Annotated[
 DetectorArg = Annotated[DetectorOption, typer.Option(help="Face detector (auto: dlib, then Haar).")]
 
 
+ClassNamesArg = Annotated[
+    str | None,
+    typer.Option(
+        help="Class folders not named by emotion: a preset (rafdb: RAF-DB's 1-7; fer2013: "
+        "0-6) or FOLDER=EMOTION pairs, e.g. 1=surprise,2=fear."
+    ),
+]
+
+
 class CropOption(StrEnum):  # ferkit.evaluation.explain.CROPS
     auto = "auto"
     face = "face"
@@ -180,6 +189,7 @@ def inspect(
     keep_unknown_classes: Annotated[
         bool, typer.Option(help="Keep class folders that are not emotion names.")
     ] = False,
+    class_names: ClassNamesArg = None,
 ) -> None:
     """Layout, classes, per-split counts, imbalance and every problem of a dataset."""
     from ferkit.reports.inspect import inspect_dataset
@@ -196,6 +206,7 @@ def inspect(
             strict=strict,
             cache=cache,
             keep_unknown_classes=keep_unknown_classes,
+            class_names=class_names,
             progress=sys.stderr.isatty(),
         )
     except (FerkitError, ValueError) as exc:
@@ -356,6 +367,7 @@ def train(
         ),
     ] = TtaOption.none,
     seed: Annotated[int, typer.Option(help="Seed for sampling, init and augmentation.")] = 0,
+    class_names: ClassNamesArg = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -369,6 +381,7 @@ def train(
             image_size=size,
             color=None if color is ColorOption.auto else color.value,
             classes=[c.strip() for c in classes.split(",")] if classes else None,
+            class_names=class_names,
             balance=balance,
             margin=margin,
             epochs=epochs,
@@ -652,6 +665,7 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed for the gallery sample.")] = 0,
     faces: FacesArg = FacesOption.given,
     detector: DetectorArg = DetectorOption.auto,
+    class_names: ClassNamesArg = None,
 ) -> None:
     """Accuracy, macro-F1, per-class metrics and confusion matrix of a run on a split."""
     from ferkit import io
@@ -660,7 +674,7 @@ def evaluate(
     try:
         report = evaluate_run(
             run, data, split, out, seed=seed, faces=faces.value, detector=detector.value,
-            progress=sys.stderr.isatty(),
+            class_names=class_names, progress=sys.stderr.isatty(),
         )  # fmt: skip
     except (FerkitError, ValueError) as exc:
         raise _fail(exc) from None
@@ -708,6 +722,7 @@ def compare(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write md/csv/png here.")] = None,
     faces: FacesArg = FacesOption.given,
     detector: DetectorArg = DetectorOption.auto,
+    class_names: ClassNamesArg = None,
 ) -> None:
     """One table of several runs on the same split."""
     from ferkit.evaluation.compare import compare_runs, markdown_table
@@ -715,7 +730,7 @@ def compare(
     try:
         rows = compare_runs(
             runs, data, split, out, faces=faces.value, detector=detector.value,
-            progress=sys.stderr.isatty(),
+            class_names=class_names, progress=sys.stderr.isatty(),
         )  # fmt: skip
     except (FerkitError, ValueError) as exc:
         raise _fail(exc) from None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -168,8 +168,22 @@ def resolve_split_name(name: str, available: Sequence[str] | dict[str, object]) 
     )
 
 
-def _scan(path: Path, keep_unknown: bool, progress: bool) -> Scan:
+def _scan(
+    path: Path, keep_unknown: bool, progress: bool, names: dict[str, str] | None = None
+) -> Scan:
     """Pick the layout reader for ``path`` (a folder, a data.yaml, or a CSV file)."""
+    scan = _scan_layout(path, keep_unknown, progress, names)
+    if names is not None and scan.layout != "folders":
+        raise DatasetError(
+            f"{path}: class names map class folders to emotions; this {scan.layout} dataset "
+            "names its classes itself"
+        )
+    return scan
+
+
+def _scan_layout(
+    path: Path, keep_unknown: bool, progress: bool, names: dict[str, str] | None
+) -> Scan:
     if not path.exists():
         raise DatasetError(f"{path}: does not exist")
     if path.is_file():
@@ -184,8 +198,8 @@ def _scan(path: Path, keep_unknown: bool, progress: bool) -> Scan:
         raise DatasetError(f"{path}: folder is not readable")
     if yaml_path := find_yaml(path):
         return scan_yolo(yaml_path)
-    if folders.detect(path):
-        return folders.scan_folders(path, keep_unknown)
+    if folders.detect(path, names):
+        return folders.scan_folders(path, keep_unknown, names)
     csvs = [p for p in sorted(path.glob("*.csv")) if looks_like_fer_csv(p)]
     if len(csvs) == 1:
         return scan_fer_csv(csvs[0], progress)
@@ -200,9 +214,7 @@ def _scan(path: Path, keep_unknown: bool, progress: bool) -> Scan:
     )
 
 
-# RAF-DB's published labels for its numbered class folders (the Kaggle copy ships them so)
-RAFDB_NUMBERS = {"1": "surprise", "2": "fear", "3": "disgust", "4": "happy", "5": "sad",
-                 "6": "angry", "7": "neutral"}  # fmt: skip
+PRESET_DATASETS = {"rafdb": "RAF-DB", "fer2013": "FER2013"}
 
 
 def _folders_hint(path: Path) -> str:
@@ -215,9 +227,14 @@ def _folders_hint(path: Path) -> str:
         return ""
     shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
     hint = f" Folders found: {shown}; none is an emotion name: rename them to emotions."
-    if set(inner or [d.name for d in dirs]) <= set(RAFDB_NUMBERS):
-        mapping = ", ".join(f"{k} -> {v}" for k, v in RAFDB_NUMBERS.items())
-        hint += f" If this is RAF-DB, its numbered folders are {mapping}."
+    classes = set(inner or [d.name for d in dirs])
+    for preset, names in folders.CLASS_NAME_PRESETS.items():
+        if classes <= set(names):
+            mapping = ", ".join(f"{k} {v}" for k, v in names.items())
+            hint += (
+                f" If these are {PRESET_DATASETS[preset]}'s numbered folders ({mapping}), "
+                f"pass class names {preset!r} (--class-names {preset})."
+            )
     return hint
 
 
@@ -301,11 +318,14 @@ def _empty_class_warnings(split: Split) -> list[Problem]:
     ]
 
 
-def peek_format(path: str | os.PathLike[str]) -> tuple[int, Color]:
+def peek_format(
+    path: str | os.PathLike[str], class_names: str | Mapping[str, str] | None = None
+) -> tuple[int, Color]:
     """The image size and colour :func:`load_dataset` would pick for ``path``, from file headers
     only: a caller can choose another size before paying for decoding every image."""
     root = Path(path).expanduser().resolve()
-    return _infer_format(_scan(root, False, progress=False), None, None)
+    names = folders.class_names(class_names)
+    return _infer_format(_scan(root, False, progress=False, names=names), None, None)
 
 
 def load_dataset(
@@ -321,6 +341,7 @@ def load_dataset(
     progress: bool = True,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     keep_unknown_classes: bool = False,
+    class_names: str | Mapping[str, str] | None = None,
 ) -> Dataset:
     """Load a facial-expression dataset from a YOLO folder, class folders or the FER2013 CSV.
 
@@ -329,10 +350,12 @@ def load_dataset(
     gray when every image is gray). Decoded pixels are cached in ``cache_dir`` (default
     :func:`default_cache_dir`). Items that cannot be used are skipped and listed in
     ``Dataset.problems`` with their file and reason; with ``strict=True`` any problem raises
-    :class:`DatasetError` instead.
+    :class:`DatasetError` instead. ``class_names`` reads class folders not named by emotion:
+    a preset (``"rafdb"``: RAF-DB's ``1`` ... ``7``; ``"fer2013"``: ``0`` ... ``6``), or
+    ``"1=surprise,2=fear"``, or a mapping; the classes then carry the emotion names.
     """
     root = Path(path).expanduser().resolve()
-    scan = _scan(root, keep_unknown_classes, progress)
+    scan = _scan(root, keep_unknown_classes, progress, folders.class_names(class_names))
     if splits is not None:
         wanted = [resolve_split_name(s, scan.splits) for s in splits]
         scan.splits = {s: scan.splits[s] for s in wanted}

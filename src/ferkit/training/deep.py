@@ -49,6 +49,7 @@ class TrainConfig:
     image_size: int | None = None
     color: str | None = None
     classes: list[str] | None = None
+    class_names: str | None = None  # numbered class folders: a preset (rafdb) or 1=surprise,...
     balance: str = "undersample"
     margin: int = SEED_MARGIN
     epochs: int = 50
@@ -133,6 +134,7 @@ def prepare_data(data: str | Path, cfg: TrainConfig, progress: bool = True) -> P
         image_size=cfg.image_size,
         color=cfg.color,  # type: ignore[arg-type]
         progress=progress,
+        class_names=cfg.class_names,
     )
     train = ds.usable_split(cfg.train_split)
     info: dict[str, Any] = {"data": str(ds.root), "skipped": len(ds.skipped)}
