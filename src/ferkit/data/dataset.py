@@ -226,7 +226,10 @@ def _folders_hint(path: Path) -> str:
     if not names:
         return ""
     shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
-    hint = f" Folders found: {shown}; none is an emotion name: rename them to emotions."
+    hint = (
+        f" Folders found: {shown}; none is an emotion name: rename them to emotions, or map "
+        "them to emotions with class names (--class-names FOLDER=EMOTION,...)."
+    )
     classes = set(inner or [d.name for d in dirs])
     for preset, names in folders.CLASS_NAME_PRESETS.items():
         if classes <= set(names):
