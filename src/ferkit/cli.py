@@ -505,9 +505,7 @@ def explain(
             "image; auto: whole for a crop up to twice the model's side, else the face."
         ),
     ] = CropOption.auto,
-    detector: Annotated[
-        DetectorOption, typer.Option(help="Face detector (auto: dlib, then Haar).")
-    ] = DetectorOption.auto,
+    detector: DetectorArg = DetectorOption.auto,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Grad-CAM overlay and feature-map grid of one image (gradcam.png, feature_maps.png)."""
@@ -810,9 +808,7 @@ def predict(
     landmarks: Annotated[
         bool, typer.Option(help="Keep the 68 landmarks in the results and draw them.")
     ] = False,
-    detector: Annotated[
-        DetectorOption, typer.Option(help="Face detector (auto: dlib, then Haar).")
-    ] = DetectorOption.auto,
+    detector: DetectorArg = DetectorOption.auto,
     classify_rejected: Annotated[
         bool, typer.Option(help="Also label faces that fail the quality gate (still flagged).")
     ] = False,

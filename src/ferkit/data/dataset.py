@@ -231,9 +231,9 @@ def _folders_hint(path: Path) -> str:
         "them to emotions with class names (--class-names FOLDER=EMOTION,...)."
     )
     classes = set(inner or [d.name for d in dirs])
-    for preset, names in folders.CLASS_NAME_PRESETS.items():
-        if classes <= set(names):
-            mapping = ", ".join(f"{k} {v}" for k, v in names.items())
+    for preset, numbering in folders.CLASS_NAME_PRESETS.items():
+        if classes <= set(numbering):
+            mapping = ", ".join(f"{k} {v}" for k, v in numbering.items())
             hint += (
                 f" If these are {PRESET_DATASETS[preset]}'s numbered folders ({mapping}), "
                 f"pass class names {preset!r} (--class-names {preset})."

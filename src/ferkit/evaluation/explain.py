@@ -34,7 +34,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ferkit import io
-from ferkit.data.images import ImageProblem, decode_image
+from ferkit.data.images import ImageProblem, decode_image, peek_image
 from ferkit.errors import FerkitError
 
 GRADCAM_FILE = "gradcam.png"
@@ -438,12 +438,11 @@ def _explained_pixels(
     """
     if crop not in CROPS:
         raise FerkitError(f"crop must be one of {', '.join(CROPS)}, got {crop!r}")
-    if crop == "whole":
+    header = peek_image(image_path) if crop == "auto" else None  # size without decoding
+    if crop == "whole" or (header is not None and max(header[:2]) <= 2 * run.image_size):
         return _decode(image_path, run.image_size, run.color), None
     photo = _decode(image_path, None, "rgb")
     height, width = photo.shape[:2]
-    if crop == "auto" and max(height, width) <= 2 * run.image_size:
-        return _decode(image_path, run.image_size, run.color), None
     from ferkit.inference.model import framing_name, largest_face
 
     face, found = largest_face(photo, run, detector)
