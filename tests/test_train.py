@@ -94,6 +94,16 @@ def test_early_stopping_keeps_the_best_weights(data: Path, tmp_path: Path) -> No
     assert json.loads((out / "model.json").read_text())["epoch"] == 1
 
 
+def test_patience_running_out_on_the_last_epoch_is_not_an_early_stop(
+    data: Path, tmp_path: Path
+) -> None:
+    # the same never-improving run with a budget of 3: patience ends with the budget
+    summary = train_network(data, tmp_path / "run", _cfg(epochs=3, patience=2, lr=1e-12),
+                            progress=False)  # fmt: skip
+    assert not summary["stopped_early"] and summary["epochs_run"] == 3
+    assert summary["best_epoch"] == 1 and isinstance(summary["best_epoch"], int)
+
+
 def test_plateau_divides_the_learning_rate_by_ten(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     train_network(

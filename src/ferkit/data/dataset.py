@@ -214,9 +214,6 @@ def _scan_layout(
     )
 
 
-PRESET_DATASETS = {"rafdb": "RAF-DB", "fer2013": "FER2013"}
-
-
 def _folders_hint(path: Path) -> str:
     """What was found instead, so the user sees why: folder names that are not emotions (and,
     for numbered ones, RAF-DB's numbering, the common dataset shipped that way)."""
@@ -235,7 +232,7 @@ def _folders_hint(path: Path) -> str:
         if classes <= set(numbering):
             mapping = ", ".join(f"{k} {v}" for k, v in numbering.items())
             hint += (
-                f" If these are {PRESET_DATASETS[preset]}'s numbered folders ({mapping}), "
+                f" If these are {folders.PRESET_DATASETS[preset]}'s numbered folders ({mapping}), "
                 f"pass class names {preset!r} (--class-names {preset})."
             )
     return hint

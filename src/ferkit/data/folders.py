@@ -31,6 +31,7 @@ CLASS_NAME_PRESETS: dict[str, dict[str, str]] = {
     # FER2013's integer labels (0 angry ... 6 neutral), as folder exports of the CSV name them
     "fer2013": {str(i): name for i, name in enumerate(FER2013_CSV_ORDER)},
 }
+PRESET_DATASETS = {"rafdb": "RAF-DB", "fer2013": "FER2013"}  # each preset's dataset, for hints
 
 
 def subdirs(folder: Path) -> list[Path]:

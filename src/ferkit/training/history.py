@@ -11,7 +11,7 @@ def history_summary(history: list[dict[str, Any]]) -> dict[str, Any]:
     best = max(history, key=lambda h: h["val_accuracy"])
     return {
         "epochs_run": len(history),
-        "best_epoch": best["epoch"],
+        "best_epoch": int(best["epoch"]),  # history rows hold floats (42.0)
         "val_accuracy": best["val_accuracy"],
         "train_seconds_total": round(sum(h.get("seconds", 0) for h in history), 1),
     }

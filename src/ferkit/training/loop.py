@@ -264,7 +264,9 @@ class Loop:
                 )
             else:
                 state.bad_epochs += 1
-            state.stopped_early = state.bad_epochs >= self.cfg.patience
+            # early only when epochs were left: patience running out on the budget's last
+            # epoch stops nothing
+            state.stopped_early = state.bad_epochs >= self.cfg.patience and epoch < self.cfg.epochs
             state.epoch = epoch
             state.history.append({k: _round(v) for k, v in row.items()})
             if self.rank == 0:
