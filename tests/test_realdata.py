@@ -24,13 +24,14 @@ AFFECTNET_TRAIN = {
     "Surprise": 2819,
 }
 FER_TRAIN = {
-    "angry": 3995,
-    "disgust": 436,
-    "fear": 4097,
-    "happy": 7215,
-    "neutral": 4965,
-    "sad": 4830,
-    "surprise": 3171,
+    # the sharp copy rebuilt on 2026-12-02 (../shared/data/README.md): 27,635 of the 28,709
+    "angry": 3844,
+    "disgust": 389,
+    "fear": 3921,
+    "happy": 7080,
+    "neutral": 4816,
+    "sad": 4740,
+    "surprise": 2845,
 }
 
 
@@ -55,11 +56,23 @@ def test_fer2013(shared_data: Callable[[str], Path]) -> None:
     summary = _inspect(shared_data("fer2013"))
     assert summary["layout"] == "folders" and summary["num_classes"] == 7
     assert summary["image_size"] == 48 and summary["color"] == "gray"
-    assert {k: v["count"] for k, v in summary["splits"].items()} == {"train": 28709, "val": 3589}
+    assert {k: v["count"] for k, v in summary["splits"].items()} == {"train": 27635, "val": 3589}
     assert summary["splits"]["train"]["per_class"] == FER_TRAIN
-    # every train image of this copy is low-passed (~3 px Gaussian), the val images are not
-    assert summary["problem_counts"] == {"sharpness-gap": 1}
-    (warning,) = summary["warnings"]
-    assert warning["kind"] == "sharpness-gap" and warning["split"] == "train"
+    # the train split is sharp again (the earlier copy was low-passed and warned sharpness-gap)
+    assert summary["problem_counts"] == {} and summary["warnings"] == []
+    assert summary["skipped"] == []
     sharp = {k: v["median_sharpness"] for k, v in summary["splits"].items()}
-    assert sharp["train"] < 0.01 < 0.5 < sharp["val"]
+    assert 0.3 < sharp["train"] and 0.5 < sharp["val"]
+
+
+def test_fer2013_sharp_train_split_leaves_sharpness_matching_off(
+    shared_data: Callable[[str], Path],
+) -> None:
+    """With the sharp split, ``--match-sharpness auto`` (train's and svm's default) stays off."""
+    from ferkit.data import load_dataset
+    from ferkit.data.sharpness import matching_target
+
+    ds = load_dataset(shared_data("fer2013"))
+    target, info = matching_target("auto", ds.split("train").images, ds.split("val").images)
+    assert target is None and info["matched"] is False
+    assert info["train_median"] > 0.5 * info["val_median"]

@@ -2,9 +2,9 @@
 
 Sharpness is the variance of the 4-neighbour Laplacian (interior pixels) over the variance of
 the image, on the channel mean: brightness and contrast do not change it, blur lowers it fast.
-Typical face crops score 0.3-1.5; the train split of ``../shared/data/fer2013`` scores 0.004
-(every image low-passed, about a 3.5-px Gaussian) while its val split scores 0.7, which is the
-case this exists for: a network trained on such a split fails on sharp inputs unless they are
+Typical face crops score 0.3-1.5; the train split of ``../shared/data/fer2013`` scored 0.004
+(every image low-passed, about a 3.5-px Gaussian) while its val split scores 0.7 until it was
+rebuilt sharp (0.47) on 2026-12-02. That is the case this exists for: a network trained on such a split fails on sharp inputs unless they are
 blurred to match (:mod:`ferkit.models.nets.sharpness`). ``ferkit inspect`` reports each split's
 median and warns about a gap; ``ferkit train`` acts on it.
 """
@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 # a split is "much blurrier" than another when its median sharpness is below this fraction of
-# the other's (fer2013: 0.006; the two affectnet_yolo splits are within 3% of each other)
+# the other's (the blurred fer2013 copy: 0.006, the sharp one: 0.63; the two affectnet_yolo
+# splits are within 3% of each other)
 SHARPNESS_GAP = 0.5
 SAMPLE = 2000
 
