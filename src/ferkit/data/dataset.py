@@ -304,7 +304,9 @@ def _materialise(
     return decoded.images, labels, [entries[i].ref for i in decoded.ok], hit
 
 
-def _empty_class_warnings(split: Split) -> list[Problem]:
+def _empty_class_warnings(split: Split, unreadable: Sequence[str] = ()) -> list[Problem]:
+    """A warning per class without samples; a class whose folder could not be read is already
+    reported as such (``unreadable-folder``), not as empty."""
     return [
         Problem(
             "empty-class",
@@ -314,8 +316,17 @@ def _empty_class_warnings(split: Split) -> list[Problem]:
             split=split.name,
         )
         for name, n in split.counts().items()
-        if n == 0
+        if n == 0 and name not in unreadable
     ]
+
+
+def _root(path: str | os.PathLike[str]) -> Path:
+    """The dataset path made absolute, links resolved; a link loop is a DatasetError (Python
+    3.11's ``resolve`` raises RuntimeError on one, later versions OSError)."""
+    try:
+        return Path(path).expanduser().resolve()
+    except (RuntimeError, OSError) as exc:
+        raise DatasetError(f"{path}: cannot resolve the path: {exc}") from None
 
 
 def peek_format(
@@ -323,7 +334,7 @@ def peek_format(
 ) -> tuple[int, Color]:
     """The image size and colour :func:`load_dataset` would pick for ``path``, from file headers
     only: a caller can choose another size before paying for decoding every image."""
-    root = Path(path).expanduser().resolve()
+    root = _root(path)
     names = folders.class_names(class_names)
     return _infer_format(_scan(root, False, progress=False, names=names), None, None)
 
@@ -354,7 +365,7 @@ def load_dataset(
     a preset (``"rafdb"``: RAF-DB's ``1`` ... ``7``; ``"fer2013"``: ``0`` ... ``6``), or
     ``"1=surprise,2=fear"``, or a mapping; the classes then carry the emotion names.
     """
-    root = Path(path).expanduser().resolve()
+    root = _root(path)
     scan = _scan(root, keep_unknown_classes, progress, folders.class_names(class_names))
     if splits is not None:
         wanted = [resolve_split_name(s, scan.splits) for s in splits]
@@ -374,7 +385,7 @@ def load_dataset(
         images, labels, refs, hit = _materialise(scanned, size, colour, options, problems)
         loaded[name] = Split(name, images, labels, refs, list(scan.classes), canonical)
         cached[name] = hit
-        problems += _empty_class_warnings(loaded[name])
+        problems += _empty_class_warnings(loaded[name], scanned.unreadable)
     if strict and problems:
         raise DatasetError(f"{root}: {len(problems)} problem(s) found (strict mode)", problems)
     return Dataset(
