@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ferkit.data import images
 from ferkit.data.images import ImageProblem, decode_image, is_image_name
 from ferkit.data.problems import Problem
 from ferkit.data.scan import file_key, path_kind, walk_files
@@ -125,16 +126,54 @@ def collect_inputs(
     return out
 
 
+@dataclass(frozen=True)
+class ReadImage:
+    """An image's pixels as decoded, and the original's size: ``scale`` > 1 when a JPEG over
+    the pixel limit was decoded at a reduced scale (1/2, 1/4 or 1/8; see ``DEFAULT_MAX_PIXELS``
+    in :mod:`ferkit.data.images`), so boxes found in ``pixels`` are multiplied by ``scale`` to
+    be in the original's coordinates."""
+
+    pixels: np.ndarray
+    width: int
+    height: int
+    scale: float = 1.0
+
+    def reduction(self, path: str | os.PathLike[str]) -> Problem | None:
+        """The warning that says detection ran at a reduced scale, or None at full scale."""
+        if self.scale == 1.0:
+            return None
+        h, w = self.pixels.shape[:2]
+        reason = (
+            f"{self.width}x{self.height} is over the limit of {images.DEFAULT_MAX_PIXELS:,} "
+            f"pixels: faces were found at 1/{self.scale:g} scale ({w}x{h}); boxes and landmarks "
+            "are in the original's coordinates, the annotated copy is at the reduced scale"
+        )
+        return Problem("reduced-scale", str(path), reason, severity="warning")
+
+
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """(H, W, 3) uint8 RGB pixels of an image file, or :class:`UnreadableInputError` saying why.
 
-    Decoded at full size (face detection needs the detail); the data layer's pixel limit still
-    refuses decompression bombs, and a JPEG beyond it is decoded at a reduced scale.
+    Decoded at full size (face detection needs the detail) up to the data layer's pixel limit
+    (100 megapixels: a 48 MP phone photo is read whole); past it a decompression bomb is
+    refused, and a JPEG is decoded at a reduced scale (:func:`read_image_scaled` says which).
     """
+    return read_image_scaled(path).pixels
+
+
+def read_image_scaled(path: str | os.PathLike[str]) -> ReadImage:
+    """:func:`read_image` plus the original's size and the scale it was decoded at."""
     try:
-        return decode_image(path, color="rgb")
+        pixels = decode_image(path, color="rgb", max_pixels=images.DEFAULT_MAX_PIXELS)
     except ImageProblem as exc:
         raise UnreadableInputError(Problem(exc.kind, str(path), exc.reason)) from None
+    height, width = pixels.shape[:2]
+    header = images.peek_image(path)
+    if header is None or header[0] * header[1] <= width * height:
+        return ReadImage(pixels, width, height)
+    big, small = max(header[:2]), min(header[:2])  # EXIF rotation may have swapped the sides
+    full = (big, small) if width >= height else (small, big)
+    return ReadImage(pixels, full[0], full[1], full[0] / width)
 
 
 # -- video --------------------------------------------------------------------------------------
