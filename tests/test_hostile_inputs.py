@@ -168,6 +168,19 @@ def test_fifo_in_yolo_images_and_labels(tmp_path: Path) -> None:
     assert sorted(kinds(ds.problems)["not-a-regular-file"]) == ["other.txt", "pipe.jpg"]
 
 
+@pytest.mark.parametrize("name", ["fer.csv", "data.yaml", "plain"])
+def test_a_fifo_given_as_the_dataset_is_refused(tmp_path: Path, name: str) -> None:
+    os.mkfifo(tmp_path / name)
+    with no_hang(), pytest.raises(DatasetError, match="named pipe"):
+        load_dataset(tmp_path / name, progress=False)
+
+
+def test_a_fifo_csv_in_the_dataset_folder_is_not_opened(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fer2013.csv")
+    with no_hang(), pytest.raises(DatasetError, match="cannot detect the dataset layout"):
+        load_dataset(tmp_path, progress=False)
+
+
 def test_decoders_never_open_a_fifo(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.jpg"
     os.mkfifo(fifo)

@@ -21,7 +21,7 @@ from ferkit.data.decode import decode_cached, default_cache_dir
 from ferkit.data.fer_csv import looks_like_fer_csv, scan_fer_csv
 from ferkit.data.images import DEFAULT_MAX_PIXELS, Color, crop_box, peek_image
 from ferkit.data.problems import Problem
-from ferkit.data.scan import Scan, ScannedSplit
+from ferkit.data.scan import Scan, ScannedSplit, path_kind
 from ferkit.data.vocabulary import canonical_name, require_canonical
 from ferkit.data.yolo import YAML_NAMES, find_yaml, scan_yolo
 from ferkit.errors import DatasetError, SplitNotFoundError
@@ -194,6 +194,8 @@ def _scan_layout(
                 raise DatasetError(f"{path}: CSV header lacks the 'emotion' and 'pixels' columns")
             return scan_fer_csv(path, progress)
         raise DatasetError(f"{path}: not a dataset (expected a folder, a data.yaml or a CSV)")
+    if not path.is_dir():  # a FIFO, socket or device: never opened (a FIFO would block)
+        raise DatasetError(f"{path}: {path_kind(path)[1]}")
     if not os.access(path, os.R_OK | os.X_OK):
         raise DatasetError(f"{path}: folder is not readable")
     if yaml_path := find_yaml(path):
