@@ -109,6 +109,17 @@ def _stderr_line(text: str) -> None:
     err_console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
+def _check_out(folder: Path | None, file: Path | None = None, option: str = "--json") -> None:
+    """Fail in one line, before any long work, when ``--out`` (a folder) or a file to write
+    (``--json FILE``) cannot be written: read-only, full disk, a file in the way."""
+    from ferkit import io
+
+    if folder is not None:
+        io.ensure_writable_dir(folder)
+    if file is not None:
+        io.ensure_writable_file(file, option)
+
+
 def _fail(exc: Exception) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(code=2)
@@ -195,6 +206,7 @@ def inspect(
     from ferkit.reports.inspect import inspect_dataset
 
     try:
+        _check_out(out)
         _, summary = inspect_dataset(
             data,
             out,
@@ -267,6 +279,7 @@ def svm(
 
     params = None if search else {"kernel": kernel, "C": c, "gamma": _number(gamma)}
     try:
+        _check_out(out)
         summary = train_svm(
             data,
             out,
@@ -375,6 +388,7 @@ def train(
     from ferkit.training.deep import TrainConfig, train_network
 
     try:
+        _check_out(out)
         cfg = TrainConfig(
             model=model,
             model_kwargs=_kwargs(arg),
@@ -448,6 +462,7 @@ def tune(
     from ferkit.training.tune import tune as run_tune
 
     try:
+        _check_out(out)
         base = TrainConfig(
             model=model,
             image_size=size,
@@ -512,6 +527,7 @@ def explain(
     from ferkit.evaluation.explain import explain_image
 
     try:
+        _check_out(out)
         result = explain_image(
             run, image, out, layer=layer, target=target, crop=crop.value, detector=detector.value
         )
@@ -617,6 +633,7 @@ def export(
     from ferkit.models.onnx_export import DEFAULT_OPSET, export_onnx
 
     try:
+        _check_out(None, out, "--out")
         result = export_onnx(run, out, opset=DEFAULT_OPSET if opset is None else opset, batch=batch)
     except (FerkitError, ValueError, OSError) as exc:
         raise _fail(exc) from None
@@ -670,15 +687,16 @@ def evaluate(
     from ferkit.evaluation.evaluate import evaluate_run
 
     try:
+        _check_out(out, json_out)
         report = evaluate_run(
             run, data, split, out, seed=seed, faces=faces.value, detector=detector.value,
             class_names=class_names, progress=sys.stderr.isatty(),
         )  # fmt: skip
+        _print_no_face(report["no_face"])
+        if json_out is not None:
+            io.write_json(json_out, report)
     except (FerkitError, ValueError) as exc:
         raise _fail(exc) from None
-    _print_no_face(report["no_face"])
-    if json_out is not None:
-        io.write_json(json_out, report)
     if not _identity(report):  # dropped classes never map to themselves, so they show too
         out_console.print("class mapping (data -> model):")
         for line in report["mapping"]:
@@ -726,6 +744,7 @@ def compare(
     from ferkit.evaluation.compare import compare_runs, markdown_table
 
     try:
+        _check_out(out)
         rows = compare_runs(
             runs, data, split, out, faces=faces.value, detector=detector.value,
             class_names=class_names, progress=sys.stderr.isatty(),
@@ -817,6 +836,7 @@ def predict(
     from ferkit.inference import Predictor
 
     try:
+        _check_out(out)
         predictor = Predictor(
             model,
             detect=detect,
@@ -958,6 +978,7 @@ def study(
             raise FerkitError(f"unknown model or feature: {', '.join(unknown)}")
         if out.exists() and not out.is_dir():
             raise FerkitError(f"{out}: exists and is not a folder")
+        _check_out(out)
         result = run_study(
             cfg, log=lambda m: err_console.print(f"[dim]study[/] {escape(m)}", highlight=False)
         )

@@ -1,7 +1,9 @@
 """Atomic file writes: a crash mid-write never leaves a half-written file behind.
 
 Everything ferkit saves (caches, reports, models) goes through a temp file in the same folder
-and ``os.replace``, which is atomic on POSIX and Windows.
+and ``os.replace``, which is atomic on POSIX and Windows. A write that fails (read-only folder,
+full disk) raises :class:`WriteError` naming the target, and commands check their ``--out``
+folder up front with :func:`ensure_writable_dir`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,62 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+
+from ferkit.errors import FerkitError
+
+
+class WriteError(FerkitError, OSError):
+    """A file or folder ferkit must write cannot be written (read-only, full disk, a file in
+    the way): a FerkitError, so the CLI prints one line naming the path, and still an OSError,
+    so code that tolerates a failed write (the decode cache) goes on tolerating it."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+@contextlib.contextmanager
+def _writing(target: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn an OSError raised while writing ``target`` into a WriteError naming it."""
+    try:
+        yield
+    except WriteError:
+        raise
+    except OSError as exc:
+        raise WriteError(exc.errno, f"cannot write to {target}: {_reason(exc)}") from exc
+
+
+def ensure_writable_dir(folder: str | os.PathLike[str], what: str = "--out") -> Path:
+    """Create ``folder`` (and its parents) and prove it takes a file, before any long work:
+    a read-only or full disk is one line naming the folder and the reason, checked up front
+    instead of a traceback after an hour of training. A probe file is written, synced and
+    removed; the folder is left in place."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise WriteError(f"cannot write to {folder}: it is a file ({what} must be a folder)")
+    with _writing(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".ferkit-probe-", dir=folder)
+        try:
+            os.write(fd, b"\0" * 4096)  # a full disk refuses data, not always the file
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(probe)
+    return folder
+
+
+def ensure_writable_file(target: str | os.PathLike[str], what: str = "--out") -> Path:
+    """:func:`ensure_writable_dir` for the folder a file will be written in."""
+    target = Path(target)
+    if target.is_dir():
+        raise WriteError(f"cannot write to {target}: it is a folder ({what} names a file)")
+    ensure_writable_dir(target.parent, what)
+    return target
 
 
 def _read_umask() -> int:
@@ -36,15 +94,17 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = ".tmp") -> Iterato
     ``VideoWriter``) need the target's own, e.g. ``suffix=".mp4"``.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
-    os.close(fd)
+    with _writing(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+        os.close(fd)
     try:
-        yield Path(tmp)
-        # mkstemp makes the file 0600; give it the mode a plain open() would (0666 - umask) so
-        # reports and models can be shared like any other file the user writes.
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, target)
+        with _writing(target):  # ENOSPC while the caller writes is this target's failure too
+            yield Path(tmp)
+            # mkstemp makes the file 0600; give it the mode a plain open() would (0666 - umask)
+            # so reports and models can be shared like any other file the user writes.
+            os.chmod(tmp, 0o666 & ~_UMASK)
+            os.replace(tmp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

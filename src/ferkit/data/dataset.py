@@ -21,7 +21,7 @@ from ferkit.data.decode import decode_cached, default_cache_dir
 from ferkit.data.fer_csv import looks_like_fer_csv, scan_fer_csv
 from ferkit.data.images import DEFAULT_MAX_PIXELS, Color, crop_box, peek_image
 from ferkit.data.problems import Problem
-from ferkit.data.scan import Scan, ScannedSplit
+from ferkit.data.scan import Scan, ScannedSplit, path_kind
 from ferkit.data.vocabulary import canonical_name, require_canonical
 from ferkit.data.yolo import YAML_NAMES, find_yaml, scan_yolo
 from ferkit.errors import DatasetError, SplitNotFoundError
@@ -194,6 +194,8 @@ def _scan_layout(
                 raise DatasetError(f"{path}: CSV header lacks the 'emotion' and 'pixels' columns")
             return scan_fer_csv(path, progress)
         raise DatasetError(f"{path}: not a dataset (expected a folder, a data.yaml or a CSV)")
+    if not path.is_dir():  # a FIFO, socket or device: never opened (a FIFO would block)
+        raise DatasetError(f"{path}: {path_kind(path)[1]}")
     if not os.access(path, os.R_OK | os.X_OK):
         raise DatasetError(f"{path}: folder is not readable")
     if yaml_path := find_yaml(path):
@@ -304,7 +306,9 @@ def _materialise(
     return decoded.images, labels, [entries[i].ref for i in decoded.ok], hit
 
 
-def _empty_class_warnings(split: Split) -> list[Problem]:
+def _empty_class_warnings(split: Split, unreadable: Sequence[str] = ()) -> list[Problem]:
+    """A warning per class without samples; a class whose folder could not be read is already
+    reported as such (``unreadable-folder``), not as empty."""
     return [
         Problem(
             "empty-class",
@@ -314,8 +318,17 @@ def _empty_class_warnings(split: Split) -> list[Problem]:
             split=split.name,
         )
         for name, n in split.counts().items()
-        if n == 0
+        if n == 0 and name not in unreadable
     ]
+
+
+def _root(path: str | os.PathLike[str]) -> Path:
+    """The dataset path made absolute, links resolved; a link loop is a DatasetError (Python
+    3.11's ``resolve`` raises RuntimeError on one, later versions OSError)."""
+    try:
+        return Path(path).expanduser().resolve()
+    except (RuntimeError, OSError) as exc:
+        raise DatasetError(f"{path}: cannot resolve the path: {exc}") from None
 
 
 def peek_format(
@@ -323,7 +336,7 @@ def peek_format(
 ) -> tuple[int, Color]:
     """The image size and colour :func:`load_dataset` would pick for ``path``, from file headers
     only: a caller can choose another size before paying for decoding every image."""
-    root = Path(path).expanduser().resolve()
+    root = _root(path)
     names = folders.class_names(class_names)
     return _infer_format(_scan(root, False, progress=False, names=names), None, None)
 
@@ -354,7 +367,7 @@ def load_dataset(
     a preset (``"rafdb"``: RAF-DB's ``1`` ... ``7``; ``"fer2013"``: ``0`` ... ``6``), or
     ``"1=surprise,2=fear"``, or a mapping; the classes then carry the emotion names.
     """
-    root = Path(path).expanduser().resolve()
+    root = _root(path)
     scan = _scan(root, keep_unknown_classes, progress, folders.class_names(class_names))
     if splits is not None:
         wanted = [resolve_split_name(s, scan.splits) for s in splits]
@@ -374,7 +387,7 @@ def load_dataset(
         images, labels, refs, hit = _materialise(scanned, size, colour, options, problems)
         loaded[name] = Split(name, images, labels, refs, list(scan.classes), canonical)
         cached[name] = hit
-        problems += _empty_class_warnings(loaded[name])
+        problems += _empty_class_warnings(loaded[name], scanned.unreadable)
     if strict and problems:
         raise DatasetError(f"{root}: {len(problems)} problem(s) found (strict mode)", problems)
     return Dataset(

@@ -16,7 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ferkit.data.problems import Problem
-from ferkit.data.scan import Scan, ScannedSplit
+from ferkit.data.scan import Scan, ScannedSplit, path_kind
 from ferkit.data.vocabulary import FER2013_CSV_ORDER
 from ferkit.errors import DatasetError
 
@@ -25,7 +25,10 @@ REQUIRED = ("emotion", "pixels")
 
 
 def looks_like_fer_csv(path: Path) -> bool:
-    """True when the first line of ``path`` names the emotion and pixels columns."""
+    """True when the first line of ``path`` names the emotion and pixels columns (never for a
+    FIFO or device named ``.csv``: opening one would block)."""
+    if path_kind(path)[0] != "file":
+        return False
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
             header = fh.readline()

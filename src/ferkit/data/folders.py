@@ -18,7 +18,16 @@ from pathlib import Path
 
 from ferkit.data.images import is_image_name
 from ferkit.data.problems import Problem
-from ferkit.data.scan import Entry, Scan, ScannedSplit, list_files, non_image_problem
+from ferkit.data.scan import (
+    Entry,
+    Scan,
+    ScannedSplit,
+    entry_kind,
+    non_image_problem,
+    read_folder,
+    safe_subdirs,
+    walk_files,
+)
 from ferkit.data.vocabulary import FER2013_CSV_ORDER, canonical_name, require_canonical
 from ferkit.errors import DatasetError
 
@@ -35,7 +44,8 @@ PRESET_DATASETS = {"rafdb": "RAF-DB", "fer2013": "FER2013"}  # each preset's dat
 
 
 def subdirs(folder: Path) -> list[Path]:
-    return [Path(e.path) for e in list_files(folder) if e.is_dir()]
+    """Sub-folders of ``folder`` (none when it cannot be listed; link loops are not folders)."""
+    return safe_subdirs(folder)
 
 
 def class_names(spec: str | Mapping[str, str] | None) -> dict[str, str] | None:
@@ -91,26 +101,23 @@ def detect(root: Path, names: Mapping[str, str] | None = None) -> str | None:
 def _walk_images(folder: Path, split: str, problems: list[Problem]) -> list[str]:
     """Every image below ``folder`` (sub-folders too, sorted); other files are reported."""
     found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = os.path.join(dirpath, name)
-            if is_image_name(name):
-                found.append(path)
-            else:
-                problems.append(non_image_problem(path, split))
+    for path in walk_files(folder, problems, split):  # links followed, loops reported
+        if is_image_name(path):
+            found.append(path)
+        else:
+            problems.append(non_image_problem(path, split))
     return found
 
 
 def _report_strays(folder: Path, split: str | None, problems: list[Problem]) -> None:
-    """Files lying beside class folders belong to no class."""
-    for e in list_files(folder):
-        if not e.is_dir():
-            problems.append(
-                Problem(
-                    "outside-class-folder", e.path, "file is not inside a class folder", split=split
-                )
-            )
+    """Files lying beside class folders belong to no class (links that lead nowhere, FIFOs and
+    an unreadable folder are reported as what they are)."""
+    for e in read_folder(folder, problems, split) or []:
+        kind, reason = entry_kind(e)
+        if kind == "file":
+            reason, kind = "file is not inside a class folder", "outside-class-folder"
+        if kind != "dir":
+            problems.append(Problem(kind, e.path, reason, split=split))
 
 
 def _class_dirs(
@@ -125,7 +132,7 @@ def _class_dirs(
         if _is_class(d.name, keep_unknown, names):
             dirs[_class_name(d.name, names)] = d
         else:
-            n = sum(len(files) for _, _, files in os.walk(d))
+            n = sum(len(files) for _, _, files in os.walk(d))  # links not followed: ends
             problems.append(
                 Problem(
                     "unknown-class-folder",
@@ -152,6 +159,8 @@ def scan_folders(
         for d in subdirs(root):
             if any(_is_class(c.name, keep_unknown, names) for c in subdirs(d)):
                 split_dirs[d.name] = d
+            elif read_folder(d, problems) is None:
+                continue  # reported as unreadable, not as a folder without classes
             else:
                 problems.append(
                     Problem(
@@ -168,10 +177,12 @@ def scan_folders(
     index = {name: i for i, name in enumerate(classes)}
     splits: dict[str, ScannedSplit] = {}
     for split, dirs in per_split.items():
-        entries = [
-            Entry(path, index[name])
-            for name, folder in dirs.items()
-            for path in _walk_images(folder, split, problems)
-        ]
-        splits[split] = ScannedSplit(name=split, entries=entries)
+        entries: list[Entry] = []
+        unread: list[str] = []
+        for name, folder in dirs.items():
+            before = len(problems)
+            entries += [Entry(p, index[name]) for p in _walk_images(folder, split, problems)]
+            if any(p.path == str(folder) for p in problems[before:]):
+                unread.append(name)  # its folder could not be read: not an empty class
+        splits[split] = ScannedSplit(name=split, entries=entries, unreadable=unread)
     return Scan("folders", root, classes, splits, problems)

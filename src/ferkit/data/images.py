@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import os
+import stat
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +26,30 @@ Box = tuple[float, float, float, float]
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".pgm", ".ppm", ".pnm"}
 )
-DEFAULT_MAX_PIXELS = 40_000_000
+# 100 megapixels: a 48 MP phone photo (8064x6048) or a 61 MP camera photo decodes at full size
+# (300 MB as RGB); a file declaring more is refused as a possible decompression bomb, except a
+# JPEG, which is decoded at a reduced scale instead (and says so, see ``decoded_scale``).
+DEFAULT_MAX_PIXELS = 100_000_000
 # JPEG can be decoded at 1/2, 1/4 or 1/8 scale, so memory stays bounded up to 64x the limit.
 _JPEG_DRAFT_FACTOR = 64
+
+
+# What Pillow raises on a hostile or damaged file, at open or at decode: besides OSError, a
+# ValueError ("Decompressed data too large" for a huge PNG text chunk), SyntaxError (bad
+# headers), struct.error, EOFError, and index/type/arithmetic errors from crafted fields.
+DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    OverflowError,
+    MemoryError,
+)
 
 
 @dataclass(frozen=True)
@@ -81,14 +104,49 @@ def crop_box(width: int, height: int, box: Box) -> tuple[int, int, int, int]:
     return round(left), round(top), round(left + sx), round(top + sy)
 
 
+def check_regular_file(path: str | os.PathLike[str]) -> int:
+    """The size in bytes of ``path``, or :class:`ImageProblem` when it is not a regular file.
+
+    Checked with ``os.stat`` before anything opens it: ``open()`` on a FIFO named ``.jpg``
+    blocks for ever, and a socket or device is no image either."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        from ferkit.data.scan import path_kind  # the same words a folder scan uses
+
+        kind, reason = path_kind(path)
+        if kind in ("dir", "file"):  # raced: gone between the two calls
+            kind, reason = "unreadable-file", f"cannot read file: {exc.strerror or exc}"
+        raise ImageProblem(kind, reason) from exc
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageProblem("not-a-regular-file", "a folder, not an image file")
+    if not stat.S_ISREG(st.st_mode):
+        from ferkit.data.scan import path_kind
+
+        raise ImageProblem(*path_kind(path))
+    return st.st_size
+
+
+def _decode_problem(exc: BaseException) -> ImageProblem:
+    """The per-file problem for any decode failure Pillow raises (see DECODE_ERRORS)."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, MemoryError):
+        return ImageProblem("image-too-large", "not enough memory to decode the image")
+    if "decompressed data too large" in text.lower():
+        return ImageProblem(
+            "corrupt-image",
+            f"a metadata chunk is too large to decompress safely ({text})",
+        )
+    if "truncat" in text.lower():
+        return ImageProblem("truncated-image", f"truncated image: {text}")
+    return ImageProblem("corrupt-image", f"corrupt image data: {text}")
+
+
 def _open_checked(
     path: Path, size: int | None, max_pixels: int, box: Box | None = None
 ) -> Image.Image:
     """Open lazily and refuse what is empty, unidentifiable or too large to decode safely."""
-    try:
-        nbytes = path.stat().st_size
-    except OSError as exc:
-        raise ImageProblem("unreadable-file", f"cannot read file: {exc.strerror}") from exc
+    nbytes = check_regular_file(path)
     if nbytes == 0:
         raise ImageProblem("empty-file", "empty file (0 bytes)")
     try:
@@ -106,6 +164,8 @@ def _open_checked(
         ) from exc
     except OSError as exc:
         raise ImageProblem("unreadable-file", f"cannot read file: {exc}") from exc
+    except DECODE_ERRORS as exc:
+        raise _decode_problem(exc) from exc
     width, height = img.size
     pixels = width * height
     limit = max_pixels * (_JPEG_DRAFT_FACTOR if img.format == "JPEG" else 1)
@@ -119,11 +179,11 @@ def _open_checked(
     if img.format == "JPEG" and (size is not None or pixels > max_pixels):
         # JPEG decodes at 1/2..1/8 scale for free; a face cropped later needs its own pixels
         scale = 1.0 if box is None else max(box[2], box[3], 1e-3)
-        target = (
-            (math.ceil(size / scale), math.ceil(size / scale))
-            if size is not None
-            else (width // 8 or 1, height // 8 or 1)
-        )
+        if size is not None:
+            target = (math.ceil(size / scale), math.ceil(size / scale))
+        else:  # the least reduction (1/2, 1/4, 1/8) that fits the limit
+            factor = next((f for f in (2, 4, 8) if pixels / (f * f) <= max_pixels), 8)
+            target = (math.ceil(width / factor), math.ceil(height / factor))
         img.draft(img.mode, target)
     return img
 
@@ -154,20 +214,21 @@ def decode_image(
             if size is not None and img.size != (size, size):
                 img = img.resize((size, size), Image.Resampling.BILINEAR)
             arr = np.asarray(img, dtype=np.uint8)
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        text = str(exc)
-        kind = "truncated-image" if "truncat" in text.lower() else "corrupt-image"
-        label = "truncated image" if kind == "truncated-image" else "corrupt image data"
-        raise ImageProblem(kind, f"{label}: {text}") from exc
+    except DECODE_ERRORS as exc:
+        raise _decode_problem(exc) from exc
     finally:
         img.close()
     return arr[:, :, None] if arr.ndim == 2 else arr
 
 
 def peek_image(path: str | os.PathLike[str]) -> tuple[int, int, str] | None:
-    """(width, height, mode) from the header without decoding, or None if unreadable."""
+    """(width, height, mode) from the header without decoding, or None if unreadable (or not
+    a regular file: a FIFO would block the ``open``)."""
     try:
-        with Image.open(path) as img:
-            return img.size[0], img.size[1], img.mode
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        check_regular_file(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                return img.size[0], img.size[1], img.mode
+    except (ImageProblem, Image.DecompressionBombError, *DECODE_ERRORS):
         return None

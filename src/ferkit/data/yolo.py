@@ -17,14 +17,52 @@ import yaml
 
 from ferkit.data.images import Box, is_image_name
 from ferkit.data.problems import Problem
-from ferkit.data.scan import Entry, Scan, ScannedSplit, list_files, non_image_problem
+from ferkit.data.scan import (
+    Entry,
+    Scan,
+    ScannedSplit,
+    entry_kind,
+    non_image_problem,
+    path_kind,
+    read_folder,
+)
 from ferkit.errors import DatasetError
 
 SPLIT_KEYS = ("train", "val", "test")
 YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml")
 _DEFAULT_FOLDERS = (("train", "train"), ("val", "valid"), ("val", "val"), ("test", "test"))
 FULL_IMAGE = 0.98  # a box at least this wide and tall is the whole image: nothing is cropped
-MAX_LABEL_BYTES = 1 << 20  # a label file is a few lines; more is not a label file
+MAX_LABEL_BYTES = 1 << 20  # a label file is a few lines; a larger one is refused, not cut
+MAX_FACES_PER_IMAGE = 64  # more labelled faces than this in one image: the file is refused
+MAX_YAML_BYTES = 1 << 20  # a data.yaml is a few hundred bytes
+MAX_YAML_DEPTH = 32  # nesting of lists/mappings in data.yaml
+
+
+class _DataYamlLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses aliases (``*name``: a billion-laughs file expands a few
+    lines into billions of items) and nesting deeper than MAX_YAML_DEPTH (a 5000-deep
+    ``[[[...]]]`` would exhaust Python's recursion limit); no data.yaml needs either."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.events.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(
+                None, None, "YAML aliases (*name) are not accepted in data.yaml", mark
+            )
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested more than {MAX_YAML_DEPTH} levels deep", mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def find_yaml(root: Path) -> Path | None:
@@ -36,14 +74,30 @@ def find_yaml(root: Path) -> Path | None:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    """The yaml's mapping; a file that is too large, not regular, uses aliases or nests too
+    deeply is a DatasetError naming it and the reason, never a MemoryError or RecursionError."""
+    kind, reason = path_kind(path)
+    if kind != "file":
+        raise DatasetError(f"{path}: unreadable data.yaml: {reason}")
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_YAML_BYTES + 1)
+        if len(raw) > MAX_YAML_BYTES:
+            raise DatasetError(
+                f"{path}: unreadable data.yaml: larger than {MAX_YAML_BYTES:,} bytes "
+                "(a data.yaml names a few folders and classes)"
+            )
+        doc = yaml.load(raw.decode("utf-8"), Loader=_DataYamlLoader)  # a SafeLoader
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: unreadable data.yaml: {exc}") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise DatasetError(f"{path}: unreadable data.yaml, invalid YAML{at}") from exc
+        why = getattr(exc, "problem", None)
+        detail = f": {why}" if why else ""
+        raise DatasetError(f"{path}: unreadable data.yaml, invalid YAML{at}{detail}") from exc
+    except (RecursionError, MemoryError) as exc:
+        raise DatasetError(f"{path}: unreadable data.yaml: too deeply nested or too large") from exc
     if not isinstance(doc, dict):
         raise DatasetError(f"{path}: unreadable data.yaml, expected a mapping of keys")
     return doc
@@ -64,8 +118,12 @@ def _class_names(doc: dict[str, Any], path: Path, problems: list[Problem]) -> li
         names = [by_id[i] for i in range(len(by_id))]
     if not isinstance(names, list) or not names:
         raise DatasetError(f"{path}: data.yaml has no 'names' list of classes")
+    if not all(isinstance(n, str | int | float) and not isinstance(n, bool) for n in names):
+        raise DatasetError(f"{path}: 'names' must list class names (text), not nested values")
     names = [str(n) for n in names]
     nc = doc.get("nc")
+    if nc is not None and not isinstance(nc, int):
+        nc = f"{type(nc).__name__} (not a number)"
     if nc is not None and nc != len(names):
         problems.append(
             Problem(
@@ -211,14 +269,27 @@ def read_labels(
     """The faces of one label file, one per line: (class id, box or None, line number), and
     (problem kind, reason) for each line that cannot be used. A file with one face gives one
     sample, with several (a photo of a group) one sample per face."""
+    kind, reason = path_kind(path)
+    if kind != "file":
+        return [], [(kind, reason)]
     try:
         with open(path, "rb") as fh:
-            text = fh.read(MAX_LABEL_BYTES).decode("utf-8", errors="replace")
+            raw = fh.read(MAX_LABEL_BYTES + 1)
     except OSError as exc:
-        return [], [("unreadable-label", f"cannot read label file: {exc.strerror}")]
+        return [], [("unreadable-label", f"cannot read label file: {exc.strerror or exc}")]
+    if len(raw) > MAX_LABEL_BYTES:
+        reason = f"label file larger than {MAX_LABEL_BYTES:,} bytes; image skipped"
+        return [], [("label-too-large", reason)]
+    text = raw.decode("utf-8", errors="replace")
     lines = [(n, line.split()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
     if not lines:
         return [], [("empty-label", "empty label file")]
+    if len(lines) > MAX_FACES_PER_IMAGE:
+        reason = (
+            f"{len(lines):,} labelled faces, more than the limit of {MAX_FACES_PER_IMAGE} per "
+            "image; image skipped"
+        )
+        return [], [("too-many-faces", reason)]
     faces, problems = [], []
     where = (lambda n: f"line {n}: ") if len(lines) > 1 else (lambda n: "")
     for n, tokens in lines:
@@ -250,11 +321,14 @@ def _label_files(labels_dir: Path, split: str, problems: list[Problem]) -> dict[
             )
         )
         return labels
-    for e in list_files(labels_dir):
-        if e.is_file() and e.name.endswith(".txt"):
+    for e in read_folder(labels_dir, problems, split) or []:
+        kind, reason = entry_kind(e)
+        if kind not in ("file", "dir"):
+            problems.append(Problem(kind, e.path, reason, split=split))
+        elif kind == "file" and e.name.endswith(".txt"):
             if e.name != "classes.txt":
                 labels[e.name[:-4]] = e.path
-        elif e.is_dir():
+        elif kind == "dir":
             problems.append(
                 Problem(
                     "unexpected-folder", e.path, "folder inside labels/ is ignored", split=split
@@ -272,8 +346,12 @@ def _scan_split(
     labels = _label_files(labels_dir, split, problems)
     entries: list[Entry] = []
     seen: dict[str, str] = {}
-    for e in list_files(images_dir):
-        if e.is_dir():
+    for e in read_folder(images_dir, problems, split) or []:
+        kind, reason = entry_kind(e)
+        if kind not in ("file", "dir"):
+            problems.append(Problem(kind, e.path, reason, split=split))
+            continue
+        if kind == "dir":
             problems.append(
                 Problem(
                     "unexpected-folder", e.path, "folder inside images/ is ignored", split=split

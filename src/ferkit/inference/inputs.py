@@ -17,8 +17,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ferkit.data import images
 from ferkit.data.images import ImageProblem, decode_image, is_image_name
 from ferkit.data.problems import Problem
+from ferkit.data.scan import file_key, path_kind, walk_files
 from ferkit.errors import FerkitError
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm"})
@@ -58,43 +60,33 @@ def _kind(path: Path) -> Kind:
     return "video" if is_video_name(path) else "image"
 
 
-def _kept_dirs(
-    here: Path, dirs: list[str], exclude: Path | None, out: CollectedInputs
-) -> list[str]:
-    """The subfolders to walk into, sorted; links and the output folder are recorded instead."""
-    kept = []
-    for name in sorted(dirs):
-        path = here / name
-        if path.is_symlink():
-            out.skipped.append(Problem("folder-link", str(path), "link to a folder: not followed"))
-        elif exclude is not None and path.resolve() == exclude:
-            out.skipped.append(Problem("output-folder", str(path), "the output folder: not read"))
-        else:
-            kept.append(name)
-    return kept
+# what a folder walk records that the user must hear about as an error (exit 1), not a skip
+_ERROR_KINDS = frozenset({"unreadable-folder", "unreadable-file"})
 
 
-def _walk(folder: Path, base: Path, out: CollectedInputs, exclude: Path | None) -> None:
-    """Every image and video under ``folder``, sorted; everything else is recorded as skipped.
+def _walk(folder: Path, base: Path, out: CollectedInputs, exclude: tuple[int, int] | None) -> None:
+    """Every image and video under ``folder``, sorted; everything else is recorded.
 
     Folder links are not followed (a link back up the tree would never end); file links are.
-    ``exclude`` (the output folder) is not read, so a second run over ``.`` with ``--out
-    ./preds`` does not predict on the first run's annotated copies.
+    Only regular files are read: a FIFO named ``.jpg`` would block ``open`` for ever. A folder
+    that cannot be read is an error. ``exclude`` (the output folder) is not read, so a second
+    run over ``.`` with ``--out ./preds`` does not predict on the first run's annotated copies.
     """
     found = 0
-    for root, dirs, files in os.walk(folder, followlinks=False):
-        here = Path(root)
-        dirs[:] = _kept_dirs(here, dirs, exclude, out)
-        for name in sorted(files):
-            path = here / name
-            if is_image_name(name) or is_video_name(name):
-                out.files.append(InputFile(path, _kind(path), base / path.relative_to(folder)))
-                found += 1
-            else:
-                suffix = path.suffix or "(none)"
-                reason = f"not an image or video file (extension {suffix})"
-                out.skipped.append(Problem("not-an-image", str(path), reason))
-    if not found:
+    problems: list[Problem] = []
+    excluded = [exclude] if exclude is not None else []
+    for name in walk_files(folder, problems, follow_links=False, exclude=excluded):
+        path = Path(name)
+        if is_image_name(name) or is_video_name(name):
+            out.files.append(InputFile(path, _kind(path), base / path.relative_to(folder)))
+            found += 1
+        else:
+            suffix = path.suffix or "(none)"
+            reason = f"not an image or video file (extension {suffix})"
+            problems.append(Problem("not-an-image", str(path), reason))
+    for problem in problems:
+        (out.errors if problem.kind in _ERROR_KINDS else out.skipped).append(problem)
+    if not found and not any(p.kind in _ERROR_KINDS for p in problems):
         out.skipped.append(Problem("no-images", str(folder), "folder holds no image or video file"))
 
 
@@ -105,26 +97,28 @@ def collect_inputs(
 
     A file is read whatever its extension (a photo saved without one still decodes), as a video
     when its extension says so; a folder contributes the image and video files below it. A
-    path that does not exist is an error. Output names mirror the inputs: a file keeps its
-    name, a folder's files keep their path below the folder, under the folder's own name.
-    Folders are not searched below ``exclude`` (the output folder).
+    path that does not exist, is a link loop or is not a regular file (a FIFO, a device) is an
+    error. Output names mirror the inputs: a file keeps its name, a folder's files keep their
+    path below the folder, under the folder's own name. Folders are not searched below
+    ``exclude`` (the output folder).
     """
     out = CollectedInputs([], [], [])
-    excluded = Path(exclude).resolve() if exclude is not None else None
+    excluded = file_key(exclude) if exclude is not None else None
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
-            _walk(path, Path(path.resolve().name or "input"), out, excluded)
-        elif path.is_file():
+        kind, reason = path_kind(path)
+        if kind == "dir":
+            _walk(path, Path(Path(os.path.realpath(path)).name or "input"), out, excluded)
+        elif kind == "file":
             out.files.append(InputFile(path, _kind(path), Path(path.name)))
-        elif path.is_symlink():
-            out.errors.append(Problem("unreadable-file", str(path), "broken link"))
-        else:
+        elif kind == "unreadable-file" and not os.path.lexists(path):
             out.errors.append(Problem("missing", str(path), "no such file or folder"))
-    seen: set[Path] = set()
+        else:
+            out.errors.append(Problem(kind, str(path), reason))
+    seen: set[tuple[int, int] | str] = set()
     unique = []
     for file in out.files:
-        key = file.path.resolve()
+        key = file_key(file.path) or os.path.abspath(file.path)
         if key not in seen:
             seen.add(key)
             unique.append(file)
@@ -132,16 +126,54 @@ def collect_inputs(
     return out
 
 
+@dataclass(frozen=True)
+class ReadImage:
+    """An image's pixels as decoded, and the original's size: ``scale`` > 1 when a JPEG over
+    the pixel limit was decoded at a reduced scale (1/2, 1/4 or 1/8; see ``DEFAULT_MAX_PIXELS``
+    in :mod:`ferkit.data.images`), so boxes found in ``pixels`` are multiplied by ``scale`` to
+    be in the original's coordinates."""
+
+    pixels: np.ndarray
+    width: int
+    height: int
+    scale: float = 1.0
+
+    def reduction(self, path: str | os.PathLike[str]) -> Problem | None:
+        """The warning that says detection ran at a reduced scale, or None at full scale."""
+        if self.scale == 1.0:
+            return None
+        h, w = self.pixels.shape[:2]
+        reason = (
+            f"{self.width}x{self.height} is over the limit of {images.DEFAULT_MAX_PIXELS:,} "
+            f"pixels: faces were found at 1/{self.scale:g} scale ({w}x{h}); boxes and landmarks "
+            "are in the original's coordinates, the annotated copy is at the reduced scale"
+        )
+        return Problem("reduced-scale", str(path), reason, severity="warning")
+
+
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """(H, W, 3) uint8 RGB pixels of an image file, or :class:`UnreadableInputError` saying why.
 
-    Decoded at full size (face detection needs the detail); the data layer's pixel limit still
-    refuses decompression bombs, and a JPEG beyond it is decoded at a reduced scale.
+    Decoded at full size (face detection needs the detail) up to the data layer's pixel limit
+    (100 megapixels: a 48 MP phone photo is read whole); past it a decompression bomb is
+    refused, and a JPEG is decoded at a reduced scale (:func:`read_image_scaled` says which).
     """
+    return read_image_scaled(path).pixels
+
+
+def read_image_scaled(path: str | os.PathLike[str]) -> ReadImage:
+    """:func:`read_image` plus the original's size and the scale it was decoded at."""
     try:
-        return decode_image(path, color="rgb")
+        pixels = decode_image(path, color="rgb", max_pixels=images.DEFAULT_MAX_PIXELS)
     except ImageProblem as exc:
         raise UnreadableInputError(Problem(exc.kind, str(path), exc.reason)) from None
+    height, width = pixels.shape[:2]
+    header = images.peek_image(path)
+    if header is None or header[0] * header[1] <= width * height:
+        return ReadImage(pixels, width, height)
+    big, small = max(header[:2]), min(header[:2])  # EXIF rotation may have swapped the sides
+    full = (big, small) if width >= height else (small, big)
+    return ReadImage(pixels, full[0], full[1], full[0] / width)
 
 
 # -- video --------------------------------------------------------------------------------------

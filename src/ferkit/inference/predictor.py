@@ -29,10 +29,11 @@ from ferkit.faces import FRAMINGS, THRESHOLDS, Box, FaceDetector, create_detecto
 from ferkit.faces.images import check_image
 from ferkit.inference.inputs import (
     InputFile,
+    ReadImage,
     UnreadableInputError,
     VideoFrames,
     collect_inputs,
-    read_image,
+    read_image_scaled,
 )
 from ferkit.inference.model import (
     classify,
@@ -80,6 +81,30 @@ def _frame_items(video: VideoFrames, every: int) -> Iterator[tuple[np.ndarray, I
         height, width = frame.pixels.shape[:2]
         result = ImageResult(str(video.path), width, height, frame=frame.index, time_s=frame.time_s)
         yield frame.pixels, result, None
+
+
+def _to_original(result: ImageResult, read: ReadImage) -> ImageResult:
+    """``result`` in the original image's coordinates when it was decoded at a reduced scale
+    (a JPEG over the pixel limit): boxes, landmarks and size multiplied back."""
+    if read.scale == 1.0:
+        return result
+    s = read.scale
+    result.width, result.height = read.width, read.height
+    result.faces = [
+        dataclasses.replace(
+            face,
+            box=dataclasses.replace(
+                face.box,
+                left=round(face.box.left * s),
+                top=round(face.box.top * s),
+                width=round(face.box.width * s),
+                height=round(face.box.height * s),
+            ),
+            landmarks=None if face.landmarks is None else face.landmarks * s,
+        )
+        for face in result.faces
+    ]
+    return result
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -191,10 +216,11 @@ class Predictor:
         """
         if isinstance(image, np.ndarray):
             pixels, source = check_image(image), "<array>"
+            read = ReadImage(pixels, pixels.shape[1], pixels.shape[0])
         else:
-            pixels, source = read_image(image), str(image)
-        result = ImageResult(source, pixels.shape[1], pixels.shape[0])
-        return next(self._stream([(pixels, result, None)]))[0]
+            read, source = read_image_scaled(image), str(image)
+        result = ImageResult(source, read.pixels.shape[1], read.pixels.shape[0])
+        return _to_original(next(self._stream([(read.pixels, result, None)]))[0], read)
 
     def _prepare(self, image: np.ndarray, result: ImageResult, tag: Any) -> _Pending:
         """Find (or, with ``detect=False``, take) the faces and cut the crops to classify."""
@@ -313,16 +339,19 @@ class Predictor:
     # -- many inputs ----------------------------------------------------------------------
 
     def _read_images(
-        self, items: Sequence[InputFile], errors: list[Problem], bar: tqdm
-    ) -> Iterator[tuple[np.ndarray, ImageResult, InputFile]]:
+        self, items: Sequence[InputFile], report: PredictionReport, bar: tqdm
+    ) -> Iterator[tuple[np.ndarray, ImageResult, tuple[InputFile, ReadImage]]]:
         for item in items:
             try:
-                pixels = read_image(item.path)
+                read = read_image_scaled(item.path)
             except UnreadableInputError as exc:
-                errors.append(exc.problem)
+                report.errors.append(exc.problem)
                 bar.update()
                 continue
-            yield pixels, ImageResult(str(item.path), pixels.shape[1], pixels.shape[0]), item
+            if (reduced := read.reduction(item.path)) is not None:
+                report.warnings.append(reduced)
+            height, width = read.pixels.shape[:2]
+            yield read.pixels, ImageResult(str(item.path), width, height), (item, read)
 
     def predict_many(
         self,
@@ -351,10 +380,12 @@ class Predictor:
         images = [item for item in found.files if item.kind == "image"]
         videos = [item for item in found.files if item.kind == "video"]
         with tqdm(total=len(found.files), desc="predict", unit="file", disable=not progress) as bar:
-            for result, pixels, item in self._stream(self._read_images(images, report.errors, bar)):
-                if writer is not None:
+            for result, pixels, (item, read) in self._stream(
+                self._read_images(images, report, bar)
+            ):
+                if writer is not None:  # drawn on the pixels the faces were found in
                     result.annotated = writer.write_image(item, pixels, result)
-                report.images.append(result)
+                report.images.append(_to_original(result, read))
                 bar.update()
             for item in videos:
                 try:
