@@ -559,3 +559,34 @@ def test_resume_removes_stale_temp_files_and_says_so(
     assert not stale.exists() and not other.exists() and keep.exists()
     err = capsys.readouterr().err
     assert f"removed {stale}" in err and "interrupted write" in err
+
+
+def test_card_fields_are_checked_before_any_file_is_opened(svm_run: Path) -> None:
+    good = _read_card(svm_run)
+    for key, value, message in [
+        ("image_size", 10**9, r"image_size must be an integer in \[1, 1024\]"),
+        ("image_size", "96", "image_size must be an integer"),
+        ("color", "cmyk", "color must be 'gray' or 'rgb'"),
+        ("classes", "angry", "classes must be a non-empty list"),
+        ("canonical", ["angry"], "classes and canonical differ"),
+    ]:
+        _write_card(svm_run, {**good, key: value})
+        with pytest.raises(FerkitError, match=rf"model\.json: {message}"):
+            load_run(svm_run)
+
+
+def test_network_card_must_match_its_architecture(net_run: Path) -> None:
+    card = _read_card(net_run)
+    _write_card(net_run, {**card, "classes": CLASSES[:2], "canonical": CLASSES[:2]})
+    with pytest.raises(FerkitError, match=r"architecture \(3 classes, 3 channel\(s\)\) does not"):
+        load_run(net_run, backend="torch")
+
+
+def test_network_without_checksum_is_refused_on_the_onnx_path_too(net_run: Path) -> None:
+    card = _read_card(net_run)
+    del card["weights_sha256"]
+    card["onnx"] = {"file": "model.onnx", "sha256": "0" * 64}  # no weights_sha256 either
+    _write_card(net_run, card)
+    for backend in ("auto", "onnx", "torch"):
+        with pytest.raises(FerkitError, match="has no weights_sha256"):
+            load_run(net_run, backend=backend)

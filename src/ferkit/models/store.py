@@ -29,6 +29,7 @@ from ferkit.errors import FerkitError
 from ferkit.models.checks import CARD, card_file, checked_bytes, expected_sha256, sha256
 
 SKOPS_FILE = "model.skops"
+MAX_IMAGE_SIZE = 1024  # the side images are resized to; also the networks' limit
 # numpy scalar types an array node may be cast to: plain numbers, nothing callable beyond that
 _NUMPY_SCALARS = frozenset(
     f"numpy.{name}"
@@ -196,7 +197,12 @@ def _load_sklearn_estimator(run_dir: Path, card: dict[str, Any]) -> Any:
 
 
 def _load_network_estimator(run_dir: Path, card: dict[str, Any], backend: str) -> Any:
-    """onnxruntime when the backend allows it and the run has a verified export, else torch."""
+    """onnxruntime when the backend allows it and the run has a verified export, else torch.
+
+    The card's weights checksum is required whichever backend runs: an old or edited card
+    cannot slip through the ONNX path (whose export entry is matched against it).
+    """
+    expected_sha256(run_dir, card)
     if backend != "torch":
         from ferkit.models.onnx_run import load_onnx_estimator  # no torch import on this path
 
@@ -222,6 +228,27 @@ def read_card(run_dir: Path) -> dict[str, Any]:
     return card
 
 
+def check_card(card: dict[str, Any], card_path: Path) -> None:
+    """The fields every run's card needs, type- and range-checked before any file is opened:
+    a tampered ``image_size`` would otherwise make the data layer allocate what it says."""
+    missing = {"classes", "canonical", "image_size", "color"} - set(card)
+    if missing:
+        raise FerkitError(f"{card_path}: card lacks {sorted(missing)}")
+    for key in ("classes", "canonical"):
+        names = card[key]
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise FerkitError(f"{card_path}: {key} must be a non-empty list of names")
+    if len(card["canonical"]) != len(card["classes"]):
+        raise FerkitError(f"{card_path}: classes and canonical differ in length")
+    size = card["image_size"]
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_IMAGE_SIZE:
+        raise FerkitError(
+            f"{card_path}: image_size must be an integer in [1, {MAX_IMAGE_SIZE}], got {size!r}"
+        )
+    if card["color"] not in ("gray", "rgb"):
+        raise FerkitError(f"{card_path}: color must be 'gray' or 'rgb', got {card['color']!r}")
+
+
 def load_run(run_dir: str | Path, backend: str | None = None) -> Run:
     """Load a run folder (or a shipped model by name); errors name the file and the reason.
 
@@ -243,15 +270,13 @@ def load_run(run_dir: str | Path, backend: str | None = None) -> Run:
     card = read_card(run_dir)
     card_path = run_dir / CARD
     kind = card.get("kind")
+    if kind not in ("sklearn", "torch"):
+        raise FerkitError(f"{card_path}: unsupported run kind {kind!r}")
+    check_card(card, card_path)
     if kind == "sklearn":
         estimator = _load_sklearn_estimator(run_dir, card)
-    elif kind == "torch":
-        estimator = _load_network_estimator(run_dir, card, backend)
     else:
-        raise FerkitError(f"{card_path}: unsupported run kind {kind!r}")
-    missing = {"classes", "canonical", "image_size", "color"} - set(card)
-    if missing:
-        raise FerkitError(f"{card_path}: card lacks {sorted(missing)}")
+        estimator = _load_network_estimator(run_dir, card, backend)
     return Run(
         run_dir,
         kind,

@@ -259,7 +259,16 @@ def load_torch_estimator(run_dir: Path, card: dict[str, Any]) -> TorchClassifier
         model = build_network(card["architecture"])
     except FerkitError as exc:
         raise FerkitError(f"{card_path}: {exc}") from exc
-    channels = card["architecture"]["in_channels"]
+    arch = card["architecture"]
+    channels = arch["in_channels"]
+    if arch["num_classes"] != len(card["classes"]) or channels != (
+        1 if card["color"] == "gray" else 3
+    ):
+        raise FerkitError(
+            f"{card_path}: the architecture ({arch['num_classes']} classes, {channels} "
+            f"channel(s)) does not match the card ({len(card['classes'])} classes, "
+            f"{card['color']})"
+        )
     for key in ("mean", "std"):
         value = card.get(key)
         numbers = isinstance(value, list) and all(
