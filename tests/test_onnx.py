@@ -233,11 +233,12 @@ def test_fixed_batch_and_standalone_file(exported: dict[str, Path], tmp_path: Pa
 
 
 def test_sklearn_runs_cannot_be_exported(tmp_path: Path) -> None:
-    from sklearn.dummy import DummyClassifier
+    from ferkit.models.svm import SVMClassifier
 
-    x, y = np.zeros((6, 16)), np.array([0, 1, 2] * 2)
+    x, y = np.random.default_rng(0).normal(size=(6, 16)), np.array([0, 1, 2] * 2)
     card = {"classes": ["a", "b", "c"], "canonical": ["a", "b", "c"], "image_size": 4}
-    save_sklearn_run(tmp_path / "svm", DummyClassifier().fit(x, y), {**card, "color": "gray"})
+    clf = SVMClassifier(kernel="linear").fit(x, y)
+    save_sklearn_run(tmp_path / "svm", clf, {**card, "color": "gray"})
     with pytest.raises(FerkitError, match="only network runs can be exported"):
         export_onnx(tmp_path / "svm")
     assert load_run(tmp_path / "svm", backend="onnx").backend == "sklearn"  # nothing to force

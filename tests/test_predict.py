@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,9 +43,9 @@ CLASSES = ["angry", "happy", "sad"]
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
-    """{"svm": raw-pixel SVM run (no probabilities), "proba": logistic regression run}."""
-    from sklearn.linear_model import LogisticRegression
+    """{"svm": raw-pixel SVM run (no probabilities), "proba": SVC with probabilities}."""
     from sklearn.pipeline import Pipeline
+    from sklearn.svm import SVC  # with probabilities; in the allow-list of ferkit runs
 
     from conftest import make_folders
     from ferkit.data import load_dataset
@@ -62,9 +63,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
         )
         train = load_dataset(data_dir, progress=False).split("train")
         pipe = Pipeline(
-            [("features", RawPixels(progress=False, cache=False)), ("clf", LogisticRegression())]
+            [
+                ("features", RawPixels(progress=False, cache=False)),
+                ("clf", SVC(probability=True, random_state=0)),
+            ]
         )
-        pipe.fit(train.images, train.labels)
+        with warnings.catch_warnings():  # sklearn 1.9 deprecates probability=True, which
+            warnings.simplefilter("ignore", FutureWarning)  # the allow-list's SVC still has
+            pipe.fit(train.images, train.labels)
         card = {"classes": train.classes, "canonical": train.canonical}
         save_sklearn_run(root / "proba", pipe, {**card, "image_size": 24, "color": "gray"})
     yield {"svm": root / "svm", "proba": root / "proba"}

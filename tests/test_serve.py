@@ -356,9 +356,9 @@ def test_slow_inference_times_out_with_504_and_busy_with_503(
 
 @pytest.fixture(scope="module")
 def proba_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A raw-pixel logistic regression (24x24 gray): arbitrary answers, but probabilities."""
-    from sklearn.linear_model import LogisticRegression
+    """A raw-pixel SVC (24x24 gray): arbitrary answers, but Platt probabilities."""
     from sklearn.pipeline import Pipeline
+    from sklearn.svm import SVC  # with probabilities; in the allow-list of ferkit runs
 
     from conftest import make_folders
     from ferkit.data import load_dataset
@@ -370,9 +370,14 @@ def proba_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         mp.setenv("FERKIT_CACHE_DIR", str(root / "cache"))
         train = load_dataset(make_folders(root / "d", per_class=4), progress=False).split("train")
         pipe = Pipeline(
-            [("features", RawPixels(progress=False, cache=False)), ("clf", LogisticRegression())]
+            [
+                ("features", RawPixels(progress=False, cache=False)),
+                ("clf", SVC(probability=True, random_state=0)),
+            ]
         )
-        pipe.fit(train.images, train.labels)
+        with warnings.catch_warnings():  # sklearn 1.9 deprecates probability=True, which
+            warnings.simplefilter("ignore", FutureWarning)  # the allow-list's SVC still has
+            pipe.fit(train.images, train.labels)
         card = {"classes": train.classes, "canonical": train.canonical}
         save_sklearn_run(root / "proba", pipe, {**card, "image_size": 24, "color": "gray"})
     return root / "proba"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -97,6 +98,11 @@ def test_tampered_or_missing_run_files(tmp_path: Path) -> None:
     x, y = blobs(d=16)
     save_sklearn_run(tmp_path / "run", SVMClassifier().fit(x, y), _card())
     (tmp_path / "run" / "model.skops").write_bytes(b"PK\x03\x04 garbage")
+    with pytest.raises(FerkitError, match=r"model\.skops: weights do not match the checksum"):
+        load_run(tmp_path / "run")
+    card = json.loads((tmp_path / "run" / "model.json").read_text())
+    card["weights_sha256"] = hashlib.sha256(b"PK\x03\x04 garbage").hexdigest()
+    (tmp_path / "run" / "model.json").write_text(json.dumps(card))
     with pytest.raises(FerkitError, match=r"model\.skops: cannot load the model"):
         load_run(tmp_path / "run")
     with pytest.raises(FerkitError, match="not a ferkit run"):
@@ -232,13 +238,13 @@ def test_evaluate_without_a_split_scores_an_unsplit_folder_whole(tmp_path: Path)
 def _pixel_svm_run(root: Path, out: Path, name: str, C: float) -> Path:
     """A real saved run: flatten pixels -> SVM, trained on the fixture's train split."""
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import FunctionTransformer
 
     from ferkit.data import load_dataset
+    from ferkit.features.raw import RawPixels
 
     ds = load_dataset(root)
     train = ds.split("train")
-    flat = FunctionTransformer(np.reshape, kw_args={"shape": (-1, 24 * 24)})
+    flat = RawPixels(progress=False, cache=False)  # a type ferkit's allow-list admits
     pipe = Pipeline([("flat", flat), ("svm", SVMClassifier(kernel="linear", C=C))])
     pipe.fit(train.images, train.labels)
     card = {
@@ -475,7 +481,7 @@ def test_ship_run_copies_a_loadable_run_with_its_command(
     with pytest.raises(FerkitError, match="over the"):
         weights.ship_run(tmp_path / "r", "big", command, dest=dest)
     (tmp_path / "r" / "model.skops").write_bytes(b"not a zip")
-    with pytest.raises(FerkitError, match="cannot load the model"):
+    with pytest.raises(FerkitError, match="weights do not match the checksum"):
         weights.ship_run(tmp_path / "r", "broken", command, dest=dest)
     assert not (dest / "big").exists() and not (dest / "broken").exists()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -205,7 +206,7 @@ def test_tampered_or_truncated_weights_error_clearly(data: Path, tmp_path: Path)
         load_run(out)
     weights.write_bytes(bytes(blob[:100]))
     card = json.loads((out / "model.json").read_text())
-    del card["weights_sha256"]
+    card["weights_sha256"] = hashlib.sha256(bytes(blob[:100])).hexdigest()
     (out / "model.json").write_text(json.dumps(card))
     with pytest.raises(FerkitError, match=r"model.safetensors.*not a readable safetensors"):
         load_run(out)

@@ -654,6 +654,24 @@ def export(
         )
 
 
+@app.command()
+def trust(
+    run: Annotated[Path, typer.Argument(help="Run folder whose files you trust.")],
+    force: Annotated[
+        bool, typer.Option(help="Also replace a checksum the file no longer matches.")
+    ] = False,
+) -> None:
+    """Verify a run's files load safely and record their SHA-256 (runs from older ferkit)."""
+    from ferkit.models.trust import trust_run
+
+    try:
+        lines = trust_run(run, force=force)
+    except (FerkitError, OSError) as exc:
+        raise _fail(exc) from None
+    for line in lines:
+        typer.echo(line)
+
+
 def _number(text: str) -> float | str:
     try:
         return float(text)

@@ -189,7 +189,9 @@ def _checked_onnx_bytes(run_dir: Path, card: dict[str, Any]) -> tuple[Path, byte
             f"{run_dir / 'model.json'}: the run has no ONNX export (run `ferkit export "
             f"{run_dir} --onnx`)"
         )
-    path = run_dir / str(entry.get("file") or ONNX_FILE)
+    from ferkit.models.checks import card_file
+
+    path = card_file(run_dir, entry.get("file") or ONNX_FILE, "ONNX file")
     if not path.is_file():
         raise _NoExport(f"{path}: the ONNX file named in model.json is missing")
     data = path.read_bytes()  # hash the very bytes the session gets: no swap in between

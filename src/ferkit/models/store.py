@@ -1,8 +1,11 @@
 """A run folder holds one trained model: its weights and a JSON card that says how to feed it.
 
 Model files must load without executing code, so scikit-learn models are saved with skops
-(never pickle or joblib) and every type they contain is checked against an allow-list of the
-estimator families ferkit itself builds before loading. The JSON card (``model.json``) carries
+(never pickle or joblib) and every node of the file's schema is checked, before anything is
+built, against an explicit list of the exact types ferkit's own pipelines contain (no module
+prefixes: a prefix such as ``builtins.`` or ``numpy.`` admits ``exec`` and ``full_like``, and
+skops' own default trust admits callables like ``FunctionTransformer``). The card records the
+SHA-256 of the weights, which every load checks. The JSON card (``model.json``) carries
 the classes, their canonical names and the preprocessing (image size, colour), so ``evaluate``
 and ``predict`` can feed any dataset to any run.
 """
@@ -11,7 +14,9 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +26,50 @@ import skops.io as sio
 from ferkit import __version__, io
 from ferkit.data.dataset import Split
 from ferkit.errors import FerkitError
+from ferkit.models.checks import CARD, card_file, checked_bytes, expected_sha256, sha256
 
-CARD = "model.json"
 SKOPS_FILE = "model.skops"
-# Type prefixes a ferkit sklearn run may contain; anything else in a file is refused.
-_TRUSTED_PREFIXES = (
-    "sklearn.",
-    "numpy.",
-    "scipy.",
-    "builtins.",
-    "ferkit.features.",
-    "ferkit.models.svm.",
+MAX_IMAGE_SIZE = 1024  # the side images are resized to; also the networks' limit
+# numpy scalar types an array node may be cast to: plain numbers, nothing callable beyond that
+_NUMPY_SCALARS = frozenset(
+    f"numpy.{name}"
+    for name in (
+        *("bool", "bool_", "float16", "float32", "float64"),
+        *(f"{sign}int{bits}" for sign in ("", "u") for bits in (8, 16, 32, 64)),
+    )
 )
+# Every (skops loader, type) pair a ferkit scikit-learn run may contain; anything else in a
+# file is refused before skops builds anything. Derived from what `ferkit svm` writes for
+# every feature x method (tests/test_model_security.py keeps it exact). No loader that calls
+# a function (FunctionNode, PartialNode, MethodNode, OperatorFuncNode, ConstructorFromReduce)
+# is listed: ferkit's pipelines hold none.
+ALLOWED_SKOPS_TYPES: dict[str, frozenset[str]] = {
+    "ObjectNode": frozenset(
+        {
+            "ferkit.features.embedding.DlibEmbedding",
+            "ferkit.features.hog.HOG",
+            "ferkit.features.landmarks.Landmarks68",
+            "ferkit.features.network.NetworkEmbedding",
+            "ferkit.features.raw.RawPixels",
+            "ferkit.features.sharpness.MatchSharpness",
+            "ferkit.models.svm.SVMClassifier",
+            "sklearn.decomposition._pca.PCA",
+            "sklearn.kernel_approximation.Nystroem",
+            "sklearn.linear_model._ridge.RidgeClassifier",
+            "sklearn.pipeline.Pipeline",
+            "sklearn.preprocessing._data.StandardScaler",
+            "sklearn.preprocessing._label.LabelBinarizer",
+            "sklearn.svm._classes.LinearSVC",
+            "sklearn.svm._classes.SVC",
+        }
+    ),
+    "DictNode": frozenset({"builtins.dict"}),
+    "ListNode": frozenset({"builtins.list"}),
+    "TupleNode": frozenset({"builtins.tuple"}),
+    "JsonNode": frozenset({"builtins.str"}),
+    "TypeNode": frozenset({"builtins.str"}),  # the key type of a dict
+    "NdArrayNode": frozenset({"numpy.ndarray"}) | _NUMPY_SCALARS,
+}
 
 
 @dataclass
@@ -88,35 +125,84 @@ def save_sklearn_run(run_dir: str | Path, estimator: Any, card: dict[str, Any]) 
         "kind": "sklearn",
         "ferkit_version": __version__,
         "weights": SKOPS_FILE,
+        "weights_sha256": sha256(data),
         **card,
     }
     io.write_json(run_dir / CARD, full)
     return run_dir
 
 
-def _load_skops(path: Path) -> Any:
-    data = path.read_bytes()
-    untrusted = sio.get_untrusted_types(data=data)
-    refused = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
-    if refused:
-        raise FerkitError(f"{path}: refuses to load unexpected types {refused}")
-    return sio.loads(data, trusted=untrusted)
+def _schema_nodes(obj: Any) -> Iterator[tuple[str, str]]:
+    """(loader, module.class) of every node in a skops schema, however deeply nested.
+
+    Any dict with a ``__loader__`` is a node skops would build; one lacking its module or
+    class is reported as such rather than skipped.
+    """
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "__loader__" in item:
+                module, name = item.get("__module__"), item.get("__class__")
+                yield str(item["__loader__"]), f"{module}.{name}"
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
-def _load_sklearn_estimator(run_dir: Path, card: dict[str, Any]) -> Any:
-    weights = run_dir / card.get("weights", SKOPS_FILE)
-    if not weights.is_file():
-        raise FerkitError(f"{weights}: model file is missing")
+def refused_types(data: bytes, source: Path) -> list[str]:
+    """Types in skops file ``data`` outside ``ALLOWED_SKOPS_TYPES`` (empty: safe to load).
+
+    Functions and other nodes whose loader is not allowed at all are named with the loader,
+    e.g. ``builtins.exec (FunctionNode)``.
+    """
     try:
-        return _load_skops(weights)
+        with zipfile.ZipFile(BytesIO(data)) as archive:
+            schema = json.loads(archive.read("schema.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise FerkitError(f"{source}: cannot load the model: not a skops file ({exc})") from exc
+    refused = set()
+    for loader, name in _schema_nodes(schema):
+        if name not in ALLOWED_SKOPS_TYPES.get(loader, ()):
+            refused.add(name if loader in ALLOWED_SKOPS_TYPES else f"{name} ({loader})")
+    return sorted(refused)
+
+
+def load_skops_bytes(data: bytes, source: Path) -> Any:
+    """The estimator in skops bytes ``data``; refused (naming ``source`` and the types) unless
+    every node is in ``ALLOWED_SKOPS_TYPES``, so no attacker-chosen callable is ever built."""
+    refused = refused_types(data, source)
+    if refused:
+        raise FerkitError(
+            f"{source}: refuses to load unexpected types {refused} (ferkit's own models "
+            "contain none of them; the file was not written by ferkit or was tampered with)"
+        )
+    try:
+        untrusted = sio.get_untrusted_types(data=data)
+        outside = sorted(set(untrusted) - set().union(*ALLOWED_SKOPS_TYPES.values()))
+        if outside:  # skops saw a type the schema walk did not: refuse rather than guess
+            raise FerkitError(f"{source}: refuses to load unexpected types {outside}")
+        return sio.loads(data, trusted=untrusted)
     except FerkitError:
         raise
     except Exception as exc:  # skops raises many types on a damaged file
-        raise FerkitError(f"{weights}: cannot load the model: {exc}") from exc
+        raise FerkitError(f"{source}: cannot load the model: {exc}") from exc
+
+
+def _load_sklearn_estimator(run_dir: Path, card: dict[str, Any]) -> Any:
+    weights = card_file(run_dir, card.get("weights", SKOPS_FILE), "weights")
+    if not weights.is_file():
+        raise FerkitError(f"{weights}: model file is missing")
+    return load_skops_bytes(checked_bytes(weights, expected_sha256(run_dir, card)), weights)
 
 
 def _load_network_estimator(run_dir: Path, card: dict[str, Any], backend: str) -> Any:
-    """onnxruntime when the backend allows it and the run has a verified export, else torch."""
+    """onnxruntime when the backend allows it and the run has a verified export, else torch.
+
+    The card's weights checksum is required whichever backend runs: an old or edited card
+    cannot slip through the ONNX path (whose export entry is matched against it).
+    """
+    expected_sha256(run_dir, card)
     if backend != "torch":
         from ferkit.models.onnx_run import load_onnx_estimator  # no torch import on this path
 
@@ -126,6 +212,41 @@ def _load_network_estimator(run_dir: Path, card: dict[str, Any], backend: str) -
     from ferkit.models.torch_run import load_torch_estimator  # torch only when needed
 
     return load_torch_estimator(run_dir, card)
+
+
+def read_card(run_dir: Path) -> dict[str, Any]:
+    """The run folder's ``model.json`` as a dict, or a FerkitError naming it and why."""
+    card_path = run_dir / CARD
+    if not card_path.is_file():
+        raise FerkitError(f"{run_dir}: not a ferkit run (no {CARD})")
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise FerkitError(f"{card_path}: unreadable model card: {exc}") from exc
+    if not isinstance(card, dict):
+        raise FerkitError(f"{card_path}: the model card is not a JSON object")
+    return card
+
+
+def check_card(card: dict[str, Any], card_path: Path) -> None:
+    """The fields every run's card needs, type- and range-checked before any file is opened:
+    a tampered ``image_size`` would otherwise make the data layer allocate what it says."""
+    missing = {"classes", "canonical", "image_size", "color"} - set(card)
+    if missing:
+        raise FerkitError(f"{card_path}: card lacks {sorted(missing)}")
+    for key in ("classes", "canonical"):
+        names = card[key]
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise FerkitError(f"{card_path}: {key} must be a non-empty list of names")
+    if len(card["canonical"]) != len(card["classes"]):
+        raise FerkitError(f"{card_path}: classes and canonical differ in length")
+    size = card["image_size"]
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_IMAGE_SIZE:
+        raise FerkitError(
+            f"{card_path}: image_size must be an integer in [1, {MAX_IMAGE_SIZE}], got {size!r}"
+        )
+    if card["color"] not in ("gray", "rgb"):
+        raise FerkitError(f"{card_path}: color must be 'gray' or 'rgb', got {card['color']!r}")
 
 
 def load_run(run_dir: str | Path, backend: str | None = None) -> Run:
@@ -146,25 +267,16 @@ def load_run(run_dir: str | Path, backend: str | None = None) -> Run:
         from ferkit.weights import shipped_path
 
         run_dir = shipped_path(run_dir.name)
+    card = read_card(run_dir)
     card_path = run_dir / CARD
-    if not card_path.is_file():
-        raise FerkitError(f"{run_dir}: not a ferkit run (no {CARD})")
-    try:
-        card = json.loads(card_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise FerkitError(f"{card_path}: unreadable model card: {exc}") from exc
-    if not isinstance(card, dict):
-        raise FerkitError(f"{card_path}: the model card is not a JSON object")
     kind = card.get("kind")
+    if kind not in ("sklearn", "torch"):
+        raise FerkitError(f"{card_path}: unsupported run kind {kind!r}")
+    check_card(card, card_path)
     if kind == "sklearn":
         estimator = _load_sklearn_estimator(run_dir, card)
-    elif kind == "torch":
-        estimator = _load_network_estimator(run_dir, card, backend)
     else:
-        raise FerkitError(f"{card_path}: unsupported run kind {kind!r}")
-    missing = {"classes", "canonical", "image_size", "color"} - set(card)
-    if missing:
-        raise FerkitError(f"{card_path}: card lacks {sorted(missing)}")
+        estimator = _load_network_estimator(run_dir, card, backend)
     return Run(
         run_dir,
         kind,

@@ -8,45 +8,132 @@ from the registry and refuses a weights file that was altered after training.
 
 from __future__ import annotations
 
-import hashlib
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors.torch import load, save
 
 from ferkit import __version__, io
 from ferkit.errors import FerkitError
+from ferkit.models.checks import card_file, checked_bytes, expected_sha256, sha256
 
 WEIGHTS_FILE = "model.safetensors"
+# A network over either budget is refused before any real allocation: ferkit's largest family
+# (resnet50) has 24M parameters, so these leave room while stopping a card that asks for
+# petabytes (``width: 1e6``).
+MAX_PARAMETERS = 200_000_000
+MAX_BYTES = 4 * 2**30
+# Inclusive (low, high) ranges of every architecture value a card may carry; None: a float
+# range open at the low end (dropout and width must be above it).
+_INT_RANGES = {
+    "num_classes": (2, 10_000),
+    "in_channels": (1, 3),
+    "image_size": (1, 1024),
+    "dense_units": (1, 65_536),
+    "depth": (1, 16),
+}
+_FLOAT_RANGES = {"width": (0.0, 16.0), "sharpness_target": (0.0, 1e6)}
+_RATES = ("dropout", "conv_dropout")
+
+
+def _check_value(key: str, value: Any) -> None:
+    """One architecture value against its range (unknown options are the registry's job)."""
+    if key in _INT_RANGES:
+        low, high = _INT_RANGES[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise FerkitError(
+                f"architecture {key} must be an integer in [{low}, {high}], got {value!r}"
+            )
+    elif key in _FLOAT_RANGES:
+        low, high = _FLOAT_RANGES[key]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not math.isfinite(value) or not low < value <= high:
+            raise FerkitError(
+                f"architecture {key} must be a number in ({low:g}, {high:g}], got {value!r}"
+            )
+    elif key in _RATES:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not 0 <= value < 1:
+            raise FerkitError(f"architecture {key} must be a number in [0, 1), got {value!r}")
+    elif key == "flip_average" and not isinstance(value, bool):
+        raise FerkitError(f"architecture flip_average must be true or false, got {value!r}")
+
+
+def check_architecture(config: Any) -> dict[str, Any]:
+    """``config`` with every value type- and range-checked, before anything is built.
+
+    A tampered card must fail with a message here, not make torch allocate what it asks for.
+    """
+    if not isinstance(config, dict):
+        raise FerkitError(f"architecture must be a JSON object, got {type(config).__name__}")
+    for key in ("name", "num_classes", "in_channels", "image_size"):
+        if key not in config:
+            raise FerkitError(f"architecture lacks {key!r}")
+    if not isinstance(config["name"], str):
+        raise FerkitError(f"architecture name must be a string, got {config['name']!r}")
+    kwargs = config.get("kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise FerkitError(f"architecture kwargs must be a JSON object, got {kwargs!r}")
+    for key in ("num_classes", "in_channels", "image_size"):
+        _check_value(key, config[key])
+    for key, value in kwargs.items():
+        _check_value(str(key), value)
+    return {**config, "kwargs": dict(kwargs)}
+
+
+def _check_budget(config: dict[str, Any]) -> None:
+    """Build the network on torch's meta device (no memory) and refuse one over budget."""
+    from ferkit.models.nets import create_model
+
+    # the sharpness prefilter computes its (weightless, image-size bounded) blur matrices
+    # from real values, which the meta device has not: it is left out of the count
+    kwargs = {k: v for k, v in config["kwargs"].items() if k != "sharpness_target"}
+    with torch.device("meta"):
+        meta = create_model(
+            config["name"],
+            config["num_classes"],
+            config["in_channels"],
+            config["image_size"],
+            **kwargs,
+        )
+    tensors = [*meta.parameters(), *meta.buffers()]
+    count = sum(t.numel() for t in tensors)
+    size = sum(t.numel() * t.element_size() for t in tensors)
+    if count > MAX_PARAMETERS or size > MAX_BYTES:
+        raise FerkitError(
+            f"architecture {config['name']!r} would have {count:,} parameters "
+            f"({size / 2**30:.1f} GiB); the limit is {MAX_PARAMETERS:,} "
+            f"({MAX_BYTES / 2**30:.0f} GiB)"
+        )
 
 
 def build_network(config: dict[str, Any]) -> torch.nn.Module:
-    """Rebuild a registered network from its ``config`` (as ``Network.config`` gives it)."""
+    """Rebuild a registered network from its ``config`` (as ``Network.config`` gives it).
+
+    Every value is range-checked and the size measured on the meta device first, so a
+    tampered card is a FerkitError instead of an allocation of whatever it asks for.
+    """
     from ferkit.models.nets import create_model
 
-    try:
-        return create_model(
-            config["name"],
-            int(config["num_classes"]),
-            int(config["in_channels"]),
-            int(config["image_size"]),
-            **dict(config.get("kwargs") or {}),
-        )
-    except KeyError as exc:
-        raise FerkitError(f"architecture lacks {exc}") from exc
+    config = check_architecture(config)
+    _check_budget(config)
+    return create_model(
+        config["name"],
+        config["num_classes"],
+        config["in_channels"],
+        config["image_size"],
+        **config["kwargs"],
+    )
 
 
 def state_dict_bytes(model: torch.nn.Module) -> bytes:
     """The model's tensors as safetensors bytes (contiguous CPU copies, fp32 kept as is)."""
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     return save(tensors, metadata={"format": "pt", "producer": f"ferkit {__version__}"})
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def save_torch_run(run_dir: str | Path, model: torch.nn.Module, card: dict[str, Any]) -> Path:
@@ -74,18 +161,19 @@ def save_torch_run(run_dir: str | Path, model: torch.nn.Module, card: dict[str, 
     return run_dir
 
 
-def load_weights(path: Path, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
-    """Tensors of a safetensors file; a damaged or altered file is a clear FerkitError."""
-    if not path.is_file():
-        raise FerkitError(f"{path}: model file is missing")
-    if expected_sha256 is not None and sha256(path.read_bytes()) != expected_sha256:
-        raise FerkitError(
-            f"{path}: weights do not match the checksum in model.json (altered or damaged file)"
-        )
+def load_weights(path: Path, expected: str) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file whose bytes match the SHA-256 ``expected``; a damaged or
+    altered file is a clear FerkitError. Parses the very bytes that were hashed."""
+    data = checked_bytes(path, expected)
+    return parse_safetensors(data, path)
+
+
+def parse_safetensors(data: bytes, source: Path) -> dict[str, torch.Tensor]:
+    """The tensors in safetensors ``data`` (header + raw tensors: no code runs)."""
     try:
-        return load_file(str(path))
+        return load(data)
     except (SafetensorError, OSError, ValueError) as exc:
-        raise FerkitError(f"{path}: not a readable safetensors file: {exc}") from exc
+        raise FerkitError(f"{source}: not a readable safetensors file: {exc}") from exc
 
 
 def load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:
@@ -165,12 +253,33 @@ def to_input(images: np.ndarray, mean: torch.Tensor, std: torch.Tensor) -> torch
 def load_torch_estimator(run_dir: Path, card: dict[str, Any]) -> TorchClassifier:
     """The card's network with its checked weights, ready to predict."""
     card_path = run_dir / "model.json"
+    if "architecture" not in card:
+        raise FerkitError(f"{card_path}: card lacks 'architecture'")
     try:
         model = build_network(card["architecture"])
-    except KeyError as exc:
-        raise FerkitError(f"{card_path}: card lacks {exc}") from exc
     except FerkitError as exc:
         raise FerkitError(f"{card_path}: {exc}") from exc
-    weights = run_dir / card.get("weights", WEIGHTS_FILE)
-    load_state(model, load_weights(weights, card.get("weights_sha256")), weights)
+    arch = card["architecture"]
+    channels = arch["in_channels"]
+    if arch["num_classes"] != len(card["classes"]) or channels != (
+        1 if card["color"] == "gray" else 3
+    ):
+        raise FerkitError(
+            f"{card_path}: the architecture ({arch['num_classes']} classes, {channels} "
+            f"channel(s)) does not match the card ({len(card['classes'])} classes, "
+            f"{card['color']})"
+        )
+    for key in ("mean", "std"):
+        value = card.get(key)
+        numbers = isinstance(value, list) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in value
+        )
+        if not numbers or len(value) != channels or (key == "std" and min(value) <= 0):
+            raise FerkitError(
+                f"{card_path}: {key} must be a list of {channels} finite numbers"
+                f"{' > 0' if key == 'std' else ''}, got {value!r}"
+            )
+    weights = card_file(run_dir, card.get("weights", WEIGHTS_FILE), "weights")
+    load_state(model, load_weights(weights, expected_sha256(run_dir, card)), weights)
     return TorchClassifier(model, card["mean"], card["std"])

@@ -9,7 +9,9 @@ resumed run draws the same batches it would have drawn uninterrupted.
 
 The run folder: ``model.safetensors`` + ``model.json`` (best weights so far, loadable by
 ``ferkit evaluate`` at any time), ``checkpoint.pt`` (last epoch; loaded with
-``weights_only=True``), ``history.json``, ``curves.png`` and, once finished, ``train.json``.
+``weights_only=True`` once its SHA-256 matches ``checkpoint.sha256.json``, see
+:mod:`ferkit.training.checkpoint`), ``history.json``, ``curves.png`` and, once finished,
+``train.json``.
 """
 
 from __future__ import annotations
@@ -32,10 +34,10 @@ from ferkit.data.sharpness import MODES as SHARPNESS_MODES
 from ferkit.data.sharpness import matching_target
 from ferkit.errors import FerkitError, SplitNotFoundError
 from ferkit.models.torch_run import build_network
+from ferkit.training.checkpoint import CHECKPOINT, load_checkpoint, remove_stale_temps
 from ferkit.training.history import history_summary
-from ferkit.training.loop import Loop, Progress, TrainState
+from ferkit.training.loop import Loop, Progress, TrainState, _log
 
-CHECKPOINT = "checkpoint.pt"
 BALANCING = ("none", "undersample", "weights")
 TTA_MODES = ("none", "flip")  # test-time augmentation recorded in the saved architecture
 
@@ -208,15 +210,13 @@ def _check_run_dir(out: Path, resume: bool) -> dict[str, Any] | None:
     """The checkpoint to resume from, or None for a fresh run; never overwrite a finished one."""
     ckpt = out / CHECKPOINT
     if resume:
-        if not ckpt.is_file():
+        if not ckpt.exists():
             if (out / "model.json").is_file():
                 raise FerkitError(f"{out}: has a model but no {CHECKPOINT}; nothing to resume")
             return None
-        try:
-            return torch.load(ckpt, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a damaged checkpoint: torch raises several types
-            raise FerkitError(f"{ckpt}: cannot read the checkpoint: {exc}") from exc
-    if ckpt.is_file() or (out / "model.json").is_file():
+        remove_stale_temps(out, _log)  # e.g. a checkpoint write cut short by kill -9
+        return load_checkpoint(out)
+    if ckpt.exists() or (out / "model.json").is_file():
         raise FerkitError(
             f"{out}: already holds a run; pass --resume to continue it or choose another --out"
         )
@@ -276,7 +276,7 @@ def train_network(
         spawn(cfg, prepared, card, out, saved, progress)
     else:
         run_worker(0, 1, cfg, prepared, card, out, saved, progress, on_batch, on_epoch)
-    state = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
+    state = load_checkpoint(out)
     summary = {
         "config": asdict(cfg),
         **prepared.info,

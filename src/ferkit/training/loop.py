@@ -25,8 +25,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ferkit import io
-from ferkit.models.torch_run import save_torch_run
+from ferkit.errors import FerkitError
+from ferkit.models.torch_run import load_state, save_torch_run
 from ferkit.training.augment import augment, build_augmentation
+from ferkit.training.checkpoint import CHECKPOINT, save_checkpoint
 
 if TYPE_CHECKING:
     from ferkit.training.deep import PreparedData, TrainConfig
@@ -288,8 +290,6 @@ class Loop:
         if improved:
             card = {**self.card, "val_accuracy": state.best_accuracy, "epoch": state.best_epoch}
             save_torch_run(self.out, self.net, card)
-        from ferkit.training.deep import CHECKPOINT
-
         checkpoint = {
             "epoch": state.epoch,
             "model": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
@@ -304,8 +304,7 @@ class Loop:
             "config": json.dumps(asdict(self.cfg)),
             "parameters": sum(p.numel() for p in self.net.parameters()),
         }
-        with io.atomic_path(self.out / CHECKPOINT) as tmp:
-            torch.save(checkpoint, tmp)
+        save_checkpoint(self.out, checkpoint)
         io.write_json(self.out / "history.json", state.history)
         from ferkit.reports.training_figures import training_curves
 
@@ -313,9 +312,15 @@ class Loop:
         io.save_figure(training_curves(state.history, title), self.out / "curves.png", dpi=100)
 
     def _restore(self, saved: dict[str, Any]) -> None:
-        self.net.load_state_dict(saved["model"])
-        self.optimizer.load_state_dict(saved["optimizer"])
-        self.scheduler.load_state_dict(saved["scheduler"])
+        """Model, optimiser and scheduler state from a validated checkpoint; a state that does
+        not fit them (another architecture or optimiser) is a FerkitError naming the file."""
+        path = self.out / CHECKPOINT
+        load_state(self.net, saved["model"], path)
+        try:
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self.scheduler.load_state_dict(saved["scheduler"])
+        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+            raise FerkitError(f"{path}: optimiser or scheduler state does not fit: {exc}") from exc
 
     def _report(self, row: dict[str, float], state: TrainState) -> None:
         if not self.epoch_lines:
