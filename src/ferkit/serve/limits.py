@@ -124,3 +124,36 @@ class InferenceGate:
             return await asyncio.wait_for(asyncio.shield(future), deadline - time.monotonic())
         except TimeoutError:
             raise ServeError(504, f"inference did not finish within {self.timeout_s:g} s") from None
+
+
+class ClosingBoundary:
+    """Watches a multipart body for its closing delimiter (``--boundary--``).
+
+    The form parser ends quietly on a body cut short: the part being read is dropped and the
+    request would look like a form without a file (a misleading 422). With this watch the
+    server says what happened: the upload is incomplete (400). Only a delimiter-sized tail is
+    kept between chunks.
+    """
+
+    def __init__(self, receive: Receive, boundary: bytes) -> None:
+        self._receive = receive
+        self._needle = b"--" + boundary + b"--"
+        self._tail = b""
+        self.seen = False
+
+    async def __call__(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request" and not self.seen:
+            window = self._tail + message.get("body", b"")
+            self.seen = self._needle in window
+            self._tail = window[-len(self._needle) :]
+        return message
+
+
+def multipart_boundary(content_type: str) -> bytes | None:
+    """The ``boundary`` parameter of a multipart Content-Type (quotes removed), or None."""
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "boundary" and value.strip():
+            return value.strip().strip('"').encode("latin-1")
+    return None
