@@ -8,6 +8,7 @@ bounded in count and time. The rest talks to the app through FastAPI's TestClien
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import socket
@@ -412,3 +413,37 @@ def test_an_unexpected_failure_is_a_json_500(
     assert response.headers["content-type"] == "application/json"
     assert "internal server error (RuntimeError)" in response.json()["error"]
     assert "boom" not in response.text  # details stay in the server's log
+
+
+# -- a small request is not stuck behind big ones ------------------------------------------
+
+
+def test_a_freed_worker_goes_to_the_smallest_waiting_upload() -> None:
+    from ferkit.serve.limits import Slots
+
+    async def scenario() -> tuple[list[str], bool, int]:
+        slots = Slots(1)
+        assert await slots.acquire(0, 1.0)  # the one worker is busy
+        order: list[str] = []
+
+        async def job(name: str, cost: float) -> None:
+            assert await slots.acquire(cost, 5.0)
+            order.append(name)
+            slots.release()
+
+        waiting = [
+            asyncio.create_task(job(name, cost))
+            for name, cost in (("big", 9e6), ("small", 1e4), ("medium", 3e6))
+        ]
+        await asyncio.sleep(0.05)  # all three queued, in arrival order big, small, medium
+        timed_out = not await slots.acquire(1.0, 0.05)  # a wait that runs out leaks nothing
+        cancelled = asyncio.create_task(slots.acquire(5.0, 5.0))
+        await asyncio.sleep(0.01)
+        cancelled.cancel()  # a client that went away leaks nothing either
+        slots.release()
+        await asyncio.gather(*waiting)
+        return order, timed_out, slots.free
+
+    order, timed_out, free = asyncio.run(scenario())
+    assert order == ["small", "medium", "big"]
+    assert timed_out and free == 1

@@ -267,7 +267,8 @@ async def _predict(request: Request) -> JSONResponse:
                 await asyncio.wait_for(_receive_upload(request, state, dest), state.gate.timeout_s)
             except TimeoutError:
                 raise ServeError(408, "the upload did not arrive in time") from None
-        document = await state.gate.run(state.predict_file, path)
+            size = dest.tell()
+        document = await state.gate.run(state.predict_file, path, cost=size)
     finally:
         path.unlink(missing_ok=True)
     return JSONResponse(document)
