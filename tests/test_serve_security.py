@@ -184,6 +184,28 @@ def test_idle_and_kept_alive_connections_are_closed_too(shipped: Predictor) -> N
     assert max(closed.values()) < 3.5, closed
 
 
+def test_a_body_trickled_after_the_answer_is_cut_off(shipped: Predictor) -> None:
+    """The app answers 405 without reading the body; the client then trickles the body a byte
+    at a time: after the drain deadline (1 s) the connection is closed."""
+    with live_server(create_app(shipped), keep_alive_s=1) as port:
+        conn = connect(port)
+        conn.sendall(b"POST /api/health HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        start = time.monotonic()
+        answer, closed = b"", None
+        while closed is None and time.monotonic() - start < 5:
+            data = read_or_closed(conn)
+            if data == b"":
+                closed = time.monotonic() - start
+                break
+            answer += data or b""
+            with suppress(OSError):
+                conn.send(b"x")
+            time.sleep(0.2)
+        conn.close()
+    assert b" 405 " in answer.split(b"\r\n", 1)[0], answer
+    assert closed is not None and closed < 3, closed
+
+
 def test_connections_over_the_cap_are_refused_with_json_503(shipped: Predictor) -> None:
     with live_server(create_app(shipped), max_connections=5, header_timeout_s=5.0) as port:
         held = [connect(port) for _ in range(5)]

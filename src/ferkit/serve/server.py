@@ -74,6 +74,7 @@ class GuardedH11Protocol(H11Protocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._deadline_kind = ""
         self._partial = False  # bytes of a request whose headers are not complete yet
+        self._drained: object = None  # the request whose unwanted body is being drained
 
     # -- deadlines ----------------------------------------------------------------------------
 
@@ -115,12 +116,18 @@ class GuardedH11Protocol(H11Protocol):
         self._arm("headers", self.header_timeout_s)
 
     def data_received(self, data: bytes) -> None:
-        waiting = self.conn.their_state is h11.IDLE
-        if waiting and self._deadline_kind != "headers":
+        if self.conn.their_state is h11.IDLE and self._deadline_kind != "headers":
             self._arm("headers", self.header_timeout_s)  # the next request on a kept-alive one
-        self._partial = waiting
         super().data_received(data)
-        if self._deadline_kind == "headers" and self.conn.their_state is not h11.IDLE:
+        if self.conn.their_state is h11.IDLE:
+            # still waiting for (the rest of) a request's headers; also after a drained body
+            # whose next request began in the same bytes
+            if self._deadline_kind != "headers":
+                self._arm("headers", self.header_timeout_s)
+            self._partial = bool(self.conn.trailing_data[0])
+        elif self._deadline_kind == "headers" or (
+            self._deadline_kind == "body" and self.cycle is not self._drained
+        ):
             self._disarm()  # headers complete: the app bounds the body and the work
             self._partial = False
 
@@ -130,6 +137,7 @@ class GuardedH11Protocol(H11Protocol):
             # answered before the body ended (a refused upload): a little time to finish
             # sending, not a connection held open for ever by a trickle
             self._arm("body", self.drain_timeout_s)
+            self._drained = self.cycle
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
