@@ -33,7 +33,7 @@ with warnings.catch_warnings():
 from ferkit.errors import FerkitError
 from ferkit.inference import Predictor
 from ferkit.serve import create_app, server_config
-from ferkit.serve.server import check_exposure, check_token, is_loopback
+from ferkit.serve.auth import check_exposure, check_token, is_loopback
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -354,6 +354,13 @@ def test_short_tokens_are_refused() -> None:
     assert check_token(f" {TOKEN} ") == TOKEN
     with pytest.raises(FerkitError, match="at least 16"):
         check_token("secret")
+
+
+def test_create_app_refuses_an_empty_or_short_token(shipped: Predictor) -> None:
+    with pytest.raises(FerkitError, match="empty"):
+        create_app(shipped, token=" ")
+    with pytest.raises(FerkitError, match="at least 16"):
+        create_app(shipped, token="secret")
 
 
 def test_cli_refuses_every_interface_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,9 +23,10 @@ INSTALL_HINT = "pip install 'ferkit[serve]'"
 try:
     import fastapi  # noqa: F401
     import python_multipart  # noqa: F401  (FastAPI's form parser)
+    import uvicorn  # noqa: F401  (the server, and the protocol the guards extend)
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise FerkitError(
-        f"ferkit serve needs FastAPI and python-multipart ({exc}): {INSTALL_HINT}"
+        f"ferkit serve needs FastAPI, uvicorn and python-multipart ({exc}): {INSTALL_HINT}"
     ) from None
 
 from ferkit.serve.app import (  # noqa: E402
@@ -36,15 +37,13 @@ from ferkit.serve.app import (  # noqa: E402
     IMAGE_TYPES,
     create_app,
 )
+from ferkit.serve.auth import TOKEN_ENV, check_exposure, check_token  # noqa: E402
 from ferkit.serve.imaging import DEFAULT_MAX_DETECT_PIXELS, DEFAULT_MAX_FACES  # noqa: E402
 from ferkit.serve.limits import MiB, ServeError  # noqa: E402
 from ferkit.serve.server import (  # noqa: E402
     DEFAULT_HEADER_TIMEOUT_S,
     DEFAULT_KEEP_ALIVE_S,
     DEFAULT_MAX_CONNECTIONS,
-    TOKEN_ENV,
-    check_exposure,
-    check_token,
     server_config,
 )
 
@@ -71,10 +70,8 @@ def serve(
     inference threads). Binds to loopback unless ``host`` says otherwise; any other address
     needs a ``token`` (``None``: the ``FERKIT_SERVE_TOKEN`` environment variable) unless
     ``insecure``, checked before the model is loaded."""
-    try:
-        import uvicorn
-    except ImportError as exc:
-        raise FerkitError(f"ferkit serve needs uvicorn ({exc}): {INSTALL_HINT}") from None
+    import uvicorn
+
     token = check_token(token if token is not None else os.environ.get(TOKEN_ENV))
     check_exposure(host, token, insecure)
     app = create_app(

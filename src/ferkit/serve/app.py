@@ -32,10 +32,11 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ferkit.data.images import ImageProblem, decode_image
+from ferkit.errors import FerkitError
 from ferkit.inference import Predictor
 from ferkit.inference.results import FaceResult
 from ferkit.models.store import Run
-from ferkit.serve.auth import BearerAuth
+from ferkit.serve.auth import BearerAuth, check_token
 from ferkit.serve.imaging import (
     DEFAULT_MAX_DETECT_PIXELS,
     DEFAULT_MAX_FACES,
@@ -366,7 +367,10 @@ def create_app(
     app.state.serve = state
     _install_error_handlers(app)
     if token is not None:
-        app.add_middleware(BearerAuth, token=token)
+        checked = check_token(token)
+        if checked is None:  # an empty token would lock everyone out, or worse, no one
+            raise FerkitError("the serve token is empty")
+        app.add_middleware(BearerAuth, token=checked)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:

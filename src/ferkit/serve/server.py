@@ -26,23 +26,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
-import socket
 from typing import Any, ClassVar
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ferkit.errors import FerkitError
-
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 DEFAULT_KEEP_ALIVE_S = 5
 DEFAULT_MAX_CONNECTIONS = 256
 MAX_HEADER_BYTES = 16 * 1024
-MIN_TOKEN_CHARS = 16
-TOKEN_ENV = "FERKIT_SERVE_TOKEN"
 
 logger = logging.getLogger("ferkit.serve")
 
@@ -201,43 +195,3 @@ def server_config(
         log_level=log_level,
         timeout_graceful_shutdown=5,
     )
-
-
-def is_loopback(host: str) -> bool:
-    """True when ``host`` only reaches this machine: ``localhost`` or a loopback address. A name
-    is resolved; one that resolves to anything else (or not at all) is not loopback."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
-        return False
-    return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
-
-
-def check_token(token: str | None) -> str | None:
-    """The token, stripped, or ``None``; a FerkitError for one too short to resist guessing."""
-    if token is None or not token.strip():
-        return None
-    token = token.strip()
-    if len(token) < MIN_TOKEN_CHARS:
-        raise FerkitError(
-            f"the serve token is {len(token)} characters; use at least {MIN_TOKEN_CHARS} "
-            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe())')"
-        )
-    return token
-
-
-def check_exposure(host: str, token: str | None, insecure: bool) -> None:
-    """Refuse to listen beyond loopback without a token, unless the user says ``insecure``
-    (e.g. a reverse proxy or a firewall in front does the access control)."""
-    if token is None and not insecure and not is_loopback(host):
-        raise FerkitError(
-            f"refusing to listen on {host} without a token: anyone who can reach this machine "
-            f"could use the server. Pass --token (or set {TOKEN_ENV}), or --insecure when "
-            "something in front (a reverse proxy, a firewall) controls access"
-        )
