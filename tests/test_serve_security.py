@@ -476,3 +476,49 @@ def test_a_freed_worker_goes_to_the_smallest_waiting_upload() -> None:
     order, timed_out, free = asyncio.run(scenario())
     assert order == ["small", "medium", "big"]
     assert timed_out and free == 1
+
+
+def test_page_with_a_token_in_headless_chromium(
+    shipped: Predictor, astronaut: np.ndarray, tmp_path: Any, chromium: Any
+) -> None:
+    """The page asks for the token when the API answers 401, then works with it; a token in
+    the address's fragment is taken and wiped from the address bar."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(astronaut).save(photo)
+    driver = chromium
+    wait = WebDriverWait(driver, 60)
+    with live_server(create_app(shipped, token=TOKEN)) as port:
+        page = f"http://127.0.0.1:{port}/"
+        driver.get(page)
+        wait.until(ec.visibility_of_element_located((By.ID, "token")))
+        assert driver.find_element(By.ID, "model").text == "locked"
+        assert "needs an access token" in driver.find_element(By.ID, "status").text
+        driver.find_element(By.ID, "token").send_keys("wrong-token-0123456789")
+        driver.find_element(By.CSS_SELECTOR, "#token-form button").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "was refused"))
+        driver.find_element(By.ID, "token").send_keys(TOKEN)
+        driver.find_element(By.CSS_SELECTOR, "#token-form button").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "model"), SHIPPED))
+        assert not driver.find_element(By.ID, "token-form").is_displayed()
+        driver.find_element(By.ID, "file").send_keys(str(photo))
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#faces li.face")))
+        labels = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#faces .label")]
+        assert labels == ["happy"]
+
+        driver.execute_script("sessionStorage.clear()")
+        driver.get("about:blank")
+        driver.get(f"{page}#token={TOKEN}")  # a fresh page load
+        wait.until(ec.text_to_be_present_in_element((By.ID, "model"), SHIPPED))
+        assert "token" not in driver.current_url
+        assert not driver.find_element(By.ID, "token-form").is_displayed()
+
+        driver.execute_script("sessionStorage.clear()")
+        driver.get(page)
+        wait.until(ec.text_to_be_present_in_element((By.ID, "model"), "locked"))
+        driver.get(f"{page}#token={TOKEN}")  # the same page, a new fragment
+        wait.until(ec.text_to_be_present_in_element((By.ID, "model"), SHIPPED))
+        assert "token" not in driver.current_url
