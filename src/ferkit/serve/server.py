@@ -37,6 +37,7 @@ DEFAULT_HEADER_TIMEOUT_S = 10.0
 DEFAULT_KEEP_ALIVE_S = 5
 DEFAULT_MAX_CONNECTIONS = 256
 MAX_HEADER_BYTES = 16 * 1024
+REFUSAL_LOG_S = 10.0
 
 logger = logging.getLogger("ferkit.serve")
 
@@ -62,6 +63,8 @@ class GuardedH11Protocol(H11Protocol):
     header_timeout_s: ClassVar[float] = DEFAULT_HEADER_TIMEOUT_S
     drain_timeout_s: ClassVar[float] = float(DEFAULT_KEEP_ALIVE_S)
     max_connections: ClassVar[int] = DEFAULT_MAX_CONNECTIONS
+    refused: ClassVar[int] = 0  # connections refused since the last warning
+    refusal_logged_at: ClassVar[float] = float("-inf")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -103,11 +106,26 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_made(transport)
         if len(self.connections) > self.max_connections:
             message = f"server busy: {self.max_connections} connections are open already"
-            logger.warning("refusing %s: %s", _peer(self.client), message)
+            self._log_refusal(message)
             transport.write(raw_json_response(503, "Service Unavailable", message))
             transport.close()
             return
         self._arm("headers", self.header_timeout_s)
+
+    def _log_refusal(self, message: str) -> None:
+        """One warning per ``REFUSAL_LOG_S`` with the count: a flood of connections must not
+        become a flood of log lines."""
+        cls = type(self)
+        cls.refused += 1
+        now = self.loop.time()
+        if now - cls.refusal_logged_at >= REFUSAL_LOG_S:
+            logger.warning(
+                "refused %d connection(s), last from %s: %s",
+                cls.refused,
+                _peer(self.client),
+                message,
+            )
+            cls.refused, cls.refusal_logged_at = 0, now
 
     def data_received(self, data: bytes) -> None:
         if self.conn.their_state is h11.IDLE and self._deadline_kind != "headers":
