@@ -264,11 +264,14 @@ def big_photo(astronaut: np.ndarray) -> bytes:
 def test_big_photo_is_fast_with_boxes_in_its_own_pixels(
     client: TestClient, astronaut: np.ndarray
 ) -> None:
-    """Detection at full size took 7-12 s for this photo; on a 2 MP copy it takes about one."""
+    """Detection at full size took 7-14 s for this photo; on a 2 MP copy it takes about one.
+    Timed in this process's CPU seconds (the app runs in its threads), which other processes
+    on a busy machine do not inflate as they do wall time."""
     body = big_photo(astronaut)
-    start = time.monotonic()
+    start = time.process_time()
     response = post(client, body, "image/jpeg")
-    elapsed = time.monotonic() - start
+    cpu = time.process_time() - start
+    print(f"one 4600x3450 JPEG: {cpu:.2f} CPU s")
     assert response.status_code == 200, response.text
     document = response.json()
     assert (document["width"], document["height"]) == (4600, 3450)
@@ -279,7 +282,7 @@ def test_big_photo_is_fast_with_boxes_in_its_own_pixels(
     assert box["left"] >= 2010 and box["left"] + box["width"] <= 2400, box
     assert box["top"] >= 1120 and box["top"] + box["height"] <= 1600, box
     assert face["label"] == "happy"
-    assert elapsed < 6.0, f"{elapsed:.1f} s"
+    assert cpu < 4.0, f"{cpu:.1f} CPU s"
 
 
 def test_jpeg_over_the_pixel_limit_reports_the_uploads_size(shipped: Predictor) -> None:
