@@ -52,7 +52,8 @@ def start_server(model: str, port: int, workers: int) -> subprocess.Popen[bytes]
         "from ferkit.serve import serve; "
         f"serve({model!r}, port={port}, workers={workers}, log_level='warning')"
     )
-    return subprocess.Popen([sys.executable, "-c", code])
+    env = {k: v for k, v in os.environ.items() if k != "FERKIT_SERVE_TOKEN"}  # no token: loopback
+    return subprocess.Popen([sys.executable, "-c", code], env=env)
 
 
 def wait_healthy(url: str, server: subprocess.Popen[bytes], timeout_s: float = 120) -> dict:

@@ -34,7 +34,7 @@ with warnings.catch_warnings():  # starlette nudges towards httpx2; httpx still 
 
 from conftest import FACE_REGION
 from ferkit.inference import Predictor
-from ferkit.serve import create_app
+from ferkit.serve import create_app, server_config
 from ferkit.serve.load import run_load
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -401,13 +401,14 @@ def test_probabilities_come_back_per_face(proba_run: Path, head: np.ndarray) -> 
 
 @pytest.fixture(scope="module")
 def server(shipped: Predictor) -> Iterator[str]:
-    """uvicorn serving the shipped model on a free loopback port, in a thread."""
+    """uvicorn serving the shipped model on a free loopback port, in a thread, configured as
+    ``ferkit serve`` configures it (header deadline, connection cap)."""
     import uvicorn
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(shipped), log_level="warning", timeout_graceful_shutdown=2)
+    config = server_config(create_app(shipped), log_level="warning")
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -893,14 +893,48 @@ def serve(
         float, typer.Option(min=0.1, help="Seconds a request may wait for and take inference.")
     ] = 30.0,
     workers: Annotated[int, typer.Option(min=1, help="Images analysed at once.")] = 2,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="FERKIT_SERVE_TOKEN",
+            show_default=False,
+            help="Bearer token every API request must send (at least 16 characters); needed "
+            "to listen beyond loopback. Prefer the environment variable: it stays out of ps.",
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option(help="Listen beyond loopback without a token (a proxy controls access)."),
+    ] = False,
+    max_faces: Annotated[
+        int, typer.Option(min=1, help="Faces analysed per image at most (the largest).")
+    ] = 100,
+    detect_mp: Annotated[
+        float,
+        typer.Option(
+            "--detect-mp", min=0.05, help="Megapixels faces are searched on (larger: scaled)."
+        ),
+    ] = 2.0,
+    header_timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds a client has to send its request headers.")
+    ] = 10.0,
+    max_connections: Annotated[
+        int, typer.Option(min=1, help="Open connections at most; more are refused (503).")
+    ] = 256,
 ) -> None:
     """Web page and JSON API: POST a photo, get its faces and their expressions (docs/serve.md)."""
     try:
-        from ferkit.serve import MiB
+        from ferkit.serve import MiB, check_exposure, check_token
         from ferkit.serve import serve as run_server
 
+        token = check_token(token)
+        check_exposure(host, token, insecure)
+        shown = f"[{host}]" if ":" in host else host
+        note = "; the API needs the token" if token else ""
         err_console.print(
-            f"ferkit serve: http://{host}:{port}/  (Ctrl+C stops it)", highlight=False
+            f"ferkit serve: http://{shown}:{port}/  (Ctrl+C stops it{note})",
+            highlight=False,
+            markup=False,
         )
         run_server(
             model,
@@ -909,6 +943,12 @@ def serve(
             max_bytes=round(max_mb * MiB),
             timeout_s=timeout,
             workers=workers,
+            max_detect_pixels=round(detect_mp * 1_000_000),
+            max_faces=max_faces,
+            token=token,
+            insecure=insecure,
+            header_timeout_s=header_timeout,
+            max_connections=max_connections,
         )
     except (FerkitError, ValueError, OSError) as exc:
         raise _fail(exc) from None

@@ -4,13 +4,19 @@ One predictor is loaded when the app is created and shared by every request (its
 detectors are per thread). Uploads are read under a byte limit, decoded by the data layer's
 :func:`ferkit.data.images.decode_image` (the same pixel limit, EXIF rotation and 16-bit, CMYK,
 alpha handling as ``ferkit predict``) and run on a bounded pool of worker threads with a
-per-request timeout. Every failure is ``{"error": "..."}`` with a status that says whose fault
-it is (docs/serve.md lists them).
+per-request timeout. Faces are looked for on a copy of at most ``max_detect_pixels`` and at
+most ``max_faces`` are analysed (:mod:`ferkit.serve.imaging`). Every failure, the framework's
+own and unexpected ones included, is ``{"error": "..."}`` with a status that says whose fault it
+is (docs/serve.md lists them). With a ``token`` every path but the page needs it
+(:mod:`ferkit.serve.auth`). There is no Swagger page (it loads its script from a CDN): the
+OpenAPI document is ``/api/openapi.json``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 import os
 import tempfile
 import time
@@ -18,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -25,16 +32,31 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ferkit.data.images import ImageProblem, decode_image
+from ferkit.errors import FerkitError
 from ferkit.inference import Predictor
+from ferkit.inference.results import FaceResult
 from ferkit.models.store import Run
+from ferkit.serve.auth import BearerAuth, check_token
+from ferkit.serve.imaging import (
+    DEFAULT_MAX_DETECT_PIXELS,
+    DEFAULT_MAX_FACES,
+    BoundedDetector,
+    bounded_predictor,
+    scaled_box,
+    upright_size,
+)
 from ferkit.serve.limits import (
+    ClosingBoundary,
     InferenceGate,
     MiB,
     ServeError,
     check_declared_length,
     limited_receive,
+    multipart_boundary,
     too_large,
 )
+
+logger = logging.getLogger("ferkit.serve")
 
 DEFAULT_MAX_BYTES = 10 * MiB
 # A 16-megapixel photo (4608x3456) still fits; past that, face detection alone costs seconds
@@ -96,16 +118,32 @@ def _quality(face: dict[str, Any]) -> dict[str, Any]:
     return {**face, "quality": quality}
 
 
+def _in_upload_pixels(face: FaceResult, sx: float, sy: float, size: tuple[int, int]) -> FaceResult:
+    """``face`` with its box (and landmarks) in the upload's pixels, when the decoder worked on
+    a reduced copy (a JPEG over the pixel limit is decoded at 1/2..1/8 scale)."""
+    if (sx, sy) == (1.0, 1.0):
+        return face
+    landmarks = None if face.landmarks is None else face.landmarks * np.array([sx, sy])
+    box = scaled_box(face.box, sx, sy, *size)
+    return dataclasses.replace(face, box=box, landmarks=landmarks)
+
+
 class ServeState:
     """What every request shares: the predictor, the limits and the worker pool."""
 
     def __init__(
-        self, predictor: Predictor, max_bytes: int, max_pixels: int, gate: InferenceGate
+        self,
+        predictor: Predictor,
+        max_bytes: int,
+        max_pixels: int,
+        gate: InferenceGate,
+        detector: BoundedDetector,
     ) -> None:
         self.predictor = predictor
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
         self.gate = gate
+        self.detector = detector
 
     def health(self) -> dict[str, Any]:
         model = self.predictor.describe()
@@ -119,6 +157,8 @@ class ServeState:
                 "max_pixels": self.max_pixels,
                 "timeout_s": self.gate.timeout_s,
                 "workers": self.gate.workers,
+                "max_detect_pixels": self.detector.max_pixels,
+                "max_faces": self.detector.max_faces,
             },
         }
 
@@ -126,19 +166,40 @@ class ServeState:
         """Decode and predict on a worker thread; decoding is CPU work too, so it is timed and
         bounded with the rest."""
         start = time.perf_counter()
+        width, height = upright_size(path)
         try:
             pixels = decode_image(path, color="rgb", max_pixels=self.max_pixels)
         except ImageProblem as exc:
             status = 413 if exc.kind in _TOO_LARGE_KINDS else 400
             raise ServeError(status, exc.reason) from None
+        except ValueError as exc:  # Pillow's guards on odd files (metadata past its limits)
+            raise ServeError(400, f"not a usable image: {exc}") from None
+        decoded_h, decoded_w = pixels.shape[:2]
+        if not width or not height:
+            width, height = decoded_w, decoded_h
         result = self.predictor.predict_image(pixels)
-        return {
+        sx, sy = width / decoded_w, height / decoded_h
+        faces = [_in_upload_pixels(f, sx, sy, (width, height)) for f in result.faces]
+        document: dict[str, Any] = {
             "model": self.predictor.run.name,
-            "width": result.width,
-            "height": result.height,
-            "faces": [_quality(face.to_dict()) for face in result.faces],
-            "ms": round((time.perf_counter() - start) * 1000, 1),
+            "width": width,
+            "height": height,
+            "faces": [_quality(face.to_dict()) for face in faces],
         }
+        if self.predictor.detect:
+            scanned = self.detector.last()
+            document["faces_found"] = scanned.found
+            document["detection"] = {
+                "width": round(scanned.width * sx),
+                "height": round(scanned.height * sy),
+            }
+            if scanned.found > len(faces):
+                document["notes"] = [
+                    f"{scanned.found} faces found; the {len(faces)} largest were analysed "
+                    f"(the server's limit is {self.detector.max_faces} per image)"
+                ]
+        document["ms"] = round((time.perf_counter() - start) * 1000, 1)
+        return document
 
 
 async def _save_stream(request: Request, dest: Any, limit: int) -> int:
@@ -155,12 +216,20 @@ async def _save_stream(request: Request, dest: Any, limit: int) -> int:
 async def _save_multipart(request: Request, dest: Any, limit: int) -> int:
     """Copy the ``image`` file field to ``dest``; the form is parsed from a counted channel."""
     receive = limited_receive(request.receive, limit + MULTIPART_OVERHEAD, shown=limit)
-    counted = Request(request.scope, receive)
+    boundary = multipart_boundary(request.headers.get("content-type", ""))
+    closing = ClosingBoundary(receive, boundary or b"")
+    counted = Request(request.scope, closing)
     try:
         form = await counted.form(max_files=1, max_fields=16)
     except StarletteHTTPException as exc:  # malformed multipart: starlette's own reason
         raise ServeError(400, f"bad multipart form: {exc.detail}") from None
     try:
+        if not closing.seen:
+            raise ServeError(
+                400,
+                "bad multipart form: the body ended before its closing boundary "
+                f"(--{(boundary or b'').decode('latin-1')}--): an incomplete upload",
+            )
         upload = form.get(FIELD)
         if not isinstance(upload, UploadFile):
             got = "a text value" if upload is not None else "nothing"
@@ -199,30 +268,41 @@ async def _predict(request: Request) -> JSONResponse:
                 await asyncio.wait_for(_receive_upload(request, state, dest), state.gate.timeout_s)
             except TimeoutError:
                 raise ServeError(408, "the upload did not arrive in time") from None
-        document = await state.gate.run(state.predict_file, path)
+            size = dest.tell()
+        document = await state.gate.run(state.predict_file, path, cost=size)
     finally:
         path.unlink(missing_ok=True)
     return JSONResponse(document)
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    """Every error, FastAPI's own included, as ``{"error": "..."}``."""
+    """Every error, FastAPI's own and unexpected ones included, as ``{"error": "..."}``."""
 
     @app.exception_handler(ServeError)
     async def serve_error(_: Request, exc: ServeError) -> JSONResponse:
         return _error(exc.status, exc.message)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = str(exc.detail)
+        if exc.status_code in (404, 405):  # name what was asked for
+            message = f"{message}: {request.method} {request.url.path}"
+        return _error(exc.status_code, message, exc.headers)  # keeps Allow on a 405
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error(422, "; ".join(str(e.get("msg", e)) for e in exc.errors()))
+        return _error(400, "; ".join(str(e.get("msg", e)) for e in exc.errors()))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # the traceback goes to the server's log (uvicorn logs the re-raised exception too);
+        # the client learns only that it was not its fault
+        logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return _error(500, f"internal server error ({type(exc).__name__}); see the server log")
 
 
 _PREDICT_DOC = {
@@ -249,6 +329,9 @@ def create_app(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     workers: int = DEFAULT_WORKERS,
+    max_detect_pixels: int = DEFAULT_MAX_DETECT_PIXELS,
+    max_faces: int = DEFAULT_MAX_FACES,
+    token: str | None = None,
     detect: bool = True,
     classify_rejected: bool = False,
 ) -> FastAPI:
@@ -258,6 +341,9 @@ def create_app(
     predictor; it is loaded here, once, so a bad model fails at startup, not on the first
     request. ``max_bytes`` bounds an upload, ``max_pixels`` a decoded image, ``timeout_s``
     the wait for a worker and for the answer; ``workers`` requests are predicted at once.
+    Faces are searched on a copy of at most ``max_detect_pixels`` and at most ``max_faces``
+    (the largest) are analysed per image. ``token``: every path but the page needs
+    ``Authorization: Bearer <token>``.
     """
     if max_bytes < 1 or max_pixels < 1:
         raise ValueError("max_bytes and max_pixels must be >= 1")
@@ -266,15 +352,25 @@ def create_app(
         if isinstance(model, Predictor)
         else Predictor(model, detect=detect, classify_rejected=classify_rejected)
     )
-    state = ServeState(predictor, max_bytes, max_pixels, InferenceGate(workers, timeout_s))
+    predictor, detector = bounded_predictor(predictor, max_detect_pixels, max_faces)
+    gate = InferenceGate(workers, timeout_s)
+    state = ServeState(predictor, max_bytes, max_pixels, gate, detector)
     page = _page()
 
     app = FastAPI(
         title="ferkit",
         summary="Facial-expression recognition: the faces of a photo and their emotions.",
+        docs_url=None,  # Swagger UI and ReDoc load from a CDN: nothing offline, so none
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
     )
     app.state.serve = state
     _install_error_handlers(app)
+    if token is not None:
+        checked = check_token(token)
+        if checked is None:  # an empty token would lock everyone out, or worse, no one
+            raise FerkitError("the serve token is empty")
+        app.add_middleware(BearerAuth, token=checked)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:

@@ -1,0 +1,136 @@
+"""What bounds one request's CPU work: detection on a small copy and a cap on faces analysed.
+
+Face detection costs grow with the pixels scanned (dlib at upsample 1 scans the image doubled):
+about 8 s for a 4600x3450 photo on one CPU core, against under a second for a 2-megapixel copy.
+So the server decodes the upload once, looks for faces on a copy scaled down to at most
+``max_detect_pixels``, and takes the landmarks, crops and quality measures from the decoded
+image itself; boxes come back in the pixels of the upload as the client sent it (EXIF rotation
+applied), whatever scale the decoder or the detector worked at. At most ``max_faces`` faces (the
+largest) are analysed per image; the answer says how many were found.
+
+This is serve-only: ``ferkit predict`` keeps scanning its images at full size.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ferkit.faces import Box, FaceDetector
+from ferkit.inference import Predictor
+from ferkit.serve.limits import ServeError
+
+DEFAULT_MAX_DETECT_PIXELS = 2_000_000
+DEFAULT_MAX_FACES = 100
+# EXIF orientations that turn the picture a quarter: width and height swap.
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})
+
+
+def upright_size(path: Path) -> tuple[int, int]:
+    """(width, height) of the upload as a viewer shows it (EXIF rotation applied), from the header.
+
+    Opening is where Pillow's own guards fire on metadata (a zTXt or iCCP chunk that inflates
+    past its limit raises ``ValueError``): that is the client's image, so a 413 with the reason,
+    never a 500. Anything else unreadable is left to the decoder, which says why.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as img:
+                width, height = img.size
+                orientation = img.getexif().get(0x0112)
+    except ValueError as exc:
+        raise ServeError(
+            413, f"image metadata too large to read safely (possible metadata bomb): {exc}"
+        ) from None
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, SyntaxError):
+        return 0, 0  # the decoder reports it with its own reason
+    return (height, width) if orientation in _QUARTER_TURNS else (width, height)
+
+
+def scaled_box(box: Box, sx: float, sy: float, width: int, height: int) -> Box:
+    """``box`` from a scaled image back to one of ``width`` x ``height`` (clipped inside)."""
+    left, top = math.floor(box.left * sx), math.floor(box.top * sy)
+    right, bottom = math.ceil(box.right * sx), math.ceil(box.bottom * sy)
+    left, top = min(max(left, 0), width - 1), min(max(top, 0), height - 1)
+    right, bottom = min(max(right, left + 1), width), min(max(bottom, top + 1), height)
+    return Box(left, top, right - left, bottom - top, box.score)
+
+
+def shrink(image: np.ndarray, max_pixels: int) -> np.ndarray:
+    """``image`` scaled down (aspect kept) to at most ``max_pixels``; as it is when it fits."""
+    height, width = image.shape[:2]
+    if height * width <= max_pixels:
+        return image
+    factor = math.sqrt(max_pixels / (height * width))
+    size = (max(1, int(width * factor)), max(1, int(height * factor)))
+    picture = Image.fromarray(image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image)
+    small = picture.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.asarray(small)
+
+
+@dataclass
+class Detection:
+    """What the last detection on this thread did: the size scanned and the faces found."""
+
+    width: int = 0
+    height: int = 0
+    found: int = 0
+
+
+class BoundedDetector:
+    """A face detector that scans at most ``max_pixels`` and keeps at most ``max_faces`` boxes.
+
+    Boxes are returned in the coordinates of the image it was given; the largest faces are kept
+    (the ones a classifier reads best). What it did is kept per thread (:meth:`last`), since one
+    detector serves every worker thread.
+    """
+
+    def __init__(self, inner: FaceDetector, max_pixels: int, max_faces: int) -> None:
+        if max_pixels < 1 or max_faces < 1:
+            raise ValueError("max_pixels and max_faces must be >= 1")
+        self.inner = inner
+        self.max_pixels = max_pixels
+        self.max_faces = max_faces
+        self._local = threading.local()
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        height, width = image.shape[:2]
+        small = shrink(image, self.max_pixels)
+        sh, sw = small.shape[:2]
+        boxes = self.inner.detect(small)
+        if (sh, sw) != (height, width):
+            boxes = [scaled_box(b, width / sw, height / sh, width, height) for b in boxes]
+        self._local.last = Detection(sw, sh, len(boxes))
+        boxes.sort(key=lambda b: (-b.area, -b.score))
+        return boxes[: self.max_faces]
+
+    def last(self) -> Detection:
+        """The last :meth:`detect` on the calling thread (zeros when none)."""
+        return getattr(self._local, "last", Detection())
+
+    def __repr__(self) -> str:
+        limits = f"max_pixels={self.max_pixels}, max_faces={self.max_faces}"
+        return f"BoundedDetector({self.inner!r}, {limits})"
+
+
+def bounded_predictor(
+    predictor: Predictor, max_pixels: int, max_faces: int
+) -> tuple[Predictor, BoundedDetector]:
+    """A shallow copy of ``predictor`` (same loaded model) whose detector is bounded.
+
+    A copy, so a predictor the caller passed in keeps its own detector for its other uses.
+    Predictor has no public way to swap its detector; its ``_detector`` is what it scans with.
+    """
+    inner = predictor._detector
+    bounded = BoundedDetector(inner, max_pixels, max_faces)
+    serving = copy.copy(predictor)
+    serving._detector = bounded
+    return serving, bounded
