@@ -62,7 +62,7 @@ def test_fer2013(shared_data: Callable[[str], Path]) -> None:
     assert summary["problem_counts"] == {} and summary["warnings"] == []
     assert summary["skipped"] == []
     sharp = {k: v["median_sharpness"] for k, v in summary["splits"].items()}
-    assert 0.3 < sharp["train"] and 0.5 < sharp["val"]
+    assert sharp["train"] > 0.3 and sharp["val"] > 0.5
 
 
 def test_fer2013_sharp_train_split_leaves_sharpness_matching_off(

@@ -2,11 +2,12 @@
 
 Sharpness is the variance of the 4-neighbour Laplacian (interior pixels) over the variance of
 the image, on the channel mean: brightness and contrast do not change it, blur lowers it fast.
-Typical face crops score 0.3-1.5; the train split of ``../shared/data/fer2013`` scored 0.004
-(every image low-passed, about a 3.5-px Gaussian) while its val split scores 0.7 until it was
-rebuilt sharp (0.47) on 2026-12-02. That is the case this exists for: a network trained on such a split fails on sharp inputs unless they are
-blurred to match (:mod:`ferkit.models.nets.sharpness`). ``ferkit inspect`` reports each split's
-median and warns about a gap; ``ferkit train`` acts on it.
+Typical face crops score 0.3-1.5. The train split of ``../shared/data/fer2013`` scored 0.004
+(every image low-passed, about a 3.5-px Gaussian) against 0.7 on its val split, until it was
+rebuilt sharp (0.47) on 2026-12-02. That is the case this exists for: a network trained on
+such a split fails on sharp inputs unless they are blurred to match
+(:mod:`ferkit.models.nets.sharpness`). ``ferkit inspect`` reports each split's median and warns
+about a gap; ``ferkit train`` acts on it.
 """
 
 from __future__ import annotations
