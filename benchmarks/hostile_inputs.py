@@ -7,7 +7,7 @@ kinds were tried, how many came out right (a good input processed, a bad one rep
 reason) and how many failed, by failure (a traceback, a hang, a silent drop, a wrong outcome).
 The figures go to docs/BENCHMARKS.md.
 
-    PYTHONPATH=src python benchmarks/hostile_inputs.py [--json] [--details] [--timeout 120]
+    PYTHONPATH=src python benchmarks/hostile_inputs.py [--json] [--details] [--timeout 60]
         [--skip KIND ...]
 """
 
@@ -43,7 +43,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print the table and verdicts as JSON")
     parser.add_argument("--details", action="store_true", help="list every failing verdict")
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per command")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per command")
     parser.add_argument("--model", default="fer2013", help="model for evaluate")
     parser.add_argument(
         "--skip",

@@ -2,10 +2,11 @@
 fly (nothing binary is committed), laid out for each command, run through the real CLI and judged.
 
 ``write_corpus(folder)`` writes the inputs ``ferkit predict`` and ``ferkit serve`` get;
-``class_folder_dataset`` and ``yolo_datasets`` lay the same kinds out for ``inspect`` and
-``evaluate``. Every :class:`Case` says what must happen to it: ``"ok"`` (a good image that must be
-processed: the astronaut's face in every encoding ferkit reads, a 1x1 pixel, a 48-megapixel
-photo) or ``"reject"`` (reported with a reason, never a traceback, a hang or a silent drop).
+``class_folder_dataset``, ``yolo_dataset`` and ``hostile_yaml_datasets`` lay the same kinds out
+for ``inspect`` and ``evaluate``. Every :class:`Case` says what must happen to it: ``"ok"`` (a
+good image that must be processed: the astronaut's face in every encoding ferkit reads, a 1x1
+pixel, a 48-megapixel photo) or ``"reject"`` (reported with a reason, never a traceback, a hang
+or a silent drop).
 
 The ``run_*`` functions run one command as a subprocess under a time limit and the ``judge_*``
 functions turn its output into one :class:`Verdict` per case, so that tests/test_hostile_corpus.py
@@ -47,27 +48,22 @@ SRC = TESTS.parent / "src"
 DENY_ENV = "FERKIT_HOSTILE_DENY"
 
 # where a case is tried
-PREDICT, SERVE, FOLDERS, YOLO, EVALUATE = (
-    "predict",
-    "serve",
-    "inspect-folders",
-    "inspect-yolo",
-    ("evaluate"),
-)
+PREDICT = "predict"
+FOLDERS = "inspect-folders"
+YOLO = "inspect-yolo"
+EVALUATE = "evaluate"
+SERVE = "serve"
 COMMANDS = (PREDICT, FOLDERS, YOLO, EVALUATE, SERVE)
-DATASETS = frozenset({FOLDERS, YOLO, EVALUATE})
 EVERYWHERE = frozenset(COMMANDS)
 ON_DISK = frozenset({PREDICT, FOLDERS, YOLO, EVALUATE})  # a file-system oddity: nothing to POST
 
 # outcomes: the first two are right, the rest are failures
-OK, CLEAR, TRACEBACK, HANG, DROP, WRONG = (
-    "ok",
-    "clear error",
-    "traceback",
-    "hang",
-    "silent drop",
-    "wrong outcome",
-)
+OK = "ok"  # a good input processed
+CLEAR = "clear error"  # a bad input reported with a reason
+TRACEBACK = "traceback"
+HANG = "hang"  # killed at the time limit
+DROP = "silent drop"  # not mentioned anywhere
+WRONG = "wrong outcome"  # a good input refused, a bad one processed, a wrong reason or size
 FAILURES = (TRACEBACK, HANG, DROP, WRONG)
 
 # reasons that must say what is wrong (the issue found wrong ones: a FIFO "missing", an
@@ -614,7 +610,12 @@ def install_denials(paths: Iterable[str]) -> None:
     builtins.open = io.open = guard(builtins.open)
     os.open, os.scandir, os.listdir = guard(os.open), guard(os.scandir), guard(os.listdir)
     real_access = os.access
-    os.access = lambda path, mode, **kw: False if blocked(path) else real_access(path, mode, **kw)
+    wanted = os.R_OK | os.W_OK | os.X_OK  # F_OK (does it exist?) is still answered truly
+
+    def access(path: Any, mode: int, **kwargs: Any) -> bool:
+        return False if mode & wanted and blocked(path) else real_access(path, mode, **kwargs)
+
+    os.access = access
 
 
 def cli_main() -> None:
@@ -703,10 +704,11 @@ def run_cli(
 
 
 def leftover_temp_files(folder: Path) -> list[Path]:
-    """Temp files an interrupted atomic write would leave (``.NAME.*.tmp``, ferkit.io's)."""
+    """Temp files an interrupted atomic write leaves: ferkit.io names them ``.NAME.*SUFFIX``
+    (``.tmp``, or the target's own, ``.mp4``), and ferkit writes no other hidden file."""
     if not folder.exists():
         return []
-    return sorted(p for p in folder.rglob(".*") if p.name.endswith(".tmp") or ".tmp" in p.name)
+    return sorted(p for p in folder.rglob(".*") if p.is_file())
 
 
 # -- judging -----------------------------------------------------------------------------------
@@ -791,7 +793,7 @@ def _run_failure(run: Run, allowed: tuple[int, ...]) -> tuple[str, str] | None:
 def error_line(text: str) -> str:
     """The line of an error output that says what went wrong (typer boxes its usage errors)."""
     lines = [ln.strip(" │╭╮╰╯─") for ln in text.splitlines()]
-    lines = [ln for ln in lines if ln]
+    lines = [ln for ln in lines if ln and ln != "Error"]
     for line in lines:
         if re.search(r"(?i)error|invalid|not readable", line) and "Try '" not in line:
             return line
@@ -993,7 +995,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def live_server(cwd: Path, timeout: float = 90.0) -> Iterator[tuple[str, Callable[[], str]]]:
+def live_server(cwd: Path, timeout: float = 60.0) -> Iterator[tuple[str, Callable[[], str]]]:
     """``ferkit serve`` (the default model) on a free loopback port: its URL and a function
     that returns what it has written to stderr so far; stopped (SIGINT, then SIGKILL) after."""
     import httpx
@@ -1116,7 +1118,7 @@ def _serve_verdict(case: Case, answer: Any, limits: dict[str, Any]) -> Verdict:
 
 
 def run_everything(
-    folder: Path, timeout: float = 120.0, model: str = "fer2013", skip: Iterable[str] = ()
+    folder: Path, timeout: float = 60.0, model: str = "fer2013", skip: Iterable[str] = ()
 ) -> list[Verdict]:
     """Build the corpus under ``folder`` (less the kinds in ``skip``) and run every command on
     it: all verdicts, the checks on the runs as a whole included."""
