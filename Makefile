@@ -42,7 +42,7 @@ test: $(VENV)/.dev
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		 apt-get install -y -qq --no-install-recommends chromium chromium-driver) || \
 		echo "chromium could not be installed: the browser test will be skipped"
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadgroup -q
 	$(VENV)/bin/ruff check src tests benchmarks
 
 lint: $(VENV)/.dev
