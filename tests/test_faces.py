@@ -401,3 +401,39 @@ def test_haar_without_opencv_says_what_to_install(
     monkeypatch.setattr(detectors_module._local, "cascades", {}, raising=False)
     with pytest.raises(MissingModelError, match="opencv-python-headless"):
         HaarDetector().detect(astronaut)
+
+
+def test_large_photos_are_scanned_small_and_boxed_in_their_own_pixels(
+    astronaut: np.ndarray,
+) -> None:
+    """find_faces scans at most max_detect_pixels (what bounds a 48 MP photo's cost), yet the
+    box, landmarks and crop are those of the full-resolution photo."""
+    from ferkit.faces import find_faces
+    from ferkit.faces.scale import detect_scaled
+
+    big = np.repeat(np.repeat(astronaut, 3, axis=0), 3, axis=1)  # 1536x1536
+    scanned: list[tuple[int, ...]] = []
+
+    class Spy:
+        def detect(self, image: np.ndarray) -> list[Box]:
+            scanned.append(image.shape)
+            return create_detector("dlib").detect(image)
+
+    (face,) = find_faces(big, Spy(), max_detect_pixels=512 * 512)
+    assert scanned == [(512, 512, 3)]
+    (small,) = create_detector("dlib").detect(astronaut)
+    for got, want in zip(
+        (face.box.left, face.box.top, face.box.right, face.box.bottom),
+        (small.left, small.top, small.right, small.bottom),
+        strict=True,
+    ):
+        assert abs(got - 3 * want) <= 3
+    # the landmarks were fitted on the full image: they lie inside the scaled-back box
+    assert (face.landmarks[:, 0] > face.box.left - 30).all()
+    assert (face.landmarks[:, 0] < face.box.right + 30).all()
+    # no bound: the detector sees the full image
+    scanned.clear()
+    detect_scaled(Spy(), big, None)
+    assert scanned == [(1536, 1536, 3)]
+    with pytest.raises(ValueError, match="max_pixels"):
+        detect_scaled(Spy(), big, 0)

@@ -537,3 +537,27 @@ def test_broken_videos_are_errors(predictor: Predictor, head: np.ndarray, tmp_pa
     video = report.videos[0]
     assert (video.frames_read, [f.frame for f in video.frames]) == (3, [0])
     assert len(video.frames[0].faces) == 1
+
+
+def test_a_large_photo_is_scanned_at_the_detection_bound_and_boxed_in_its_pixels(
+    runs: dict[str, Path], astronaut: np.ndarray
+) -> None:
+    from ferkit.faces import create_detector
+
+    scanned: list[tuple[int, ...]] = []
+
+    class Spy:
+        def detect(self, image: np.ndarray) -> list:
+            scanned.append(image.shape)
+            return create_detector("dlib").detect(image)
+
+    big = np.repeat(np.repeat(astronaut, 2, axis=0), 2, axis=1)  # 1024x1024
+    predictor = Predictor(runs["svm"], detector=Spy(), max_detect_pixels=512 * 512)
+    result = predictor.predict_image(big)
+    assert scanned == [(512, 512, 3)]
+    assert (result.width, result.height) == (1024, 1024)
+    (face,) = result.faces
+    assert face.box.width > 150  # the astronaut's ~90 px face, in the photo's own pixels
+    assert predictor.options()["max_detect_pixels"] == 512 * 512
+    with pytest.raises(FerkitError, match="max_detect_pixels"):
+        Predictor(runs["svm"], max_detect_pixels=0)

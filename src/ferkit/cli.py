@@ -710,6 +710,7 @@ def evaluate(
             run, data, split, out, seed=seed, faces=faces.value, detector=detector.value,
             class_names=class_names, progress=sys.stderr.isatty(),
         )  # fmt: skip
+        _print_problems(report["problems"])
         _print_no_face(report["no_face"])
         if json_out is not None:
             io.write_json(json_out, report)
@@ -730,6 +731,21 @@ def evaluate(
     out_console.print(f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}")
     for name, path in report.get("figures", {}).items():
         out_console.print(f"figure {name}: {path}")
+
+
+def _print_problems(problems: list[dict[str, Any]], show: int = 5) -> None:
+    """What the reader skipped or warned about while loading the scored data: how many, and
+    the first few with the file and the reason (all of them in --json)."""
+    skipped = [p for p in problems if p.get("severity") == "skipped"]
+    warned = [p for p in problems if p.get("severity") != "skipped"]
+    for title, items in (("skipped (not scored)", skipped), ("warning(s)", warned)):
+        if not items:
+            continue
+        typer.secho(f"{len(items)} {title}:", fg="yellow", err=True)
+        for item in items[:show]:
+            typer.echo(f"  {item['path']}: {item['kind']}: {item['reason']}", err=True)
+        if len(items) > show:
+            typer.echo(f"  ... {len(items) - show} more (all in --json)", err=True)
 
 
 def _print_no_face(missing: list[dict[str, str]], show: int = 5) -> None:
@@ -822,7 +838,11 @@ def _print_problems_to_stderr(document: dict[str, Any]) -> None:
 @app.command()
 def predict(
     inputs: Annotated[
-        list[Path], typer.Argument(help="Image files, folders (searched recursively), videos.")
+        list[Path],
+        # readable=False: an unreadable file is reported with the others, not a whole-run abort
+        typer.Argument(
+            help="Image files, folders (searched recursively), videos.", readable=False
+        ),
     ],
     model: Annotated[
         str | None,
@@ -849,6 +869,15 @@ def predict(
     classify_rejected: Annotated[
         bool, typer.Option(help="Also label faces that fail the quality gate (still flagged).")
     ] = False,
+    detect_mp: Annotated[
+        float,
+        typer.Option(
+            "--detect-mp",
+            min=0.01,
+            help="Look for faces on a copy of at most this many megapixels (bounds the time a "
+            "large photo takes; boxes and crops are still the photo's own).",
+        ),
+    ] = 4.0,
 ) -> None:
     """Emotion of every face in photos, folders and videos (exit 1 if an input was unreadable)."""
     from ferkit.inference import Predictor
@@ -861,6 +890,7 @@ def predict(
             detector=detector.value,
             classify_rejected=classify_rejected,
             landmarks=landmarks,
+            max_detect_pixels=round(detect_mp * 1_000_000),
         )
         report = predictor.predict_many(inputs, every=every, out=out, progress=sys.stderr.isatty())
     except (FerkitError, ValueError, OSError) as exc:

@@ -71,6 +71,8 @@ def evaluate_run(
             "mapping": mapping.lines(),
             "dropped_classes": mapping.dropped,
             "skipped_samples": len(ds.skipped),
+            # every item the reader skipped or warned about, with its file and reason
+            "problems": [p.to_dict() for p in ds.problems],
             "faces": faces,
             "no_face": no_face,
             "predict_seconds": round(seconds, 3),

@@ -19,6 +19,7 @@ from ferkit.faces.align import (
 from ferkit.faces.detectors import Box, FaceDetector, create_detector
 from ferkit.faces.images import Color, as_layout, check_color, check_image
 from ferkit.faces.quality import THRESHOLDS, Quality, assess_face
+from ferkit.faces.scale import DEFAULT_MAX_DETECT_PIXELS, detect_scaled
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,6 +69,7 @@ def find_faces(
     margin: float = DEFAULT_MARGIN,
     lift: float = DEFAULT_LIFT,
     quality: Mapping[str, float] | None = None,
+    max_detect_pixels: int | None = DEFAULT_MAX_DETECT_PIXELS,
 ) -> list[DetectedFace]:
     """Every face in ``image`` ((H, W) gray or (H, W, 3) RGB uint8), sorted left to right.
 
@@ -81,13 +83,16 @@ def find_faces(
     thresholds of :func:`ferkit.faces.assess_face` by name. ``align=False`` keeps the crop
     upright (same framing, eyes not levelled). ``margin`` and ``lift`` frame the crop (see
     :mod:`ferkit.faces.align`; ``**FRAMINGS["fer2013"]`` matches FER2013's crops).
+    ``max_detect_pixels`` bounds the pixels the detector scans (:mod:`ferkit.faces.scale`;
+    None scans the full image); landmarks and crops always come from the full image.
     """
     image = check_image(image)
     color = check_color(color)
     finder = _resolve(detector)
     thresholds = _thresholds(min_size, quality)
     faces = []
-    for box in sorted(finder.detect(image), key=lambda b: (b.left, b.top)):
+    boxes = detect_scaled(finder, image, max_detect_pixels)
+    for box in sorted(boxes, key=lambda b: (b.left, b.top)):
         points = landmarks_68(image, box)
         matrix = face_transform(points, size, margin, lift, rotate=align)
         crop = as_layout(warp_crop(image, matrix, size), color)

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from ferkit.data.problems import Problem
 from ferkit.errors import FerkitError
 from ferkit.faces import FRAMINGS, THRESHOLDS, Box, FaceDetector, create_detector, find_faces
+from ferkit.faces.scale import DEFAULT_MAX_DETECT_PIXELS
 from ferkit.faces.images import check_image
 from ferkit.inference.inputs import (
     InputFile,
@@ -156,8 +157,12 @@ class Predictor:
         classify_rejected: bool = False,
         landmarks: bool = False,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        max_detect_pixels: int | None = DEFAULT_MAX_DETECT_PIXELS,
     ) -> None:
         self.batch_size = _positive_int("batch_size", batch_size)
+        if max_detect_pixels is not None:
+            max_detect_pixels = _positive_int("max_detect_pixels", max_detect_pixels)
+        self.max_detect_pixels = max_detect_pixels
         unknown = sorted(set(quality or {}) - set(THRESHOLDS))
         if unknown:
             known = ", ".join(THRESHOLDS)
@@ -205,6 +210,7 @@ class Predictor:
             "quality": self.quality,
             "classify_rejected": self.classify_rejected,
             "landmarks": self.landmarks,
+            "max_detect_pixels": self.max_detect_pixels,
             "every": every,
         }
 
@@ -235,6 +241,7 @@ class Predictor:
             size=run.image_size,
             color=run.color,  # type: ignore[arg-type]
             quality=self.quality,
+            max_detect_pixels=self.max_detect_pixels,
             **self.framing,
         )
         keep = self.landmarks

@@ -8,13 +8,13 @@ image itself; boxes come back in the pixels of the upload as the client sent it 
 applied), whatever scale the decoder or the detector worked at. At most ``max_faces`` faces (the
 largest) are analysed per image; the answer says how many were found.
 
-This is serve-only: ``ferkit predict`` keeps scanning its images at full size.
+``ferkit predict`` and the other commands scan at most 4 megapixels
+(:mod:`ferkit.faces.scale`); the server's bound is its own, usually smaller, ``--detect-mp``.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 import threading
 import warnings
 from dataclasses import dataclass
@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ferkit.faces import Box, FaceDetector
+from ferkit.faces.scale import scaled_box, shrink
 from ferkit.inference import Predictor
 from ferkit.serve.limits import ServeError
 
@@ -53,27 +54,6 @@ def upright_size(path: Path) -> tuple[int, int]:
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError, SyntaxError):
         return 0, 0  # the decoder reports it with its own reason
     return (height, width) if orientation in _QUARTER_TURNS else (width, height)
-
-
-def scaled_box(box: Box, sx: float, sy: float, width: int, height: int) -> Box:
-    """``box`` from a scaled image back to one of ``width`` x ``height`` (clipped inside)."""
-    left, top = math.floor(box.left * sx), math.floor(box.top * sy)
-    right, bottom = math.ceil(box.right * sx), math.ceil(box.bottom * sy)
-    left, top = min(max(left, 0), width - 1), min(max(top, 0), height - 1)
-    right, bottom = min(max(right, left + 1), width), min(max(bottom, top + 1), height)
-    return Box(left, top, right - left, bottom - top, box.score)
-
-
-def shrink(image: np.ndarray, max_pixels: int) -> np.ndarray:
-    """``image`` scaled down (aspect kept) to at most ``max_pixels``; as it is when it fits."""
-    height, width = image.shape[:2]
-    if height * width <= max_pixels:
-        return image
-    factor = math.sqrt(max_pixels / (height * width))
-    size = (max(1, int(width * factor)), max(1, int(height * factor)))
-    picture = Image.fromarray(image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image)
-    small = picture.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    return np.asarray(small)
 
 
 @dataclass
