@@ -91,7 +91,18 @@ def test_cli_explicit_format_class_subset_and_hold_out(
     unsplit = make_folders(tmp_path / "flat", ("happy", "sad"), per_class=10, splits=None, size=8)
     out = tmp_path / "run"
     args = ["train", str(unsplit), str(yolo), str(folders), "--out", str(out), "--epochs", "1"]
-    args += ["--batch-size", "8", "--balance", "none", "--arg", "width=0.25", "--threads", "1", "--match-sharpness", "off"]
+    args += [
+        "--batch-size",
+        "8",
+        "--balance",
+        "none",
+        "--arg",
+        "width=0.25",
+        "--threads",
+        "1",
+        "--match-sharpness",
+        "off",
+    ]
     result = runner.invoke(app, [*args, "--size", "12", "--color", "gray",
                                  "--classes", "sadness,happiness"])  # fmt: skip
     assert result.exit_code == 0, result.output

@@ -338,6 +338,7 @@ def train(
     data: Annotated[
         list[Path],
         typer.Argument(
+            metavar="DATA",
             help="Dataset folder, data.yaml or FER2013 CSV; several are trained on together "
             "(labels by canonical emotion name; size: the largest up to 96 unless --size; "
             "rgb when any is rgb unless --color)."
