@@ -103,6 +103,7 @@ def _provenance(card: dict[str, Any], folder: Path) -> dict[str, Any]:
         train = json.loads((folder / "train.json").read_text())
     except (OSError, ValueError):
         train = {}
+    train = train if isinstance(train, dict) else {}
     datasets = card.get("datasets") or train.get("datasets")
     if not datasets:
         data = card.get("trained_on") or train.get("data")
@@ -115,13 +116,12 @@ def _provenance(card: dict[str, Any], folder: Path) -> dict[str, Any]:
                 "train_samples": train.get("train_samples"),
                 "val_samples": train.get("val_samples"),
                 "train_counts": train.get("train_counts"),
+                "val_counts": train.get("val_counts"),
             }
             for path in paths
         ]
     fields = ("name", "data", "train_split", "val_split", "train_samples", "val_samples")
-    entries = [
-        {**{k: d.get(k) for k in fields}, "train_counts": d.get("train_counts")} for d in datasets
-    ]
+    entries = [{k: d.get(k) for k in (*fields, "train_counts", "val_counts")} for d in datasets]
     for entry in entries:
         entry["name"] = entry["name"] or _dataset_name(str(entry["data"]))
     date = card.get("date") or train.get("date") or (card.get("validation") or {}).get("date")
