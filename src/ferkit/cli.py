@@ -341,7 +341,7 @@ def train(
             metavar="DATA",
             help="Dataset folder, data.yaml or FER2013 CSV; several are trained on together "
             "(labels by canonical emotion name; size: the largest up to 96 unless --size; "
-            "rgb when any is rgb unless --color)."
+            "rgb when any is rgb unless --color).",
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
