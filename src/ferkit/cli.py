@@ -335,7 +335,15 @@ def _kwargs(pairs: list[str] | None) -> dict[str, Any]:
 
 @app.command()
 def train(
-    data: Annotated[Path, typer.Argument(help="Dataset folder, data.yaml or FER2013 CSV.")],
+    data: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="DATA",
+            help="Dataset folder, data.yaml or FER2013 CSV; several are trained on together "
+            "(labels by canonical emotion name; size: the largest up to 96 unless --size; "
+            "rgb when any is rgb unless --color).",
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
     model: Annotated[str, typer.Option(help="Registered network (see `ferkit models`).")] = (
         "fernet"
@@ -384,7 +392,8 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Train a network (checkpoint every epoch, early stopping, resumable with --resume)."""
+    """Train a network on one or several datasets (checkpoint every epoch, early stopping,
+    resumable with --resume)."""
     from ferkit.training.deep import TrainConfig, train_network
 
     try:
@@ -433,6 +442,9 @@ def train(
         + (" (stopped early)" if summary["stopped_early"] else "")
         + f"; {summary['train_seconds_total']} s training"
     )
+    if by_dataset := summary.get("val_accuracy_by_dataset"):
+        shown = ", ".join(f"{name} {acc:.1%}" for name, acc in by_dataset.items())
+        out_console.print(f"validation accuracy per dataset (same epoch): {shown}")
     out_console.print(f"run saved in {out} (model.safetensors, history.json, curves.png)")
 
 
@@ -567,46 +579,26 @@ def _print_explanation(result: dict[str, Any], out: Path) -> None:
 @app.command("models")
 def models_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the shipped models as a markdown table.")
+    ] = False,
 ) -> None:
-    """List the registered networks and the shipped models (loadable by name)."""
+    """List the registered networks and the shipped models (loadable by name) with their cards:
+    classes, input, validation accuracy and macro-F1, training command and data."""
     from ferkit.models.nets import list_models
-    from ferkit.weights import shipped_cards
+    from ferkit.weights import models_table, shipped_listing
 
-    shipped = [
-        {
-            "name": c["name"],
-            "kind": c.get("kind"),
-            "classes": c.get("canonical"),
-            "input": f"{c.get('image_size')}x{c.get('image_size')} {c.get('color')}",
-            "test_time": _test_time(c),
-            "validation": c.get("validation"),
-            "command": c.get("command"),
-        }
-        for c in shipped_cards()
-    ]
+    shipped = shipped_listing()
     if as_json:
         typer.echo(json.dumps({"networks": list_models(), "shipped": shipped}, indent=2))
         return
-    typer.echo("networks (ferkit train --model NAME):")
-    for name in list_models():
-        typer.echo(f"  {name}")
+    if markdown:
+        typer.echo(models_table(shipped, markdown=True))
+        return
+    typer.echo("networks (ferkit train --model NAME): " + ", ".join(list_models()))
     typer.echo("shipped models (use the name wherever a run folder is expected):")
-    for entry in shipped:
-        score = entry["validation"] or {}
-        figure = f"  {score['accuracy']:.1%} on {score['split']}" if "accuracy" in score else ""
-        extras = "".join(f"  {t}" for t in entry["test_time"])
-        typer.echo(f"  {entry['name']}  {entry['kind']}  {entry['input']}{extras}{figure}")
-
-
-def _test_time(card: dict[str, Any]) -> list[str]:
-    """What a network does to its input at test time beyond resizing (from its architecture)."""
-    kwargs = (card.get("architecture") or {}).get("kwargs") or {}
-    steps = []
-    if kwargs.get("sharpness_target") is not None:
-        steps.append(f"sharpness-matched ({kwargs['sharpness_target']:.3g})")
-    if kwargs.get("flip_average"):
-        steps.append("flip-averaged")
-    return steps
+    typer.echo(models_table(shipped))
+    typer.echo("each model's classes, training command and data: ferkit models --json")
 
 
 @app.command()

@@ -16,9 +16,10 @@ import numpy as np
 from ferkit.errors import FerkitError
 from ferkit.faces import FRAMINGS, DetectedFace, FaceDetector, find_faces
 from ferkit.models.store import Run, load_run
-from ferkit.weights import shipped_models, shipped_path
 
-DEFAULT_MODEL = "fer2013"
+# DEFAULT_MODEL is defined beside the shipped models, so `ferkit models` can mark it cheaply
+from ferkit.weights import DEFAULT_MODEL, shipped_models, shipped_path
+
 # Dataset names looked for in a card's ``trained_on`` path, in this order.
 _FRAMED_DATASETS = ("affectnet", "fer2013")
 _DATA_FILE_SUFFIXES = (".yaml", ".yml", ".csv")

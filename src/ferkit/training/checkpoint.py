@@ -85,7 +85,7 @@ _CHECKS: dict[str, tuple[str, Callable[[dict[str, Any], str], bool]]] = {
     "best_epoch": ("an integer >= 0", lambda s, k: type(s[k]) is int and s[k] >= 0),
     "bad_epochs": ("an integer >= 0", lambda s, k: type(s[k]) is int and s[k] >= 0),
 }
-_OPTIONAL = {"stopped_early": bool, "finished": bool, "parameters": int}
+_OPTIONAL = {"stopped_early": bool, "finished": bool, "parameters": int, "data": str}
 
 
 def validate_checkpoint(saved: Any, path: Path) -> dict[str, Any]:

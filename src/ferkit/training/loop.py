@@ -223,10 +223,18 @@ class Loop:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
+        """Validation loss and accuracy; with several datasets, each one's accuracy too
+        (``val_accuracy/<dataset>``), so a model trained on all is judged on each."""
         self.model.eval()
         n = len(self.data.y_val)
         idx = torch.arange(self.rank, n, self.world)
+        source = self.data.val_source
+        groups = len(self.data.sources) if source is not None else 0
         loss_sum, correct = 0.0, 0
+        hits, seen = (
+            torch.zeros(groups, dtype=torch.float64),
+            torch.zeros(groups, dtype=torch.float64),
+        )
         for start in range(0, len(idx), 256):
             part = idx[start : start + 256]
             x = self._inputs(self.data.x_val[part], train=False)
@@ -234,9 +242,18 @@ class Loop:
             with _autocast(self.device, self.cfg.bf16):
                 logits = self.net(x)
             loss_sum += float(F.cross_entropy(logits.float(), y, reduction="sum"))
-            correct += int((logits.argmax(1) == y).sum())
-        totals = self._all_sum([loss_sum, correct, len(idx)])
-        return {"val_loss": totals[0] / totals[2], "val_accuracy": totals[1] / totals[2]}
+            right = (logits.argmax(1) == y).cpu()
+            correct += int(right.sum())
+            if source is not None:
+                which = source[part]
+                hits += torch.bincount(which, weights=right.double(), minlength=groups)
+                seen += torch.bincount(which, minlength=groups).double()
+        totals = self._all_sum([loss_sum, correct, len(idx), *hits.tolist(), *seen.tolist()])
+        row = {"val_loss": totals[0] / totals[2], "val_accuracy": totals[1] / totals[2]}
+        for i, name in enumerate(self.data.sources[:groups]):
+            if totals[3 + groups + i] > 0:  # a dataset without val samples of these classes
+                row[f"val_accuracy/{name}"] = totals[3 + i] / totals[3 + groups + i]
+        return row
 
     def _all_sum(self, values: list[float]) -> list[float]:
         if self.world == 1:
@@ -302,6 +319,7 @@ class Loop:
             "stopped_early": state.stopped_early,
             "finished": state.stopped_early or state.epoch >= self.cfg.epochs,
             "config": json.dumps(asdict(self.cfg)),
+            "data": json.dumps([d["data"] for d in self.card.get("datasets", [])]),
             "parameters": sum(p.numel() for p in self.net.parameters()),
         }
         save_checkpoint(self.out, checkpoint)

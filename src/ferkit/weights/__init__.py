@@ -16,6 +16,10 @@ from ferkit import io
 from ferkit.errors import FerkitError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
+# The model ``predict`` and ``serve`` use when given none (re-exported by ferkit.inference):
+# defined here, beside the shipped models, so ``ferkit models`` marks it without importing the
+# inference stack.
+DEFAULT_MODEL = "fer2013"
 # Per-file size cap for a shipped model: keeps the wheel and the repository small.
 MAX_SHIPPED_BYTES = 25 * 2**20
 
@@ -32,6 +36,131 @@ def shipped_cards() -> list[dict[str, Any]]:
         card = json.loads((WEIGHTS_DIR / name / "model.json").read_text())
         cards.append({**card, "name": name})
     return cards
+
+
+def model_entry(card: dict[str, Any], folder: Path | None = None) -> dict[str, Any]:
+    """A shipped model's listing (``ferkit models --json``): what it recognises, from what
+    input, how well (validation accuracy and macro-F1, on which split of which dataset), the
+    command that trained it, the data it was trained on, its size, and whether it is the
+    default model."""
+    folder = folder or WEIGHTS_DIR / card["name"]
+    provenance = _provenance(card, folder)
+    validation = dict(card.get("validation") or {})
+    if validation:
+        names = ", ".join(d["name"] for d in provenance["datasets"])
+        validation.setdefault("dataset", names or None)
+    return {
+        "name": card["name"],
+        "default": card["name"] == DEFAULT_MODEL,
+        "kind": card.get("kind"),
+        "architecture": _architecture(card),
+        "classes": card.get("canonical"),
+        "input": {"size": card.get("image_size"), "color": card.get("color")},
+        "test_time": test_time_steps(card),
+        "validation": validation or None,
+        "command": card.get("command"),
+        "provenance": provenance,
+        "size_bytes": sum(p.stat().st_size for p in folder.iterdir() if p.is_file()),
+    }
+
+
+def shipped_listing() -> list[dict[str, Any]]:
+    """:func:`model_entry` of every shipped model, in name order."""
+    return [model_entry(card) for card in shipped_cards()]
+
+
+def _architecture(card: dict[str, Any]) -> str | None:
+    """The network's registered name, or for a scikit-learn pipeline its features + solver."""
+    if isinstance(arch := card.get("architecture"), dict):
+        return arch.get("name")
+    if card.get("features"):
+        method = (card.get("svm_params") or {}).get("method")
+        return f"{card['features']} + SVM" + (f" ({method})" if method else "")
+    return None
+
+
+def test_time_steps(card: dict[str, Any]) -> list[str]:
+    """What a network does to its input at test time beyond resizing (from its architecture)."""
+    kwargs = (card.get("architecture") or {}).get("kwargs") or {}
+    steps = []
+    if kwargs.get("sharpness_target") is not None:
+        steps.append(f"sharpness-matched ({kwargs['sharpness_target']:.3g})")
+    if kwargs.get("flip_average"):
+        steps.append("flip-averaged")
+    return steps
+
+
+def _dataset_name(path: str) -> str:
+    """A dataset's short name: its folder (the folder of a data.yaml or CSV file)."""
+    p = Path(path)
+    return p.parent.name if p.suffix.lower() in (".yaml", ".yml", ".csv") else p.name
+
+
+def _provenance(card: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The datasets a model was trained on (path, splits, counts) and when: from its card
+    (runs trained since cards record them), else from the run's train.json."""
+    try:
+        train = json.loads((folder / "train.json").read_text())
+    except (OSError, ValueError):
+        train = {}
+    train = train if isinstance(train, dict) else {}
+    datasets = card.get("datasets") or train.get("datasets")
+    if not datasets:
+        data = card.get("trained_on") or train.get("data")
+        paths = data if isinstance(data, list) else [data] if data else []
+        datasets = [
+            {
+                "data": path,
+                "train_split": card.get("train_split") or train.get("train_split"),
+                "val_split": card.get("val_split") or train.get("val_split"),
+                "train_samples": train.get("train_samples"),
+                "val_samples": train.get("val_samples"),
+                "train_counts": train.get("train_counts"),
+                "val_counts": train.get("val_counts"),
+            }
+            for path in paths
+        ]
+    fields = ("name", "data", "train_split", "val_split", "train_samples", "val_samples")
+    entries = [{k: d.get(k) for k in (*fields, "train_counts", "val_counts")} for d in datasets]
+    for entry in entries:
+        entry["name"] = entry["name"] or _dataset_name(str(entry["data"]))
+    date = card.get("date") or train.get("date") or (card.get("validation") or {}).get("date")
+    return {"datasets": entries, "date": date}
+
+
+def models_table(entries: list[dict[str, Any]], markdown: bool = False) -> str:
+    """The shipped models as a table: plain aligned text for the terminal, or the markdown
+    table the README shows (generated from the cards, so the two never disagree)."""
+    header = ["model", "kind", "architecture", "input", "classes", "val acc", "macro-F1",
+              "validated on", "trained on", "size"]  # fmt: skip
+    rows = [header] + [_table_row(e) for e in entries]
+    if markdown:
+        lines = ["| " + " | ".join(r) + " |" for r in rows]
+        lines.insert(1, "|" + "|".join("---" for _ in header) + "|")
+        return "\n".join(lines)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                     for r in rows)  # fmt: skip
+
+
+def _table_row(entry: dict[str, Any]) -> list[str]:
+    score = entry["validation"] or {}
+    size, color = entry["input"]["size"], entry["input"]["color"]
+    trained_on = ", ".join(
+        f"{d['name']} {d['train_split']}" for d in entry["provenance"]["datasets"]
+    )
+    return [
+        entry["name"] + (" (default)" if entry["default"] else ""),
+        str(entry["kind"]),
+        str(entry["architecture"]) + "".join(f", {t.split(' (')[0]}" for t in entry["test_time"]),
+        f"{size}x{size} {color}",
+        str(len(entry["classes"] or [])),
+        _percent(score.get("accuracy")),
+        _percent(score.get("macro_f1")),
+        f"{score.get('dataset')} {score.get('split')}" if score else "-",
+        trained_on or "-",
+        f"{entry['size_bytes'] / 2**20:.1f} MiB",
+    ]
 
 
 def shipped_path(name: str) -> Path:
@@ -79,3 +208,7 @@ def ship_run(
         if (run.path / extra).is_file():
             io.write_bytes(target / extra, (run.path / extra).read_bytes())
     return target
+
+
+def _percent(value: Any) -> str:
+    return f"{value:.1%}" if isinstance(value, int | float) else "-"
