@@ -373,10 +373,10 @@ def test_explain_image_writes_figures_and_json(torch_run: Path, face: Path, tmp_
     pixels = np.array(decode_image(face, size=48, color="gray"))[None]
     predicted = int(run.predict(pixels)[0])
     assert result["predicted"]["index"] == predicted
-    assert result["predicted"]["class"] == run.classes[predicted]
+    assert result["predicted"]["class"] == run.canonical[predicted]
     probs = run.estimator.predict_proba(pixels)[0]
     np.testing.assert_allclose(
-        [result["probabilities"][c] for c in run.classes], probs, rtol=1e-5, atol=1e-6
+        [result["probabilities"][c] for c in run.canonical], probs, rtol=1e-5, atol=1e-6
     )
     assert result["layer"] == "block3.relu" and result["target"] is None
     assert result["gradcam_class"]["index"] == predicted
@@ -433,13 +433,13 @@ def test_explain_a_photo_explains_its_largest_face(torch_run: Path, tmp_path: Pa
     assert result["face"]["faces_found"] == len(faces) and result["face"]["framing"] == "default"
     probs = run.estimator.predict_proba(largest.crop[None])[0]
     np.testing.assert_allclose(
-        [result["probabilities"][c] for c in run.classes], probs, rtol=1e-5, atol=1e-6
+        [result["probabilities"][c] for c in run.canonical], probs, rtol=1e-5, atol=1e-6
     )
     whole = explain_image(run, path, tmp_path / "whole", crop="whole")
     assert whole["face"] is None
     squeezed = np.array(decode_image(path, size=48, color="gray"))[None]
     np.testing.assert_allclose(
-        [whole["probabilities"][c] for c in run.classes],
+        [whole["probabilities"][c] for c in run.canonical],
         run.estimator.predict_proba(squeezed)[0],
         rtol=1e-5,
         atol=1e-6,
