@@ -341,7 +341,7 @@ def torch_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("run")
     card = {
         "classes": ["Anger", "Happy", "Sad"],
-        "canonical": ["anger", "happiness", "sadness"],
+        "canonical": ["angry", "happy", "sad"],
         "image_size": 48,
         "color": "gray",
         "mean": [0.5],
@@ -391,8 +391,8 @@ def test_explain_image_writes_figures_and_json(torch_run: Path, face: Path, tmp_
 def test_explain_image_target_layer_and_errors(torch_run: Path, face: Path, tmp_path: Path) -> None:
     run = load_run(torch_run)
     result = explain_image(run, face, tmp_path / "a", layer="block2.conv", target="SAD")
-    assert result["target"] == {"index": 2, "class": "Sad"}
-    assert result["gradcam_class"] == {"index": 2, "class": "Sad"}
+    assert result["target"] == {"index": 2, "class": "sad"}
+    assert result["gradcam_class"] == {"index": 2, "class": "sad"}
     assert result["layer"] == "block2.conv"
     assert result["feature_maps"]["channels"] == 32
 

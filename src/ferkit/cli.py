@@ -167,12 +167,11 @@ def _check_out(folder: Path | None, file: Path | None = None, option: str = "--j
 
 
 def _message(exc: BaseException) -> str:
-    """An exception's text for a person: never a tuple repr (``OSError(2, 'x')``,
-    ``KeyError('x')`` quoting) and never empty (the class name stands in)."""
-    if isinstance(exc, FerkitError) or len(exc.args) != 1 or not isinstance(exc.args[0], str):
-        text = str(exc) if len(exc.args) <= 1 else ": ".join(str(a) for a in exc.args)
-    else:
-        text = exc.args[0]
+    """An exception's text for a person: never a tuple repr (``Exception("a", "b")`` prints
+    ``('a', 'b')``) nor KeyError's quotes, and never empty (the class name stands in).
+    Exceptions that format themselves (OSError's ``[Errno 2] ...: 'path'``) keep their text."""
+    plain = type(exc).__str__ in (BaseException.__str__, KeyError.__str__)
+    text = ": ".join(str(a) for a in exc.args) if plain else str(exc)
     return text or type(exc).__name__
 
 
