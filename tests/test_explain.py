@@ -341,7 +341,7 @@ def torch_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("run")
     card = {
         "classes": ["Anger", "Happy", "Sad"],
-        "canonical": ["anger", "happiness", "sadness"],
+        "canonical": ["angry", "happy", "sad"],
         "image_size": 48,
         "color": "gray",
         "mean": [0.5],
@@ -373,10 +373,10 @@ def test_explain_image_writes_figures_and_json(torch_run: Path, face: Path, tmp_
     pixels = np.array(decode_image(face, size=48, color="gray"))[None]
     predicted = int(run.predict(pixels)[0])
     assert result["predicted"]["index"] == predicted
-    assert result["predicted"]["class"] == run.classes[predicted]
+    assert result["predicted"]["class"] == run.canonical[predicted]
     probs = run.estimator.predict_proba(pixels)[0]
     np.testing.assert_allclose(
-        [result["probabilities"][c] for c in run.classes], probs, rtol=1e-5, atol=1e-6
+        [result["probabilities"][c] for c in run.canonical], probs, rtol=1e-5, atol=1e-6
     )
     assert result["layer"] == "block3.relu" and result["target"] is None
     assert result["gradcam_class"]["index"] == predicted
@@ -391,8 +391,8 @@ def test_explain_image_writes_figures_and_json(torch_run: Path, face: Path, tmp_
 def test_explain_image_target_layer_and_errors(torch_run: Path, face: Path, tmp_path: Path) -> None:
     run = load_run(torch_run)
     result = explain_image(run, face, tmp_path / "a", layer="block2.conv", target="SAD")
-    assert result["target"] == {"index": 2, "class": "Sad"}
-    assert result["gradcam_class"] == {"index": 2, "class": "Sad"}
+    assert result["target"] == {"index": 2, "class": "sad"}
+    assert result["gradcam_class"] == {"index": 2, "class": "sad"}
     assert result["layer"] == "block2.conv"
     assert result["feature_maps"]["channels"] == 32
 
@@ -433,13 +433,13 @@ def test_explain_a_photo_explains_its_largest_face(torch_run: Path, tmp_path: Pa
     assert result["face"]["faces_found"] == len(faces) and result["face"]["framing"] == "default"
     probs = run.estimator.predict_proba(largest.crop[None])[0]
     np.testing.assert_allclose(
-        [result["probabilities"][c] for c in run.classes], probs, rtol=1e-5, atol=1e-6
+        [result["probabilities"][c] for c in run.canonical], probs, rtol=1e-5, atol=1e-6
     )
     whole = explain_image(run, path, tmp_path / "whole", crop="whole")
     assert whole["face"] is None
     squeezed = np.array(decode_image(path, size=48, color="gray"))[None]
     np.testing.assert_allclose(
-        [whole["probabilities"][c] for c in run.classes],
+        [whole["probabilities"][c] for c in run.canonical],
         run.estimator.predict_proba(squeezed)[0],
         rtol=1e-5,
         atol=1e-6,

@@ -55,7 +55,7 @@ def build_run(folder: Path, arch: str) -> Path:
             module.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)
     card = {
         "classes": ["Anger", "Happy", "Sad"],
-        "canonical": ["anger", "happiness", "sadness"],
+        "canonical": ["angry", "happy", "sad"],
         "image_size": size,
         "color": "gray" if channels == 1 else "rgb",
         "mean": [0.52] * channels if channels == 1 else [0.55, 0.45, 0.40],
@@ -254,7 +254,7 @@ def test_explain_still_uses_torch_on_an_exported_run(
     face = tmp_path / "face.png"
     Image.fromarray(images_for(exported["seedcnn"], 1)[0, ..., 0]).save(face)
     result = explain_image(load_run(exported["seedcnn"]), face, tmp_path / "e", max_maps=4)
-    assert result["predicted"]["class"] in ("Anger", "Happy", "Sad")
+    assert result["predicted"]["class"] in ("angry", "happy", "sad")
 
 
 def test_cli_export(exported: dict[str, Path], tmp_path: Path) -> None:

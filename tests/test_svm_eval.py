@@ -396,7 +396,8 @@ def test_train_svm_search_on_train_and_fixed_params(tmp_path: Path) -> None:
     best = summary["search"]["best_params"]
     assert lines[0].startswith(f"search on 18 train images: {best} (CV accuracy ")
     assert lines[1].startswith(f"raw features of {summary['train_samples']} train images in ")
-    assert re.fullmatch(r"fitted in \d+ s", lines[2]) and len(lines) == 3
+    assert re.fullmatch(r"fitted in \d+ s", lines[2]) and len(lines) == 4
+    assert re.fullmatch(r"validation accuracy \d\.\d{3}", lines[3])
     fixed = train_svm(
         root,
         tmp_path / "f",

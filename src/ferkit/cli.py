@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
+import time
+import warnings
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ferkit import __version__
-from ferkit.errors import FerkitError
+from ferkit.errors import FerkitError, did_you_mean
 
 app = typer.Typer(
     name="ferkit",
@@ -65,13 +68,11 @@ FacesArg = Annotated[
 DetectorArg = Annotated[DetectorOption, typer.Option(help="Face detector (auto: dlib, then Haar).")]
 
 
-ClassNamesArg = Annotated[
-    str | None,
-    typer.Option(
-        help="Class folders not named by emotion: a preset (rafdb: RAF-DB's 1-7; fer2013: "
-        "0-6) or FOLDER=EMOTION pairs, e.g. 1=surprise,2=fear."
-    ),
-]
+CLASS_NAMES_HELP = (
+    "Class folders not named by emotion: a preset (rafdb: RAF-DB's 1-7; fer2013: "
+    "0-6) or FOLDER=EMOTION pairs, e.g. 1=surprise,2=fear."
+)
+ClassNamesArg = Annotated[str | None, typer.Option(help=CLASS_NAMES_HELP)]
 
 
 class CropOption(StrEnum):  # ferkit.evaluation.explain.CROPS
@@ -80,12 +81,56 @@ class CropOption(StrEnum):  # ferkit.evaluation.explain.CROPS
     whole = "whole"
 
 
+class BalanceOption(StrEnum):  # ferkit.training.deep.BALANCING
+    undersample = "undersample"
+    weights = "weights"
+    none = "none"
+
+
+class OptimizerOption(StrEnum):
+    adam = "adam"
+    adamw = "adamw"
+    sgd = "sgd"
+
+
+class ScheduleOption(StrEnum):
+    plateau = "plateau"
+    cosine = "cosine"
+
+
+class AugmentOption(StrEnum):  # ferkit.training.augment.AUGMENTATIONS
+    none = "none"
+    seed = "seed"
+    strong = "strong"
+
+
+class KernelOption(StrEnum):  # ferkit.models.svm.SVMClassifier
+    linear = "linear"
+    rbf = "rbf"
+
+
+class RecipeOption(StrEnum):  # ferkit.training.recipes.RECIPES
+    seed = "seed"
+    ferkit = "ferkit"
+
+
+# help panels of the long commands (train, svm, tune, study), so that --help can be scanned
+DATA_PANEL = "Data"
+MODEL_PANEL = "Model"
+FEATURES_PANEL = "Features and SVM"
+SEARCH_PANEL = "Search"
+OPTIM_PANEL = "Optimisation"
+AUGMENT_PANEL = "Augmentation"
+HARDWARE_PANEL = "Hardware"
+OUTPUT_PANEL = "Output"
+
 # one option for `ferkit train` and `ferkit svm` (ferkit.data.sharpness.matching_target)
 MatchSharpness = Annotated[
     SharpnessOption,
     typer.Option(
         help="Blur inputs to the training images' sharpness before the model: auto (when "
-        "train is much blurrier than val), on or off."
+        "train is much blurrier than val), on or off.",
+        rich_help_panel=DATA_PANEL,
     ),
 ]
 
@@ -103,6 +148,7 @@ def main(
     ] = False,
 ) -> None:
     """ferkit: facial-expression recognition you can train, compare, explain and deploy."""
+    warnings.showwarning = _show_warning
 
 
 def _stderr_line(text: str) -> None:
@@ -120,9 +166,70 @@ def _check_out(folder: Path | None, file: Path | None = None, option: str = "--j
         io.ensure_writable_file(file, option)
 
 
+def _message(exc: BaseException) -> str:
+    """An exception's text for a person: never a tuple repr (``Exception("a", "b")`` prints
+    ``('a', 'b')``) nor KeyError's quotes, and never empty (the class name stands in).
+    Exceptions that format themselves (OSError's ``[Errno 2] ...: 'path'``) keep their text."""
+    plain = type(exc).__str__ in (BaseException.__str__, KeyError.__str__)
+    text = ": ".join(str(a) for a in exc.args) if plain else str(exc)
+    return text or type(exc).__name__
+
+
 def _fail(exc: Exception) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+    err_console.print(
+        f"[bold red]error:[/] {escape(_message(exc))}", highlight=False, markup=True, soft_wrap=True
+    )
     return typer.Exit(code=2)
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """ferkit's and the libraries' Python warnings as one ``warning: ...`` line on stderr,
+    without the file:line and source line a user cannot act on."""
+    text = " ".join(str(message).split())  # one line, whatever the library wrapped
+    _stderr_line(f"warning: {text}")
+
+
+def _usage_error(exc: Any) -> None:
+    """A typo'd option or choice in the same one-line ``error: ...`` style as ferkit's own
+    errors (typer draws a box), with a "did you mean" for a choice close to a valid one."""
+    if type(exc).__name__ == "NoArgsIsHelpError":  # the help is already printed
+        return
+    text = " ".join(exc.format_message().replace("Value error, ", "").split())
+    choice = re.search(r"'([^']*)' is not one of (.*?)\.?$", text)
+    if choice:
+        text = text.rstrip(".") + did_you_mean(choice[1], re.findall(r"'([^']*)'", choice[2]))
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+    _stderr_line(f"error: {text}{hint}")
+
+
+def _typer_output() -> None:
+    """Two changes to typer's output: usage errors as one ``error:`` line (``_usage_error``);
+    no ``<bool>`` after a flag (``--json <bool>`` reads as if it took a value)."""
+    from typer import rich_utils
+    from typer.core import TyperOption
+
+    rich_utils.rich_format_error = _usage_error
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_ferkit", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag and self.metavar is None else shown(self, ctx)
+
+    display_type_rich._ferkit = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_typer_output()
 
 
 def _print_summary(summary: dict[str, Any], show_problems: int) -> None:
@@ -246,38 +353,81 @@ class MethodOption(StrEnum):
 @app.command()
 def svm(
     data: Annotated[Path, typer.Argument(help="Dataset folder, data.yaml or FER2013 CSV.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
-    features: Annotated[FeatureOption, typer.Option(help="Feature extractor.")] = FeatureOption.hog,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Run folder to write.", rich_help_panel=OUTPUT_PANEL)
+    ],
+    features: Annotated[
+        FeatureOption, typer.Option(help="Feature extractor.", rich_help_panel=FEATURES_PANEL)
+    ] = FeatureOption.hog,
+    network: Annotated[
+        str | None,
+        typer.Option(
+            help="For --features cnn: network run folder or shipped name.",
+            rich_help_panel=FEATURES_PANEL,
+        ),
+    ] = None,
     method: Annotated[
         MethodOption,
-        typer.Option(help="exact SVC, pca (SVC on PCA-256) or fast (PCA+Nystroem+linear)."),
-    ] = MethodOption.exact,
+        typer.Option(
+            help="pca (SVC on PCA-256, the recommended path), exact SVC (the seed's) or fast "
+            "(PCA+Nystroem+linear).",
+            rich_help_panel=FEATURES_PANEL,
+        ),
+    ] = MethodOption.pca,
     pca_components: Annotated[
         int | None,
-        typer.Option(min=1, help="Principal components for --method pca (256) or fast (512)."),
+        typer.Option(
+            min=1,
+            help="Principal components for --method pca (256) or fast (512).",
+            rich_help_panel=FEATURES_PANEL,
+        ),
     ] = None,
-    search: Annotated[bool, typer.Option(help="Grid-search kernel, C, gamma first.")] = False,
+    kernel: Annotated[
+        KernelOption,
+        typer.Option(help="Kernel when not searching.", rich_help_panel=FEATURES_PANEL),
+    ] = KernelOption.rbf,
+    c: Annotated[
+        float, typer.Option("--C", help="C when not searching.", rich_help_panel=FEATURES_PANEL)
+    ] = 10.0,
+    gamma: Annotated[
+        str, typer.Option(help="gamma when not searching.", rich_help_panel=FEATURES_PANEL)
+    ] = "scale",
+    search: Annotated[
+        bool, typer.Option(help="Grid-search kernel, C, gamma first.", rich_help_panel=SEARCH_PANEL)
+    ] = False,
     search_on: Annotated[
-        str, typer.Option(help="Split to search on (the seed: val), or 'train' for plain CV.")
+        str,
+        typer.Option(
+            help="Split to search on (the seed: val), or 'train' for plain CV.",
+            rich_help_panel=SEARCH_PANEL,
+        ),
     ] = "val",
-    search_size: Annotated[int, typer.Option(min=10, help="Samples used by the search.")] = 2000,
-    kernel: Annotated[str, typer.Option(help="Kernel when not searching.")] = "rbf",
-    c: Annotated[float, typer.Option("--C", help="C when not searching.")] = 10.0,
-    gamma: Annotated[str, typer.Option(help="gamma when not searching.")] = "scale",
-    margin: Annotated[int, typer.Option(help="Undersample classes to largest - margin.")] = 750,
-    size: Annotated[int | None, typer.Option(min=8, max=1024, help="Image side.")] = None,
-    color: Annotated[ColorOption, typer.Option(help="Decode as rgb or gray.")] = ColorOption.auto,
-    network: Annotated[
-        str | None, typer.Option(help="For --features cnn: network run folder or shipped name.")
+    search_size: Annotated[
+        int, typer.Option(min=10, help="Samples used by the search.", rich_help_panel=SEARCH_PANEL)
+    ] = 2000,
+    margin: Annotated[
+        int,
+        typer.Option(help="Undersample classes to largest - margin.", rich_help_panel=DATA_PANEL),
+    ] = 750,
+    size: Annotated[
+        int | None, typer.Option(min=8, max=1024, help="Image side.", rich_help_panel=DATA_PANEL)
     ] = None,
+    color: Annotated[
+        ColorOption, typer.Option(help="Decode as rgb or gray.", rich_help_panel=DATA_PANEL)
+    ] = ColorOption.auto,
     match_sharpness: MatchSharpness = SharpnessOption.auto,
-    seed: Annotated[int, typer.Option(help="Seed for sampling and solvers.")] = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    seed: Annotated[
+        int, typer.Option(help="Seed for sampling and solvers.", rich_help_panel=DATA_PANEL)
+    ] = 0,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the summary as JSON.", rich_help_panel=OUTPUT_PANEL),
+    ] = False,
 ) -> None:
     """Train the seed's SVM baseline on raw, HOG, landmark, dlib-embedding or CNN features."""
     from ferkit.training.svm import train_svm
 
-    params = None if search else {"kernel": kernel, "C": c, "gamma": _number(gamma)}
+    params = None if search else {"kernel": kernel.value, "C": c, "gamma": _number(gamma)}
     try:
         _check_out(out)
         summary = train_svm(
@@ -316,6 +466,13 @@ def svm(
         f"fitted {summary['method']} SVM on {summary['train_samples']} samples in "
         f"{summary['fit_seconds']} s (features {summary['feature_seconds']} s)"
     )
+    val = summary.get("validation")
+    if val:
+        out_console.print(
+            f"validation accuracy {val['accuracy']:.1%} on {val['split']} ({val['n']:,} images)"
+        )
+    else:
+        out_console.print("no validation split: not scored (ferkit evaluate RUN DATA --split ...)")
     out_console.print(f"run saved in {out}")
 
 
@@ -344,53 +501,131 @@ def train(
             "rgb when any is rgb unless --color).",
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
-    model: Annotated[str, typer.Option(help="Registered network (see `ferkit models`).")] = (
-        "fernet"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Run folder to write.", rich_help_panel=OUTPUT_PANEL)
+    ],
+    model: Annotated[
+        str,
+        typer.Option(help="Registered network (see `ferkit models`).", rich_help_panel=MODEL_PANEL),
+    ] = "fernet",
     arg: Annotated[
-        list[str] | None, typer.Option("--arg", help="Network argument key=value (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--arg", help="Network argument key=value (repeatable).", rich_help_panel=MODEL_PANEL
+        ),
     ] = None,
-    size: Annotated[int | None, typer.Option(min=8, max=1024, help="Image side.")] = None,
-    color: Annotated[ColorOption, typer.Option(help="Decode as rgb or gray.")] = ColorOption.auto,
+    size: Annotated[
+        int | None, typer.Option(min=8, max=1024, help="Image side.", rich_help_panel=DATA_PANEL)
+    ] = None,
+    color: Annotated[
+        ColorOption, typer.Option(help="Decode as rgb or gray.", rich_help_panel=DATA_PANEL)
+    ] = ColorOption.auto,
     classes: Annotated[
-        str | None, typer.Option(help="Comma-separated class subset, e.g. happiness,sadness.")
+        str | None,
+        typer.Option(
+            help="Comma-separated class subset, e.g. happiness,sadness.",
+            rich_help_panel=DATA_PANEL,
+        ),
     ] = None,
     balance: Annotated[
-        str, typer.Option(help="undersample (the seed's, largest - margin), weights or none.")
-    ] = "undersample",
-    margin: Annotated[int, typer.Option(help="Undersampling margin.")] = 750,
-    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs.")] = 50,
-    batch_size: Annotated[int, typer.Option(min=2, help="Global batch size.")] = 64,
-    lr: Annotated[float, typer.Option(help="Initial learning rate.")] = 1e-3,
-    weight_decay: Annotated[float, typer.Option(help="L2 / weight decay.")] = 0.0,
-    optimizer: Annotated[str, typer.Option(help="adam, adamw or sgd.")] = "adam",
-    schedule: Annotated[
-        str, typer.Option(help="plateau (ReduceLROnPlateau 0.1/3, the seed's) or cosine.")
-    ] = "plateau",
-    patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).")] = 8,
-    augment: Annotated[str, typer.Option(help="none, seed or strong.")] = "seed",
-    label_smoothing: Annotated[float, typer.Option(help="Label smoothing.")] = 0.0,
-    mixup: Annotated[float, typer.Option(help="Mixup alpha (0 = off).")] = 0.0,
-    val_split: Annotated[str, typer.Option(help="Validation split.")] = "val",
-    max_train: Annotated[int | None, typer.Option(help="Use a stratified train subset.")] = None,
-    init: Annotated[Path | None, typer.Option(help="Start from this run's weights.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    bf16: Annotated[bool, typer.Option(help="bf16 autocast (CPU AMX / CUDA).")] = True,
-    nproc: Annotated[int, typer.Option(min=1, help="DistributedDataParallel processes.")] = 1,
-    threads: Annotated[int | None, typer.Option(help="Torch threads per process.")] = None,
+        BalanceOption,
+        typer.Option(
+            help="undersample (the seed's, largest - margin), weights or none.",
+            rich_help_panel=DATA_PANEL,
+        ),
+    ] = BalanceOption.undersample,
+    margin: Annotated[
+        int, typer.Option(help="Undersampling margin.", rich_help_panel=DATA_PANEL)
+    ] = 750,
+    val_split: Annotated[
+        str, typer.Option(help="Validation split.", rich_help_panel=DATA_PANEL)
+    ] = "val",
+    max_train: Annotated[
+        int | None,
+        typer.Option(help="Use a stratified train subset.", rich_help_panel=DATA_PANEL),
+    ] = None,
+    class_names: Annotated[
+        str | None, typer.Option(help=CLASS_NAMES_HELP, rich_help_panel=DATA_PANEL)
+    ] = None,
     match_sharpness: MatchSharpness = SharpnessOption.auto,
+    init: Annotated[
+        Path | None,
+        typer.Option(help="Start from this run's weights.", rich_help_panel=MODEL_PANEL),
+    ] = None,
     tta: Annotated[
         TtaOption,
         typer.Option(
             help="Test-time augmentation saved with the model: none, or flip (average each "
-            "image with its mirror; twice the inference cost). Validation uses it too."
+            "image with its mirror; twice the inference cost). Validation uses it too.",
+            rich_help_panel=MODEL_PANEL,
         ),
     ] = TtaOption.none,
-    seed: Annotated[int, typer.Option(help="Seed for sampling, init and augmentation.")] = 0,
-    class_names: ClassNamesArg = None,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    epochs: Annotated[
+        int, typer.Option(min=1, help="Maximum epochs.", rich_help_panel=OPTIM_PANEL)
+    ] = 50,
+    batch_size: Annotated[
+        int, typer.Option(min=2, help="Global batch size.", rich_help_panel=OPTIM_PANEL)
+    ] = 64,
+    lr: Annotated[
+        float, typer.Option(help="Initial learning rate.", rich_help_panel=OPTIM_PANEL)
+    ] = 1e-3,
+    weight_decay: Annotated[
+        float, typer.Option(help="L2 / weight decay.", rich_help_panel=OPTIM_PANEL)
+    ] = 0.0,
+    optimizer: Annotated[
+        OptimizerOption, typer.Option(help="Optimiser.", rich_help_panel=OPTIM_PANEL)
+    ] = OptimizerOption.adam,
+    schedule: Annotated[
+        ScheduleOption,
+        typer.Option(
+            help="plateau (ReduceLROnPlateau 0.1/3, the seed's) or cosine.",
+            rich_help_panel=OPTIM_PANEL,
+        ),
+    ] = ScheduleOption.plateau,
+    patience: Annotated[
+        int, typer.Option(help="Early-stopping patience (epochs).", rich_help_panel=OPTIM_PANEL)
+    ] = 8,
+    label_smoothing: Annotated[
+        float, typer.Option(help="Label smoothing.", rich_help_panel=OPTIM_PANEL)
+    ] = 0.0,
+    seed: Annotated[
+        int,
+        typer.Option(help="Seed for sampling, init and augmentation.", rich_help_panel=OPTIM_PANEL),
+    ] = 0,
+    augment: Annotated[
+        AugmentOption,
+        typer.Option(help="Training-image augmentation.", rich_help_panel=AUGMENT_PANEL),
+    ] = AugmentOption.seed,
+    mixup: Annotated[
+        float, typer.Option(help="Mixup alpha (0 = off).", rich_help_panel=AUGMENT_PANEL)
+    ] = 0.0,
+    device: Annotated[
+        str, typer.Option(help="auto, cpu, cuda or cuda:N.", rich_help_panel=HARDWARE_PANEL)
+    ] = "auto",
+    bf16: Annotated[
+        bool,
+        typer.Option(
+            "--bf16/--no-bf16",
+            help="bf16 autocast (CPU AMX / CUDA).",
+            rich_help_panel=HARDWARE_PANEL,
+        ),
+    ] = True,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            min=1, help="DistributedDataParallel processes.", rich_help_panel=HARDWARE_PANEL
+        ),
+    ] = 1,
+    threads: Annotated[
+        int | None, typer.Option(help="Torch threads per process.", rich_help_panel=HARDWARE_PANEL)
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --out.", rich_help_panel=OUTPUT_PANEL)
+    ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the summary as JSON.", rich_help_panel=OUTPUT_PANEL),
+    ] = False,
 ) -> None:
     """Train a network on one or several datasets (checkpoint every epoch, early stopping,
     resumable with --resume)."""
@@ -405,16 +640,16 @@ def train(
             color=None if color is ColorOption.auto else color.value,
             classes=[c.strip() for c in classes.split(",")] if classes else None,
             class_names=class_names,
-            balance=balance,
+            balance=balance.value,
             margin=margin,
             epochs=epochs,
             batch_size=batch_size,
             lr=lr,
             weight_decay=weight_decay,
-            optimizer=optimizer,
-            schedule=schedule,
+            optimizer=optimizer.value,
+            schedule=schedule.value,
             patience=patience,
-            augment=augment,
+            augment=augment.value,
             label_smoothing=label_smoothing,
             mixup=mixup,
             seed=seed,
@@ -430,7 +665,9 @@ def train(
         )
         # bars on a terminal; a line per epoch in a log (a background run's only news)
         progress = True if sys.stderr.isatty() else "epochs"
+        started = time.perf_counter()
         summary = train_network(data, out, cfg, resume=resume, progress=progress)
+        wall = time.perf_counter() - started
     except (FerkitError, ValueError) as exc:
         raise _fail(exc) from None
     if as_json:
@@ -440,7 +677,7 @@ def train(
         f"{cfg.model}: best validation accuracy {summary['val_accuracy']:.1%} at epoch "
         f"{summary['best_epoch']} of {summary['epochs_run']}"
         + (" (stopped early)" if summary["stopped_early"] else "")
-        + f"; {summary['train_seconds_total']} s training"
+        + f"; {_train_time(wall, summary['train_seconds_total'], resume)}"
     )
     if by_dataset := summary.get("val_accuracy_by_dataset"):
         shown = ", ".join(f"{name} {acc:.1%}" for name, acc in by_dataset.items())
@@ -448,26 +685,71 @@ def train(
     out_console.print(f"run saved in {out} (model.safetensors, history.json, curves.png)")
 
 
+def _train_time(wall: float, passes: float, resumed: bool) -> str:
+    """The wall time of this command, and what the history's seconds count: the training
+    passes alone (no data loading, validation or saving), over every attempt of a resumed run."""
+    attempts = " over every attempt" if resumed else ""
+    return f"{wall:.1f} s wall time ({passes:.1f} s of it training passes{attempts})"
+
+
 @app.command()
 def tune(
     data: Annotated[Path, typer.Argument(help="Dataset folder, data.yaml or FER2013 CSV.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Study folder (resumable).")],
-    model: Annotated[str, typer.Option(help="Registered network.")] = "seedcnn",
-    trials: Annotated[int, typer.Option(min=1, help="Total finished trials wanted.")] = 20,
-    max_epochs: Annotated[int, typer.Option(min=1, help="Hyperband's epoch budget.")] = 10,
-    size: Annotated[int | None, typer.Option(min=8, max=1024, help="Image side.")] = None,
-    color: Annotated[ColorOption, typer.Option(help="Decode as rgb or gray.")] = ColorOption.auto,
-    classes: Annotated[str | None, typer.Option(help="Comma-separated class subset.")] = None,
-    balance: Annotated[str, typer.Option(help="undersample, weights or none.")] = "undersample",
-    batch_size: Annotated[int, typer.Option(min=2, help="Batch size.")] = 64,
-    augment: Annotated[str, typer.Option(help="none, seed or strong.")] = "seed",
-    max_train: Annotated[int | None, typer.Option(help="Stratified train subset.")] = None,
-    epochs: Annotated[int, typer.Option(help="Epochs of the final command in best.json.")] = 50,
-    timeout: Annotated[float | None, typer.Option(help="Stop starting trials after s.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    threads: Annotated[int | None, typer.Option(help="Torch threads.")] = None,
-    seed: Annotated[int, typer.Option(help="Sampler and training seed.")] = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print best.json.")] = False,
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Study folder (resumable).", rich_help_panel=OUTPUT_PANEL),
+    ],
+    model: Annotated[
+        str, typer.Option(help="Registered network.", rich_help_panel=MODEL_PANEL)
+    ] = "seedcnn",
+    trials: Annotated[
+        int, typer.Option(min=1, help="Total finished trials wanted.", rich_help_panel=SEARCH_PANEL)
+    ] = 20,
+    max_epochs: Annotated[
+        int, typer.Option(min=1, help="Hyperband's epoch budget.", rich_help_panel=SEARCH_PANEL)
+    ] = 10,
+    timeout: Annotated[
+        float | None,
+        typer.Option(help="Stop starting trials after s.", rich_help_panel=SEARCH_PANEL),
+    ] = None,
+    size: Annotated[
+        int | None, typer.Option(min=8, max=1024, help="Image side.", rich_help_panel=DATA_PANEL)
+    ] = None,
+    color: Annotated[
+        ColorOption, typer.Option(help="Decode as rgb or gray.", rich_help_panel=DATA_PANEL)
+    ] = ColorOption.auto,
+    classes: Annotated[
+        str | None, typer.Option(help="Comma-separated class subset.", rich_help_panel=DATA_PANEL)
+    ] = None,
+    balance: Annotated[
+        BalanceOption, typer.Option(help="Class balancing.", rich_help_panel=DATA_PANEL)
+    ] = BalanceOption.undersample,
+    max_train: Annotated[
+        int | None, typer.Option(help="Stratified train subset.", rich_help_panel=DATA_PANEL)
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=2, help="Batch size.", rich_help_panel=OPTIM_PANEL)
+    ] = 64,
+    augment: Annotated[
+        AugmentOption,
+        typer.Option(help="Training-image augmentation.", rich_help_panel=AUGMENT_PANEL),
+    ] = AugmentOption.seed,
+    epochs: Annotated[
+        int,
+        typer.Option(help="Epochs of the final command in best.json.", rich_help_panel=OPTIM_PANEL),
+    ] = 50,
+    seed: Annotated[
+        int, typer.Option(help="Sampler and training seed.", rich_help_panel=OPTIM_PANEL)
+    ] = 0,
+    device: Annotated[
+        str, typer.Option(help="auto, cpu, cuda or cuda:N.", rich_help_panel=HARDWARE_PANEL)
+    ] = "auto",
+    threads: Annotated[
+        int | None, typer.Option(help="Torch threads.", rich_help_panel=HARDWARE_PANEL)
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print best.json.", rich_help_panel=OUTPUT_PANEL)
+    ] = False,
 ) -> None:
     """Hyperband search (Optuna) over the seed's space: dense units, dropout, lr, L2."""
     from ferkit.training.deep import TrainConfig
@@ -480,9 +762,9 @@ def tune(
             image_size=size,
             color=None if color is ColorOption.auto else color.value,
             classes=[c.strip() for c in classes.split(",")] if classes else None,
-            balance=balance,
+            balance=balance.value,
             batch_size=batch_size,
-            augment=augment,
+            augment=augment.value,
             max_train=max_train,
             epochs=epochs,
             device=device,
@@ -832,9 +1114,7 @@ def predict(
     inputs: Annotated[
         list[Path],
         # readable=False: an unreadable file is reported with the others, not a whole-run abort
-        typer.Argument(
-            help="Image files, folders (searched recursively), videos.", readable=False
-        ),
+        typer.Argument(help="Image files, folders (searched recursively), videos.", readable=False),
     ],
     model: Annotated[
         str | None,
@@ -994,45 +1274,100 @@ def _model_args(pairs: list[str] | None) -> dict[str, dict[str, Any]]:
 @app.command()
 def study(
     data: Annotated[Path, typer.Argument(help="Dataset folder, data.yaml or FER2013 CSV.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Study folder (resumable).")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Study folder (resumable).", rich_help_panel=OUTPUT_PANEL),
+    ],
     quick: Annotated[
-        bool, typer.Option(help="~2,000 train / 800 val images, 3 epochs, small search.")
+        bool,
+        typer.Option(
+            help="~2,000 train / 800 val images, 3 epochs, small search.",
+            rich_help_panel=DATA_PANEL,
+        ),
     ] = False,
-    models: Annotated[
-        str, typer.Option(help="Networks, comma-separated.")
-    ] = "cnn10,convnet,fernet",
-    features: Annotated[
-        str, typer.Option(help="SVM features, comma-separated (raw, hog, landmarks, embedding).")
-    ] = "raw,hog",
-    seed: Annotated[int, typer.Option(help="Seed for sampling, searches and training.")] = 0,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs (quick 3, full 50).")] = None,
-    max_train: Annotated[int | None, typer.Option(min=10, help="Train images kept.")] = None,
-    max_val: Annotated[int | None, typer.Option(min=10, help="Validation images kept.")] = None,
-    search_size: Annotated[
-        int | None, typer.Option(min=10, help="SVM grid-search samples (quick 400, full 2000).")
+    max_train: Annotated[
+        int | None, typer.Option(min=10, help="Train images kept.", rich_help_panel=DATA_PANEL)
     ] = None,
-    recipe: Annotated[
-        str,
-        typer.Option(help="How every network is trained: seed (the notebook's) or ferkit (ours)."),
-    ] = "seed",
-    batch_size: Annotated[
-        int | None, typer.Option(min=2, help="Network batch size (the recipe's: seed 32).")
+    max_val: Annotated[
+        int | None,
+        typer.Option(min=10, help="Validation images kept.", rich_help_panel=DATA_PANEL),
     ] = None,
     image_size: Annotated[
         int | None,
-        typer.Option(min=16, help="Image side for every model (default: the data's, at most 96)."),
+        typer.Option(
+            min=16,
+            help="Image side for every model (default: the data's, at most 96).",
+            rich_help_panel=DATA_PANEL,
+        ),
     ] = None,
-    explain_images: Annotated[int, typer.Option(min=1, help="Images explained.")] = 4,
-    happy_sad: Annotated[bool, typer.Option(help="Train the happy-vs-sad ConvNet.")] = True,
-    threads: Annotated[
-        int | None,
-        typer.Option(min=1, help="Torch threads for training (default: the cores usable here)."),
-    ] = None,
+    seed: Annotated[
+        int,
+        typer.Option(help="Seed for sampling, searches and training.", rich_help_panel=DATA_PANEL),
+    ] = 0,
+    models: Annotated[
+        str, typer.Option(help="Networks, comma-separated.", rich_help_panel=MODEL_PANEL)
+    ] = "cnn10,convnet,fernet",
     arg: Annotated[
         list[str] | None,
-        typer.Option("--arg", help="Network argument model:key=value, e.g. fernet:width=0.5."),
+        typer.Option(
+            "--arg",
+            help="Network argument model:key=value, e.g. fernet:width=0.5.",
+            rich_help_panel=MODEL_PANEL,
+        ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print study.json's content.")] = False,
+    happy_sad: Annotated[
+        bool,
+        typer.Option(help="Train the happy-vs-sad ConvNet.", rich_help_panel=MODEL_PANEL),
+    ] = True,
+    features: Annotated[
+        str,
+        typer.Option(
+            help="SVM features, comma-separated (raw, hog, landmarks, embedding).",
+            rich_help_panel=FEATURES_PANEL,
+        ),
+    ] = "raw,hog",
+    search_size: Annotated[
+        int | None,
+        typer.Option(
+            min=10,
+            help="SVM grid-search samples (quick 400, full 2000).",
+            rich_help_panel=FEATURES_PANEL,
+        ),
+    ] = None,
+    recipe: Annotated[
+        RecipeOption,
+        typer.Option(
+            help="How every network is trained: seed (the notebook's) or ferkit (ours).",
+            rich_help_panel=OPTIM_PANEL,
+        ),
+    ] = RecipeOption.seed,
+    epochs: Annotated[
+        int | None,
+        typer.Option(min=1, help="Epochs (quick 3, full 50).", rich_help_panel=OPTIM_PANEL),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            min=2,
+            help="Network batch size (the recipe's: seed 32).",
+            rich_help_panel=OPTIM_PANEL,
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Torch threads for training (default: the cores usable here).",
+            rich_help_panel=HARDWARE_PANEL,
+        ),
+    ] = None,
+    explain_images: Annotated[
+        int, typer.Option(min=1, help="Images explained.", rich_help_panel=OUTPUT_PANEL)
+    ] = 4,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print study.json's content.", rich_help_panel=OUTPUT_PANEL),
+    ] = False,
 ) -> None:
     """The seed study in one command: SVMs, CNNs, happy vs sad, evaluation and DIR/report.html.
 
@@ -1048,14 +1383,16 @@ def study(
             data=data, out=out, quick=quick, models=_names(models), features=_names(features),
             seed=seed, epochs=epochs, max_train=max_train, max_val=max_val,
             search_size=search_size, batch_size=batch_size, explain_images=explain_images,
-            recipe=recipe,
+            recipe=recipe.value,
             happy_sad=happy_sad, model_kwargs=_model_args(arg), image_size=image_size,
             threads=threads,
         )  # fmt: skip
         unknown = [m for m in cfg.models if m not in list_models()]
         unknown += [f for f in cfg.features if f not in EXTRACTORS or f == "cnn"]
         if unknown:
-            raise FerkitError(f"unknown model or feature: {', '.join(unknown)}")
+            known = [*list_models(), *(f for f in EXTRACTORS if f != "cnn")]
+            hints = "".join(did_you_mean(u, known) for u in unknown)
+            raise FerkitError(f"unknown model or feature: {', '.join(unknown)}{hints}")
         if out.exists() and not out.is_dir():
             raise FerkitError(f"{out}: exists and is not a folder")
         _check_out(out)

@@ -6,7 +6,8 @@ instead of a traceback, while real bugs still surface with their stack.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -15,6 +16,14 @@ if TYPE_CHECKING:
 
 class FerkitError(Exception):
     """An expected, user-facing failure (bad input, bad option)."""
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``"; did you mean 'fernet'?"`` when ``name`` is a near miss (a typo) of one of ``known``,
+    else ``""``: appended where an unknown name is refused, so the Python API says it too."""
+    choices = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(name.lower(), list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {choices[close[0]]!r}?" if close else ""
 
 
 class DatasetError(FerkitError):

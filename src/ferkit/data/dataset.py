@@ -24,7 +24,7 @@ from ferkit.data.problems import Problem
 from ferkit.data.scan import Scan, ScannedSplit, path_kind
 from ferkit.data.vocabulary import canonical_name, require_canonical
 from ferkit.data.yolo import YAML_NAMES, find_yaml, scan_yolo
-from ferkit.errors import DatasetError, SplitNotFoundError
+from ferkit.errors import DatasetError, SplitNotFoundError, did_you_mean
 
 SPLIT_ALIASES: dict[str, tuple[str, ...]] = {
     "train": ("train", "training"),
@@ -103,6 +103,7 @@ class Split:
             return self.canonical.index(canon)
         raise ValueError(
             f"class {name!r} ({canon}) is not in this dataset; it has {', '.join(self.classes)}"
+            + did_you_mean(name, self.classes)
         )
 
 
@@ -165,6 +166,7 @@ def resolve_split_name(name: str, available: Sequence[str] | dict[str, object]) 
         return folders.SINGLE_SPLIT  # unsplit class folders: all of it is training data
     raise SplitNotFoundError(
         f"no split {name!r}; this dataset has {', '.join(names) or 'no splits'}"
+        + did_you_mean(name, names)
     )
 
 

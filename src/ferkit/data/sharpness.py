@@ -59,7 +59,7 @@ def matching_target(
     training images' median, ``auto`` only when they are much blurrier than ``val`` (warned),
     ``off`` never."""
     if mode not in MODES:
-        raise ValueError(f"match_sharpness must be one of {MODES}, got {mode!r}")
+        raise ValueError(f"match_sharpness must be one of {', '.join(MODES)}, got {mode!r}")
     if mode == "off":
         return None, {"mode": "off"}
     train_median = median_sharpness(train, seed=seed)

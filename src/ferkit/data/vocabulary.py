@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from ferkit.errors import did_you_mean
+
 CANONICAL: tuple[str, ...] = (
     "angry",
     "contempt",
@@ -64,5 +66,6 @@ def require_canonical(name: str) -> str:
         raise ValueError(
             f"unknown emotion name {name!r}; known: {', '.join(CANONICAL)} "
             "(and synonyms such as anger, happiness, sadness, surprised)"
+            + did_you_mean(_normalise(name), _LOOKUP)
         )
     return canon

@@ -59,9 +59,10 @@ def evaluate_run(
         raise ValueError(f"split {part.name!r} has no sample of the model's classes")
     images = model.prepare(part.subset(keep))
     start = time.perf_counter()
-    y_pred = model.predict(images)
+    y_pred = _predict(model, images, bool(load_options.get("progress", True)))
     seconds = time.perf_counter() - start
-    report = classification_report_dict(y_true, y_pred, model.classes)
+    # canonical lower-case names, as `predict` prints them (AffectNet's own are "Anger"...)
+    report = classification_report_dict(y_true, y_pred, list(model.canonical))
     report.update(
         {
             "run": str(model.path),
@@ -79,8 +80,26 @@ def evaluate_run(
         }
     )
     if out is not None:
-        _write_artifacts(Path(out), report, images, y_true, y_pred, model.classes, seed)
+        _write_artifacts(Path(out), report, images, y_true, y_pred, list(model.canonical), seed)
     return report
+
+
+SCORE_CHUNK = 512  # images per progress step: small enough to move, large enough to batch
+
+
+def _predict(model: Run, images: np.ndarray, progress: bool) -> np.ndarray:
+    """``model.predict`` in chunks behind a progress bar: scoring a large split (an exact SVM,
+    a big network on CPU) otherwise gives minutes without a sign of life."""
+    from tqdm.auto import tqdm
+
+    if not progress or len(images) <= SCORE_CHUNK:
+        return model.predict(images)
+    parts = []
+    with tqdm(total=len(images), desc="scoring", unit="img", leave=False) as bar:
+        for start in range(0, len(images), SCORE_CHUNK):
+            parts.append(model.predict(images[start : start + SCORE_CHUNK]))
+            bar.update(len(parts[-1]))
+    return np.concatenate(parts)
 
 
 def _detected_faces(

@@ -519,14 +519,15 @@ def explain_image(
     maps = feature_maps(model, x, name)
 
     predicted = int(np.argmax(probs))
+    names = list(run.canonical)  # lower-case canonical labels, as every command prints them
     out = Path(out_dir)
     files = {"gradcam": GRADCAM_FILE, "feature_maps": FEATURE_MAPS_FILE, "json": EXPLAIN_FILE}
     cam_fig = gradcam_figure(
         pixels,
         heat,
-        run.classes[predicted],
+        names[predicted],
         float(probs[predicted]),
-        run.classes[explained] if target_index is not None else None,
+        names[explained] if target_index is not None else None,
         float(probs[explained]) if target_index is not None else None,
     )
     io.save_figure(cam_fig, out / GRADCAM_FILE, dpi=120)
@@ -541,14 +542,14 @@ def explain_image(
         "face": face,
         "predicted": {
             "index": predicted,
-            "class": run.classes[predicted],
+            "class": names[predicted],
             "probability": float(probs[predicted]),
         },
-        "probabilities": {c: float(p) for c, p in zip(run.classes, probs, strict=True)},
+        "probabilities": {c: float(p) for c, p in zip(names, probs, strict=True)},
         "target": (
-            None if target_index is None else {"index": explained, "class": run.classes[explained]}
+            None if target_index is None else {"index": explained, "class": names[explained]}
         ),
-        "gradcam_class": {"index": explained, "class": run.classes[explained]},
+        "gradcam_class": {"index": explained, "class": names[explained]},
         "feature_maps": {
             "channels": int(maps.shape[0]),
             "shown": min(int(max_maps), int(maps.shape[0])),

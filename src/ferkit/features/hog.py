@@ -71,7 +71,9 @@ class HOG(FeatureExtractor):
         cell = _pair("pixels_per_cell", self.pixels_per_cell)
         block = _pair("cells_per_block", self.cells_per_block)
         if self.block_norm not in BLOCK_NORMS:
-            raise ValueError(f"block_norm must be one of {BLOCK_NORMS}, got {self.block_norm!r}")
+            raise ValueError(
+                f"block_norm must be one of {', '.join(BLOCK_NORMS)}, got {self.block_norm!r}"
+            )
         for axis in (0, 1):
             if self.size < cell[axis] * block[axis]:
                 raise ValueError(

@@ -26,8 +26,8 @@ from tqdm.auto import tqdm
 from ferkit.data.problems import Problem
 from ferkit.errors import FerkitError
 from ferkit.faces import FRAMINGS, THRESHOLDS, Box, FaceDetector, create_detector, find_faces
-from ferkit.faces.scale import DEFAULT_MAX_DETECT_PIXELS
 from ferkit.faces.images import check_image
+from ferkit.faces.scale import DEFAULT_MAX_DETECT_PIXELS
 from ferkit.inference.inputs import (
     InputFile,
     ReadImage,

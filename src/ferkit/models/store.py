@@ -101,7 +101,8 @@ class Run:
         if images.shape[1:] != (self.image_size, self.image_size, channels):
             raise FerkitError(
                 f"run {self.path} expects {self.image_size}x{self.image_size} {self.color} images, "
-                f"got {images.shape[1:]}; load the data with image_size={self.image_size}, "
+                f"got {'x'.join(map(str, images.shape[1:]))} (height x width x channels); "
+                f"load the data with image_size={self.image_size}, "
                 f"color={self.color!r}"
             )
         return images

@@ -164,6 +164,7 @@ class Study:
                 self.dataset, folder, features=feature, method=cfg.svm_method, search=True,
                 search_on="train", search_size=cfg.search_size, seed=cfg.seed, progress=False,
                 log=lambda line: self.log(f"{name}: {line}"),
+                validate=False,  # the study's evaluate stage scores it
             )  # fmt: skip
             search = summary.get("search", {})
             return {

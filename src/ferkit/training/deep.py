@@ -34,7 +34,7 @@ from ferkit.data.sharpness import MODES as SHARPNESS_MODES
 from ferkit.data.sharpness import matching_target
 from ferkit.data.vocabulary import CANONICAL, require_canonical
 from ferkit.data.yolo import find_yaml
-from ferkit.errors import FerkitError, SplitNotFoundError
+from ferkit.errors import FerkitError, SplitNotFoundError, did_you_mean
 from ferkit.models.torch_run import build_network
 from ferkit.training.checkpoint import CHECKPOINT, load_checkpoint, remove_stale_temps
 from ferkit.training.history import history_summary
@@ -87,10 +87,13 @@ class TrainConfig:
         from ferkit.training.augment import AUGMENTATIONS
 
         if self.model not in list_models():
-            raise FerkitError(f"unknown model {self.model!r}; known: {', '.join(list_models())}")
+            raise FerkitError(
+                f"unknown model {self.model!r}{did_you_mean(self.model, list_models())} "
+                f"(known: {', '.join(list_models())})"
+            )
         checks = [
-            (self.balance in BALANCING, f"balance must be one of {BALANCING}"),
-            (self.augment in AUGMENTATIONS, f"augment must be one of {AUGMENTATIONS}"),
+            (self.balance in BALANCING, f"balance must be one of {', '.join(BALANCING)}"),
+            (self.augment in AUGMENTATIONS, f"augment must be one of {', '.join(AUGMENTATIONS)}"),
             (self.optimizer in ("adam", "adamw", "sgd"), "optimizer must be adam, adamw or sgd"),
             (self.schedule in ("plateau", "cosine"), "schedule must be plateau or cosine"),
             (self.epochs >= 1, "epochs must be at least 1"),
@@ -101,10 +104,10 @@ class TrainConfig:
             (self.color in (None, "gray", "rgb"), "color must be gray or rgb"),
             (0.0 <= self.label_smoothing < 1.0, "label smoothing must be in [0, 1)"),
             (self.mixup >= 0.0, "mixup must be >= 0"),
-            (self.tta in TTA_MODES, f"tta must be one of {TTA_MODES}"),
+            (self.tta in TTA_MODES, f"tta must be one of {', '.join(TTA_MODES)}"),
             (
                 self.match_sharpness in SHARPNESS_MODES,
-                f"match_sharpness must be one of {SHARPNESS_MODES}",
+                f"match_sharpness must be one of {', '.join(SHARPNESS_MODES)}",
             ),
         ]
         for ok, message in checks:

@@ -106,7 +106,7 @@ def train_svm(
     out: str | Path,
     *,
     features: str = "hog",
-    method: str = "exact",
+    method: str = "pca",
     search: bool = True,
     search_on: str = "val",
     search_size: int = 2000,
@@ -121,8 +121,13 @@ def train_svm(
     pca_components: int | None = None,
     match_sharpness: str = "auto",
     log: Callable[[str], None] | None = None,
+    validate: bool = True,
 ) -> dict[str, Any]:
     """Fit and save an SVM run; returns the summary written to ``out/train.json``.
+
+    ``method`` defaults to ``pca``, the recommended path (the exact SVC's accuracy at a fraction
+    of its time). ``validate`` scores the fitted pipeline on the val split when there is one
+    (``summary["validation"]``: split, n, accuracy), so a fit never ends without its number.
 
     ``log`` gets a line as each step (search, features, fit) ends: with ``progress`` off, as in
     a study, an exact fit on a large split is otherwise hours without a word.
@@ -206,6 +211,26 @@ def train_svm(
         "trained_on": str(ds.root),
         "train_split": train.name,
     }
+    if validate:
+        summary["validation"] = _validation_score(pipeline, ds)
+        if summary["validation"]:
+            say(f"validation accuracy {summary['validation']['accuracy']:.3f}")
     save_sklearn_run(out, pipeline, card)
     io.write_json(Path(out) / "train.json", summary)
     return summary
+
+
+def _validation_score(pipeline: Pipeline, ds: Dataset) -> dict[str, Any] | None:
+    """Accuracy of the fitted ``pipeline`` on the val split; None when there is none."""
+    try:
+        val = ds.usable_split("val")
+    except (SplitNotFoundError, DatasetError):
+        return None
+    start = time.perf_counter()
+    predicted = pipeline.predict(val.images)
+    return {
+        "split": val.name,
+        "n": len(val),
+        "accuracy": round(float(np.mean(predicted == val.labels)), 4),
+        "seconds": round(time.perf_counter() - start, 2),
+    }

@@ -36,7 +36,7 @@ import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from ferkit import io
-from ferkit.errors import FerkitError
+from ferkit.errors import FerkitError, did_you_mean
 from ferkit.training.deep import TrainConfig, prepare_data, train_network
 
 STUDY_FILE = "study.db"
@@ -150,7 +150,10 @@ def _model_options(model: str) -> tuple[str, ...]:
     from ferkit.models.nets import list_models, model_options
 
     if model not in list_models():
-        raise FerkitError(f"unknown model {model!r}; known: {', '.join(list_models())}")
+        raise FerkitError(
+            f"unknown model {model!r}{did_you_mean(model, list_models())} "
+            f"(known: {', '.join(list_models())})"
+        )
     return tuple(model_options(model))
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ferkit import io
-from ferkit.errors import FerkitError
+from ferkit.errors import FerkitError, did_you_mean
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 # The model ``predict`` and ``serve`` use when given none (re-exported by ferkit.inference):
@@ -169,7 +169,10 @@ def shipped_path(name: str) -> Path:
     if name and "/" not in name and (path / "model.json").is_file():
         return path
     known = ", ".join(shipped_models()) or "none"
-    raise FerkitError(f"{name}: no such run folder, and not a shipped model (shipped: {known})")
+    hint = did_you_mean(name, shipped_models())
+    raise FerkitError(
+        f"{name}: no such run folder, and not a shipped model{hint} (shipped: {known})"
+    )
 
 
 def ship_run(

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ferkit.errors import FerkitError
+from ferkit.errors import FerkitError, did_you_mean
 from ferkit.models.nets.base import Network
 
 Factory = Callable[..., Network]
@@ -63,7 +63,8 @@ def _entry(name: str) -> _Entry:
         return _REGISTRY[name]
     except KeyError:
         raise FerkitError(
-            f"unknown model {name!r}; known models: {', '.join(list_models())}"
+            f"unknown model {name!r}{did_you_mean(name, _REGISTRY)} "
+            f"(known models: {', '.join(list_models())})"
         ) from None
 
 
