@@ -569,7 +569,7 @@ def models_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List the registered networks and the shipped models (loadable by name)."""
-    from ferkit.models.nets import list_models
+    from ferkit.models.catalog import NETWORKS  # the names without a torch import
     from ferkit.weights import shipped_cards
 
     shipped = [
@@ -585,10 +585,10 @@ def models_command(
         for c in shipped_cards()
     ]
     if as_json:
-        typer.echo(json.dumps({"networks": list_models(), "shipped": shipped}, indent=2))
+        typer.echo(json.dumps({"networks": list(NETWORKS), "shipped": shipped}, indent=2))
         return
     typer.echo("networks (ferkit train --model NAME):")
-    for name in list_models():
+    for name in NETWORKS:
         typer.echo(f"  {name}")
     typer.echo("shipped models (use the name wherever a run folder is expected):")
     for entry in shipped:
