@@ -867,17 +867,17 @@ def models_command(
 ) -> None:
     """List the registered networks and the shipped models (loadable by name) with their cards:
     classes, input, validation accuracy and macro-F1, training command and data."""
-    from ferkit.models.nets import list_models
+    from ferkit.models.catalog import NETWORKS  # the names without a torch import
     from ferkit.weights import models_table, shipped_listing
 
     shipped = shipped_listing()
     if as_json:
-        typer.echo(json.dumps({"networks": list_models(), "shipped": shipped}, indent=2))
+        typer.echo(json.dumps({"networks": list(NETWORKS), "shipped": shipped}, indent=2))
         return
     if markdown:
         typer.echo(models_table(shipped, markdown=True))
         return
-    typer.echo("networks (ferkit train --model NAME): " + ", ".join(list_models()))
+    typer.echo("networks (ferkit train --model NAME): " + ", ".join(NETWORKS))
     typer.echo("shipped models (use the name wherever a run folder is expected):")
     typer.echo(models_table(shipped))
     typer.echo("each model's classes, training command and data: ferkit models --json")

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.model_selection import train_test_split
-from sklearn.utils.class_weight import compute_class_weight
 
 SEED_MARGIN = 750  # the seed notebook's "undersample the majority classes by 750 images"
 
@@ -70,6 +68,8 @@ def class_weights(labels: Sequence[int] | np.ndarray, num_classes: int) -> np.nd
         raise ValueError(f"labels must be in 0..{num_classes - 1}")
     present = np.unique(y)
     weights = np.zeros(num_classes, dtype=np.float64)
+    from sklearn.utils.class_weight import compute_class_weight  # sklearn: ~1 s to import
+
     weights[present] = compute_class_weight("balanced", classes=present, y=y)
     return weights
 
@@ -92,6 +92,8 @@ def stratified_split(
     held = round(test_size * len(y)) if isinstance(test_size, float) else int(test_size)
     _check_stratifiable(y, held)
     idx = np.arange(len(y))
+    from sklearn.model_selection import train_test_split  # sklearn: ~1 s to import
+
     a, b = train_test_split(idx, test_size=test_size, stratify=y, random_state=seed)
     return np.asarray(a), np.asarray(b)
 

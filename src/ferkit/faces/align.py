@@ -44,7 +44,7 @@ from ferkit.errors import FerkitError
 from ferkit.faces.detectors import Box
 from ferkit.faces.images import Color, as_layout, check_color, check_image
 from ferkit.features import dlib_models
-from ferkit.features.landmarks import LEFT_EYE, RIGHT_EYE
+from ferkit.features.dlib_models import LEFT_EYE, RIGHT_EYE
 
 DEFAULT_MARGIN = 0.2
 DEFAULT_LIFT = 0.2

@@ -26,6 +26,9 @@ from ferkit.errors import FerkitError
 SHAPE_68 = "shape_predictor_68_face_landmarks.dat"
 RESNET = "dlib_face_recognition_resnet_model_v1.dat"
 INSTALL_HINT = "pip install face_recognition_models dlib-bin"
+# iBUG 300-W indices (0-based) of SHAPE_68: the subject's right eye is on the image's left.
+# Here, not in landmarks.py, so face alignment needs no scikit-learn (landmarks.py imports it).
+RIGHT_EYE, LEFT_EYE = slice(36, 42), slice(42, 48)
 
 _local = threading.local()
 

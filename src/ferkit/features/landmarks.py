@@ -22,9 +22,9 @@ from sklearn.exceptions import NotFittedError
 
 from ferkit.features import dlib_models
 from ferkit.features.base import FeatureExtractor, Stats, check_int, to_uint8
+from ferkit.features.dlib_models import LEFT_EYE, RIGHT_EYE
 
-# iBUG 300-W indices (0-based): the subject's right eye is on the image's left.
-RIGHT_EYE, LEFT_EYE = slice(36, 42), slice(42, 48)
+# iBUG 300-W indices (0-based), as the eyes in dlib_models.
 RIGHT_BROW, LEFT_BROW = slice(17, 22), slice(22, 27)
 GEOMETRY_NAMES = (
     "mouth_width",

@@ -217,6 +217,8 @@ def load_onnx_estimator(
     that fails its checks (tampered, stale, unloadable) warns and gets None, so predictions
     still come from the verified torch weights.
     """
+    if not forced and not isinstance(card.get("onnx"), dict):
+        return None  # never exported (every shipped model): no onnxruntime import to learn it
     if not onnxruntime_available():
         if forced:
             raise FerkitError(f"{run_dir}: the onnx backend needs onnxruntime ({INSTALL_HINT})")

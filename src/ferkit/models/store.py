@@ -18,15 +18,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import skops.io as sio
 
 from ferkit import __version__, io
-from ferkit.data.dataset import Split
 from ferkit.errors import FerkitError
 from ferkit.models.checks import CARD, card_file, checked_bytes, expected_sha256, sha256
+
+if TYPE_CHECKING:  # the dataset layer is only an annotation here: loading a run skips it
+    from ferkit.data.dataset import Split
 
 SKOPS_FILE = "model.skops"
 MAX_IMAGE_SIZE = 1024  # the side images are resized to; also the networks' limit
@@ -118,6 +119,8 @@ def save_sklearn_run(run_dir: str | Path, estimator: Any, card: dict[str, Any]) 
     if missing := required - set(card):
         raise ValueError(f"model card lacks {sorted(missing)}")
     run_dir = Path(run_dir)
+    import skops.io as sio  # 3 s of imports (sklearn, torch): only runs that use skops pay
+
     # Deflate: float64 arrays fitted on float32 features carry zero low bits (about half off).
     data = sio.dumps(estimator, compression=zipfile.ZIP_DEFLATED)
     io.write_bytes(run_dir / SKOPS_FILE, data)
@@ -178,6 +181,8 @@ def load_skops_bytes(data: bytes, source: Path) -> Any:
             f"{source}: refuses to load unexpected types {refused} (ferkit's own models "
             "contain none of them; the file was not written by ferkit or was tampered with)"
         )
+    import skops.io as sio  # 3 s of imports (sklearn, torch): only runs that use skops pay
+
     try:
         untrusted = sio.get_untrusted_types(data=data)
         outside = sorted(set(untrusted) - set().union(*ALLOWED_SKOPS_TYPES.values()))

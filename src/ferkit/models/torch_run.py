@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save
+from torch.overrides import TorchFunctionMode
 
 from ferkit import __version__, io
 from ferkit.errors import FerkitError
@@ -85,6 +86,21 @@ def check_architecture(config: Any) -> dict[str, Any]:
     return {**config, "kwargs": dict(kwargs)}
 
 
+class _NoMetaNormal(TorchFunctionMode):
+    """Leaves ``Tensor.normal_`` undone on meta tensors (which hold no values to fill).
+
+    torch has no meta kernel for ``normal_``: it runs a Python reference whose first call
+    imports torch._dynamo, about 1 s of CPU added to every load of a kaiming-initialised run.
+    """
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
+    ) -> Any:
+        if func is torch.Tensor.normal_ and args and args[0].is_meta:
+            return args[0]
+        return func(*args, **(kwargs or {}))
+
+
 def _check_budget(config: dict[str, Any]) -> None:
     """Build the network on torch's meta device (no memory) and refuse one over budget."""
     from ferkit.models.nets import create_model
@@ -92,7 +108,7 @@ def _check_budget(config: dict[str, Any]) -> None:
     # the sharpness prefilter computes its (weightless, image-size bounded) blur matrices
     # from real values, which the meta device has not: it is left out of the count
     kwargs = {k: v for k, v in config["kwargs"].items() if k != "sharpness_target"}
-    with torch.device("meta"):
+    with torch.device("meta"), _NoMetaNormal():
         meta = create_model(
             config["name"],
             config["num_classes"],

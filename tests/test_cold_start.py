@@ -1,0 +1,86 @@
+"""Cold start: a command imports only what it uses (issue 23).
+
+Each check runs the real command in a fresh interpreter and lists the heavy packages it
+imported: skops and scikit-learn cost 3 s, torch 1 s, torch._dynamo another 1 s, matplotlib
+0.6 s, so a stray top-level import shows up as seconds on every `ferkit models` or `predict`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+HEAVY = (
+    "cv2",
+    "dlib",
+    "matplotlib",
+    "onnxruntime",
+    "scipy",
+    "skimage",
+    "sklearn",
+    "skops",
+    "torch",
+    "torch._dynamo",
+)
+# Runs ``ferkit ARGS`` in this process, then prints which HEAVY modules it imported.
+_PROBE = """
+import json, sys
+from ferkit.cli import app
+heavy = {heavy!r}
+try:
+    app(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({{"code": code, "imported": [m for m in heavy if m in sys.modules]}}))
+"""
+
+
+def _imported(*args: str) -> tuple[list[str], str]:
+    """(heavy modules ``ferkit ARGS`` imported, its stdout) from a fresh interpreter."""
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    code = _PROBE.format(heavy=HEAVY)
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    *output, last = done.stdout.strip().splitlines()
+    result = json.loads(last)
+    assert result["code"] in (0, None), done.stderr
+    return result["imported"], "\n".join(output)
+
+
+def test_help_and_models_import_no_heavy_package() -> None:
+    imported, _ = _imported("--help")
+    assert imported == []
+    imported, text = _imported("models")
+    assert imported == [], "ferkit models should list names and cards, not load frameworks"
+    assert "fernet" in text and "fer2013" in text
+
+
+def test_network_predict_imports_neither_skops_nor_sklearn_nor_dynamo(
+    tmp_path: Path, head: np.ndarray
+) -> None:
+    photo = tmp_path / "head.png"
+    Image.fromarray(head).save(photo)
+    imported, text = _imported("predict", str(photo))
+    assert "face 1" in text
+    for module in ("skops", "sklearn", "matplotlib", "torch._dynamo", "onnxruntime"):
+        assert module not in imported, f"a network predict imported {module}"
+    assert "torch" in imported  # the default model is a torch network: the probe sees imports
+
+
+def test_network_names_listed_without_torch_match_the_registry() -> None:
+    from ferkit.models.catalog import NETWORKS
+    from ferkit.models.nets import list_models
+
+    assert list(NETWORKS) == list_models()
