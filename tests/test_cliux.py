@@ -105,15 +105,15 @@ def test_cli_errors_are_one_error_line_without_tuples(tmp_path: Path) -> None:
 def test_python_warnings_become_one_warning_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import ferkit.models.nets as nets
+    import ferkit.weights as weights
 
-    listed = nets.list_models
+    listed = weights.shipped_listing
 
-    def noisy() -> list[str]:
+    def noisy() -> list[dict]:
         warnings.warn("a library\n   said this", UserWarning, stacklevel=1)
         return listed()
 
-    monkeypatch.setattr(nets, "list_models", noisy)
+    monkeypatch.setattr(weights, "shipped_listing", noisy)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         result = runner.invoke(app, ["models", "--json"])
