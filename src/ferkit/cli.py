@@ -753,8 +753,17 @@ def tune(
 ) -> None:
     """Hyperband search (Optuna) over the seed's space: dense units, dropout, lr, L2."""
     from ferkit.training.deep import TrainConfig
-    from ferkit.training.tune import tune as run_tune
 
+    try:
+        from ferkit.training.tune import tune as run_tune
+    except ModuleNotFoundError as exc:
+        if exc.name != "optuna":
+            raise
+        raise _fail(
+            FerkitError(
+                "ferkit tune needs optuna, which is not installed: pip install 'ferkit[tune]'"
+            )
+        ) from None
     try:
         _check_out(out)
         base = TrainConfig(
@@ -892,7 +901,10 @@ def export(
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", "-o", help="Where to write (default RUN/model.onnx, recorded in the card)."
+            "--out",
+            "-o",
+            help="FILE.onnx (the graph alone) or a folder (a copy of the run with model.onnx). "
+            "Default RUN/model.onnx, recorded in the card; required for a shipped model.",
         ),
     ] = None,
     opset: Annotated[int | None, typer.Option(help="ONNX opset (default 17).")] = None,
@@ -907,7 +919,8 @@ def export(
     from ferkit.models.onnx_export import DEFAULT_OPSET, export_onnx
 
     try:
-        _check_out(None, out, "--out")
+        if out is not None and out.suffix.lower() == ".onnx":
+            _check_out(None, out, "--out")
         result = export_onnx(run, out, opset=DEFAULT_OPSET if opset is None else opset, batch=batch)
     except (FerkitError, ValueError, OSError) as exc:
         raise _fail(exc) from None
@@ -918,7 +931,10 @@ def export(
         f"wrote {result.path} (opset {result.opset}, uint8 NHWC input, batch {result.batch})"
     )
     if result.card_updated:
-        typer.echo("recorded in the run's model.json: load_run and evaluate now use onnxruntime")
+        typer.echo(
+            f"recorded in {result.path.parent / 'model.json'}: loading that run now uses "
+            "onnxruntime"
+        )
     if result.max_abs_diff is None:
         typer.echo("not checked against torch: onnxruntime is not installed (ferkit[onnx])")
     else:

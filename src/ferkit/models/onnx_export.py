@@ -21,12 +21,20 @@ weights SHA-256 it was exported from, the measured torch/onnxruntime difference)
 the card are written atomically, and the card's other fields are left as they were. Classes
 and preprocessing also go into the ONNX file's metadata, so an exported file used on its own
 (``--out`` elsewhere) still says what its outputs mean.
+
+Never in place into the package: a shipped model (anything inside the installed ``ferkit``
+package) or a read-only run folder is not written to. Exporting one needs ``--out``: a
+``FILE.onnx`` (a stand-alone file) or a folder, which gets a copy of the run (card, weights,
+``train.json``/``history.json``) with ``model.onnx`` recorded in the copy's card. Writing into
+the package would change what every later ``load_run("affectnet")`` runs, for every user of
+that installation, and would be lost (or conflict) on the next upgrade.
 """
 
 from __future__ import annotations
 
 import io as _io
 import json
+import os
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -211,6 +219,71 @@ def _inside(path: Path, folder: Path) -> str | None:
         return None
 
 
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the installed ``ferkit`` package
+COPIED = ("train.json", "history.json")  # besides the card and the weights
+
+
+def _read_only_reason(folder: Path) -> str | None:
+    """Why ``folder`` (a run folder) must not be written into, or None when it may be."""
+    if _inside(folder, PACKAGE_DIR) is not None:
+        return "is a model shipped inside the ferkit package, which export never changes"
+    if not os.access(folder, os.W_OK) or not os.access(folder / CARD, os.W_OK):
+        return "is a read-only run folder"
+    return None
+
+
+def _copy_run(source: Run, dest: Path) -> None:
+    """Copy run ``source`` (card without its ``onnx`` entry, weights, training records) to
+    ``dest``, which must be absent, empty, or an earlier copy of the same weights."""
+    weights = str(source.card.get("weights", ""))
+    if not weights or not (source.path / weights).is_file():
+        raise FerkitError(f"{source.path}: the card names no weights file")
+    if dest.exists() and not dest.is_dir():
+        raise FerkitError(f"{dest}: --out is a file; give a FILE.onnx or a folder")
+    if dest.is_dir() and any(dest.iterdir()):
+        try:
+            previous = json.loads((dest / CARD).read_text())
+        except (OSError, ValueError):
+            previous = {}
+        if previous.get("weights_sha256") != source.card.get("weights_sha256"):
+            raise FerkitError(
+                f"{dest}: --out folder is not empty and holds no copy of {source.path}; "
+                "give an empty or new folder"
+            )
+    io.ensure_writable_dir(dest)
+    for name in (weights, *COPIED):
+        if (source.path / name).is_file():
+            io.write_bytes(dest / name, (source.path / name).read_bytes())
+    card = {k: v for k, v in source.card.items() if k != "onnx"}
+    io.write_json(dest / CARD, card)
+
+
+def _resolve_target(source: Run, out_path: str | Path | None) -> tuple[Path, Path]:
+    """(the .onnx file to write, the run folder whose card records it) for ``out_path``.
+
+    No ``out_path``: into the run folder, unless it is shipped or read-only (then a
+    FerkitError asks for ``--out``). ``FILE.onnx``: that file (recorded only when it lies in
+    the run folder). Anything else: a folder that receives a copy of the run.
+    """
+    if out_path is None:
+        reason = _read_only_reason(source.path)
+        if reason is not None:
+            raise FerkitError(
+                f"{source.path} {reason}; pass --out FOLDER (a copy of the run with "
+                f"{ONNX_FILE}, loadable like the run) or --out FILE.onnx (the graph alone)"
+            )
+        return source.path / ONNX_FILE, source.path
+    out = Path(out_path)
+    if _inside(out, PACKAGE_DIR) is not None:
+        raise FerkitError(f"{out}: --out is inside the ferkit package; write elsewhere")
+    if out.suffix.lower() == ".onnx":
+        if _inside(out, source.path) is not None and _read_only_reason(source.path):
+            raise FerkitError(f"{out}: --out is inside {source.path}, which is read-only")
+        return out, source.path
+    _copy_run(source, out)
+    return out / ONNX_FILE, out
+
+
 def export_onnx(
     run: str | Path | Run,
     out_path: str | Path | None = None,
@@ -220,6 +293,10 @@ def export_onnx(
     check: bool = True,
 ) -> OnnxExport:
     """Export a network run to ONNX (default ``RUN/model.onnx``) and record it in the card.
+
+    ``out_path``: ``FILE.onnx`` (a stand-alone file unless it lies in the run folder) or a
+    folder, which receives a copy of the run whose card records the export; required for a
+    shipped model or a read-only run folder, which are never written into.
 
     ``batch``: ``"dynamic"`` (any batch size, the default) or a fixed int for runtimes that
     want static shapes. ``check``: when onnxruntime is installed, compare its class
@@ -242,17 +319,16 @@ def export_onnx(
     example = torch.zeros(
         (example_batch, source.image_size, source.image_size, channels), dtype=torch.uint8
     )
+    target, run_dir = _resolve_target(source, out_path)
     data = _with_metadata(_trace_to_bytes(module, example, opset, batch == "dynamic"), card)
-
-    target = Path(out_path) if out_path is not None else source.path / ONNX_FILE
     io.write_bytes(target, data)
     diff = None
     if check and onnxruntime_available():
         diff = max_abs_diff(source, data, batch if isinstance(batch, int) else CHECK_BATCH)
     digest = sha256(data)
-    relative = _inside(target, source.path)
+    relative = _inside(target, run_dir)
     if relative is not None:
-        _record(source.path / CARD, _card_entry(source, relative, digest, opset, batch, diff))
+        _record(run_dir / CARD, _card_entry(source, relative, digest, opset, batch, diff))
     return OnnxExport(target, digest, opset, batch, relative is not None, diff)
 
 

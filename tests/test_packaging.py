@@ -1,0 +1,137 @@
+"""ferkit installs as a package: the wheel holds the shipped weights and works outside src/.
+
+The wheel is built from a copy of the checkout (so no ``build/`` or ``*.egg-info`` lands in
+it) without build isolation or the network, then installed into a fresh virtual environment
+that reuses this environment's installed dependencies (torch and the rest are not installed
+again) through a ``.pth`` line, but not ``src/``: what runs there is the wheel's code alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tomllib
+import venv
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from PIL import Image
+from typer.testing import CliRunner
+
+from ferkit.cli import app
+from ferkit.weights import WEIGHTS_DIR, shipped_models
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+SKIP = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.onnx")
+
+
+def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """A child process without PYTHONPATH (which would put src/ first again)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run(
+        [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel `pip wheel` builds from a copy of the checkout."""
+    base = tmp_path_factory.mktemp("wheel")
+    source = base / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    shutil.copytree(ROOT / "src", source / "src", ignore=SKIP)
+    built = run(
+        sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+        "-q", "-w", base / "dist", source,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    (found,) = (base / "dist").glob("ferkit-*.whl")
+    return found
+
+
+def expected_requirements() -> set[tuple[str, str, str]]:
+    """(name, specifiers, marker) of every requirement pyproject declares, extras included."""
+    project = PYPROJECT["project"]
+    lines = list(project["dependencies"])
+    for extra, deps in project["optional-dependencies"].items():
+        lines += [f'{dep}; extra == "{extra}"' for dep in deps]
+    return {_key(Requirement(line)) for line in lines}
+
+
+def _key(req: Requirement) -> tuple[str, str, str]:
+    return canonicalize_name(req.name), str(req.specifier), str(req.marker or "")
+
+
+@pytest.mark.slow
+def test_wheel_holds_the_code_the_weights_and_the_declared_requirements(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    package = ROOT / "src" / "ferkit"
+    code = {f"ferkit/{p.relative_to(package).as_posix()}" for p in package.rglob("*.py")}
+    assert code <= names, sorted(code - names)
+    assert {"ferkit/py.typed", "ferkit/serve/static/index.html"} <= names
+    assert shipped_models(), "no shipped model to check"
+    for model in shipped_models():
+        card = json.loads((WEIGHTS_DIR / model / "model.json").read_text())
+        files = {"model.json", card["weights"], "train.json"}
+        assert {f"ferkit/weights/{model}/{f}" for f in files} <= names, model
+    assert not [n for n in names if n.endswith(".onnx") or "__pycache__" in n]
+
+    metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    lines = zipfile.ZipFile(wheel).read(metadata).decode().splitlines()
+    dist = [x.removeprefix("Requires-Dist:") for x in lines if x.startswith("Requires-Dist:")]
+    declared = {_key(Requirement(x)) for x in dist}
+    assert declared == expected_requirements()
+    core = {canonicalize_name(Requirement(d).name) for d in PYPROJECT["project"]["dependencies"]}
+    assert not core & {"optuna", "httpx", "fastapi", "onnx", "onnxruntime"}
+
+
+@pytest.mark.slow
+def test_the_wheel_installs_and_predicts_outside_the_checkout(
+    wheel: Path, astronaut: np.ndarray, tmp_path: Path
+) -> None:
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    purelib = Path(run(python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))")
+                   .stdout.strip())  # fmt: skip
+    # this environment's dependencies, not its ferkit (an editable install points at src/)
+    (purelib / "deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    installed = run(
+        sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index",
+        "-q", wheel,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    Image.fromarray(astronaut).save(work / "astronaut.png")
+    where = run(python, "-c", "import ferkit; print(ferkit.__file__)", cwd=work)
+    assert Path(where.stdout.strip()).is_relative_to(purelib), where.stdout + where.stderr
+    predicted = run(env_dir / "bin" / "ferkit", "predict", "astronaut.png", "--json", cwd=work)
+    assert predicted.returncode == 0, predicted.stderr
+    report = json.loads(predicted.stdout)
+    assert report["summary"]["faces"] == 1, report["summary"]
+    refused = run(env_dir / "bin" / "ferkit", "export", "fer2013", "--onnx", cwd=work)
+    assert refused.returncode == 2 and "ferkit package" in refused.stderr
+    assert not list((purelib / "ferkit" / "weights").glob("*/model.onnx"))
+
+
+def test_tune_without_optuna_says_which_extra_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna now fails
+    monkeypatch.delitem(sys.modules, "ferkit.training.tune", raising=False)
+    result = CliRunner().invoke(app, ["tune", str(tmp_path), "--out", str(tmp_path / "t")])
+    assert result.exit_code == 2, result.output
+    assert "pip install 'ferkit[tune]'" in " ".join(result.output.split())
