@@ -86,6 +86,37 @@ def test_explain_writes_gradcam_and_feature_maps(
     assert str(tmp_path / "t" / "explain.json") in text.output
 
 
+def test_explain_lists_layers_and_suggests_on_a_typo(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """At 32 px FerNet's stages are 32/16/8/4 px: the default is stage3, the deepest >= 6."""
+    _, out = trained
+    listing = runner.invoke(app, ["explain", str(out), "--list-layers"])
+    assert listing.exit_code == 0, listing.output
+    lines = listing.output.splitlines()
+    marked = [line for line in lines if "<- default" in line]
+    assert len(marked) == 1 and marked[0].split()[:2] == ["stage3", "32x8x8"]
+    assert any(line.split()[:2] == ["stage4", "64x4x4"] for line in lines)
+    as_json = json.loads(
+        runner.invoke(app, ["explain", str(out), "--list-layers", "--json"]).output
+    )
+    assert as_json["default"] == "stage3" and as_json["input"] == [1, 32, 32]
+
+    image = write_image(tmp_path / "face.png", 1, seed=3, size=40)
+    typo = runner.invoke(
+        app, ["explain", str(out), str(image), "--layer", "stage5", "--out", str(tmp_path / "t")]
+    )
+    assert typo.exit_code != 0
+    assert "unknown layer 'stage5'" in typo.output and "did you mean stage4" in typo.output
+    assert not (tmp_path / "t" / "gradcam.png").exists()
+    missing = runner.invoke(app, ["explain", str(out)])
+    assert missing.exit_code != 0 and "give an IMAGE" in missing.output
+    chosen = runner.invoke(
+        app, ["explain", str(out), str(image), "--out", str(tmp_path / "e"), "--json"]
+    )
+    assert json.loads(chosen.output)["layer"] == "stage3"
+
+
 def test_svm_on_cnn_features_of_a_run(trained: tuple[Path, Path], tmp_path: Path) -> None:
     data, out = trained
     result = runner.invoke(

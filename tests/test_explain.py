@@ -25,13 +25,19 @@ from ferkit.evaluation.explain import (
     EXPLAIN_FILE,
     FEATURE_MAPS_FILE,
     GRADCAM_FILE,
+    MIN_CAM_SIDE,
+    default_layer,
     explain_image,
     feature_map_figure,
     feature_maps,
     grad_cam,
     gradcam_figure,
+    layer_shapes,
+    layer_table,
     list_layers,
+    resolve_layer,
     resolve_target,
+    run_layers,
 )
 from ferkit.models import load_run
 
@@ -295,6 +301,79 @@ def test_ferkit_network_layers() -> None:
     assert no_hooks(model)
 
 
+# --------------------------------------------------------------------------- default layer
+
+
+def tiny_fernet(size: int = 48, channels: int = 1) -> nn.Module:
+    nets = pytest.importorskip("ferkit.models.nets")
+    torch.manual_seed(0)
+    model = nets.create_model("fernet", 3, channels, size, width=0.25, depth=1).eval()
+    from conftest import trained_like_bn
+
+    trained_like_bn(model)  # fresh blocks start as the identity; give them some contrast
+    return model
+
+
+@pytest.mark.parametrize(("size", "channels"), [(48, 1), (96, 3)])
+def test_default_layer_is_the_deepest_with_a_fine_enough_map(size: int, channels: int) -> None:
+    """FerNet's last stage is 3x3 at both shipped sizes, too coarse to tell eyes from mouth:
+    the default is the deepest layer at >= MIN_CAM_SIDE px, the whole of stage3 (6x6)."""
+    model = tiny_fernet(size, channels)
+    shapes = layer_shapes(model)
+    assert shapes[model.cam_layer][1:] == (3, 3)  # the old default
+    name = default_layer(model)
+    assert name == "stage3" and min(shapes[name][1:]) >= MIN_CAM_SIDE
+    deeper = list(shapes)[list(shapes).index(name) + 1 :]
+    assert deeper and all(min(shapes[n][1:]) < MIN_CAM_SIDE for n in deeper)
+    assert resolve_layer(model) == name  # what grad_cam / feature_maps / explain use
+    x = torch.randn(1, channels, size, size, generator=torch.Generator().manual_seed(1))
+    assert feature_maps(model, x).shape[1:] == (6, 6)
+    heat, _, _ = grad_cam(model, x)
+    assert heat.shape == (size, size) and heat.dtype == np.float32
+    assert heat.min() >= 0.0 and heat.max() == pytest.approx(1.0)
+    assert no_hooks(model)
+
+
+def test_default_layer_follows_the_input_and_falls_back_to_the_largest_map() -> None:
+    model = tiny_fernet(48)
+    big = torch.zeros(1, 1, 96, 96)  # a larger input has finer maps: stage4 is 6x6 there
+    assert default_layer(model, big) == "stage4"
+    assert default_layer(model, big, min_side=12) == "stage3"
+    # nothing reaches 100 px: the deepest of the largest maps (the stem's full-size conv)
+    assert default_layer(model, min_side=100) == "stem.conv1"
+    assert layer_shapes(model)["stem.conv1"][1:] == (48, 48)
+
+
+def test_layer_shapes_are_in_finishing_order() -> None:
+    """A stage finishes after its blocks, so it comes after them (and is the one chosen)."""
+    names = list(layer_shapes(tiny_fernet(48)))
+    assert names.index("stage3.block1.conv2.bn") < names.index("stage3.block1")
+    assert names.index("stage3.block1") < names.index("stage3") < names.index("stage4")
+
+
+def test_layer_table_lists_and_marks_the_default() -> None:
+    model = tiny_fernet(48)
+    rows = layer_table(model)
+    assert [r["name"] for r in rows] == list_layers(model)
+    marked = [r["name"] for r in rows if r["default"]]
+    assert marked == ["stage3"]
+    shapes = {r["name"]: r["shape"] for r in rows}
+    assert shapes["stage3"] == [32, 6, 6] and shapes["stage4"] == [64, 3, 3]
+
+
+def test_a_wrong_layer_name_suggests_the_close_ones() -> None:
+    model = tiny_fernet(48)
+    with pytest.raises(FerkitError, match=r"unknown layer 'stage5'.*did you mean stage4") as err:
+        grad_cam(model, torch.zeros(1, 1, 48, 48), layer="stage5")
+    assert "--list-layers" in str(err.value)  # too many layers to list them all
+    with pytest.raises(FerkitError, match=r"did you mean stage3\.block1\.conv1"):
+        resolve_layer(model, "stage3.block1.cnv1")
+    with pytest.raises(FerkitError) as err:
+        resolve_layer(model, "zzzz")
+    assert "did you mean" not in str(err.value)  # no suggestion beats a wrong one
+    assert no_hooks(model)
+
+
 # --------------------------------------------------------------------------- figures/targets
 
 
@@ -460,3 +539,12 @@ def test_explain_crop_modes_without_a_face(torch_run: Path, face: Path, tmp_path
     with pytest.raises(FerkitError, match="crop must be one of auto, face, whole"):
         explain_image(run, noise, tmp_path / "strict", crop="middle")
     assert not (tmp_path / "strict").exists()
+
+
+def test_run_layers_of_a_saved_run(torch_run: Path) -> None:
+    listing = run_layers(torch_run)
+    assert listing["model"] == "seedcnn" and listing["input"] == [1, 48, 48]
+    assert listing["default"] == "block3.relu" and listing["min_side"] == MIN_CAM_SIDE
+    rows = {r["name"]: r for r in listing["layers"]}
+    assert rows["block3.relu"]["default"] and rows["block3.relu"]["shape"] == [64, 8, 8]
+    assert sum(r["default"] for r in listing["layers"]) == 1

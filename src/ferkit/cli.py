@@ -806,13 +806,25 @@ def tune(
 @app.command()
 def explain(
     run: Annotated[Path, typer.Argument(help="Run folder of a network (or a shipped name).")],
-    image: Annotated[Path, typer.Argument(help="Face image to explain.")],
+    image: Annotated[
+        Path | None, typer.Argument(help="Face image to explain (not needed for --list-layers).")
+    ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the figures.")] = Path(
         "explain-out"
     ),
     layer: Annotated[
-        str | None, typer.Option(help="Layer to explain (default: the last conv block).")
+        str | None,
+        typer.Option(
+            help="Layer to explain (default: the deepest with a map of at least 6x6; "
+            "--list-layers shows them)."
+        ),
     ] = None,
+    list_layers: Annotated[
+        bool,
+        typer.Option(
+            "--list-layers", help="List the layers --layer takes, with their output sizes."
+        ),
+    ] = False,
     target: Annotated[
         str | None, typer.Option(help="Class to explain (default: the predicted one).")
     ] = None,
@@ -827,9 +839,21 @@ def explain(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Grad-CAM overlay and feature-map grid of one image (gradcam.png, feature_maps.png)."""
-    from ferkit.evaluation.explain import explain_image
+    from ferkit.evaluation.explain import explain_image, run_layers
 
+    if list_layers:
+        try:
+            listing = run_layers(run)
+        except (FerkitError, ValueError, OSError) as exc:
+            raise _fail(exc) from None
+        if as_json:
+            typer.echo(json.dumps(listing, indent=2))
+        else:
+            _print_layers(listing)
+        return
     try:
+        if image is None:
+            raise FerkitError("give an IMAGE to explain (or --list-layers to list the layers)")
         _check_out(out)
         result = explain_image(
             run, image, out, layer=layer, target=target, crop=crop.value, detector=detector.value
@@ -840,6 +864,21 @@ def explain(
         typer.echo(json.dumps(result, indent=2))
         return
     _print_explanation(result, out)
+
+
+def _print_layers(listing: dict[str, Any]) -> None:
+    """One layer a line, input to output, with its output size; the default is marked."""
+    c, h, w = listing["input"]
+    typer.echo(f"{listing['run']} ({listing['model']}, input {c}x{h}x{w}): layers for --layer")
+    width = max(len(row["name"]) for row in listing["layers"])
+    for row in listing["layers"]:
+        shape = "x".join(map(str, row["shape"])) if row["shape"] else "not run"
+        mark = "  <- default" if row["default"] else ""
+        typer.echo(f"  {row['name']:<{width}}  {shape}{mark}")
+    typer.echo(
+        f"default: the deepest layer whose map is at least {listing['min_side']}x"
+        f"{listing['min_side']} ({listing['default']})"
+    )
 
 
 def _print_explanation(result: dict[str, Any], out: Path) -> None:

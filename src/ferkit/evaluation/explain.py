@@ -19,6 +19,7 @@ that importing that package stays light. Use ``from ferkit.evaluation.explain im
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 from collections.abc import Iterator
@@ -47,18 +48,32 @@ __all__ = [
     "EXPLAIN_FILE",
     "FEATURE_MAPS_FILE",
     "GRADCAM_FILE",
+    "MIN_CAM_SIDE",
+    "default_layer",
     "explain_image",
     "feature_map_figure",
     "feature_maps",
     "grad_cam",
     "gradcam_figure",
+    "layer_shapes",
+    "layer_table",
     "list_layers",
     "resolve_layer",
     "resolve_target",
+    "run_layers",
 ]
 
 
 # --------------------------------------------------------------------------- layers
+
+# Grad-CAM's default layer is the deepest one whose map is at least this many pixels on a side.
+# The deepest layers are the most class-specific, but FerNet's last stage is 3x3 at both shipped
+# sizes: upsampled from 9 cells, its heatmap is one blob that cannot separate eyes from mouth.
+# benchmarks/explain_layers.py (docs/BENCHMARKS.md) scored FerNet's stages on 100 val faces per
+# dataset: the 6x6 stage3 put the most heat on the eyes and mouth and peaked there most often
+# for both shipped models, ahead of the 12x12 stage2 that a "side >= image_size / 8" rule would
+# pick at 96 px and of the 3x3 stage4.
+MIN_CAM_SIDE = 6
 
 
 def _is_conv(module: nn.Module) -> bool:
@@ -86,34 +101,154 @@ def list_layers(model: nn.Module) -> list[str]:
     return names
 
 
-def resolve_layer(model: nn.Module, layer: str | None = None) -> str:
-    """The layer to explain: ``layer`` if the model has it, else the model's ``cam_layer``.
+def _sample_input(model: nn.Module) -> torch.Tensor | None:
+    """A zero image of the size a ferkit network was built for (its ``config``), else None."""
+    config = getattr(model, "config", None)
+    if not isinstance(config, dict):
+        return None
+    size, channels = config.get("image_size"), config.get("in_channels")
+    if not isinstance(size, int) or not isinstance(channels, int):
+        return None
+    return torch.zeros(1, channels, size, size)
+
+
+def layer_shapes(
+    model: nn.Module, sample: torch.Tensor | np.ndarray | None = None
+) -> dict[str, tuple[int, int, int]]:
+    """``{name: (C, H, W)}`` of every listed layer that outputs a spatial map for ``sample``
+    (default: a zero image of the network's own size), in the order the layers *finish*.
+
+    Finishing order, not registration order, is what "deepest" means: a stage finishes after
+    its blocks and a block after its convs, so the last entry with a given map size is the
+    outermost module producing it (``stage3``, not the BN inside its last block, which comes
+    before the residual add). One forward pass, without gradients; hooks are removed after.
+    """
+    if sample is None:
+        sample = _sample_input(model)
+        if sample is None:
+            raise FerkitError(
+                f"{type(model).__name__} does not record its input size; pass a sample image"
+            )
+    x = _one_image(model, sample)
+    modules = dict(model.named_modules())
+    shapes: dict[str, tuple[int, int, int]] = {}
+
+    def hook(name: str) -> Any:
+        def record(module: nn.Module, inputs: Any, output: Any) -> None:
+            if isinstance(output, torch.Tensor) and output.ndim == 4:
+                shapes.pop(name, None)  # a module called twice (flip averaging) counts last
+                shapes[name] = (int(output.shape[1]), int(output.shape[2]), int(output.shape[3]))
+
+        return record
+
+    handles = [modules[n].register_forward_hook(hook(n)) for n in list_layers(model)]
+    try:
+        with _explaining(model), torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return shapes
+
+
+def default_layer(
+    model: nn.Module,
+    sample: torch.Tensor | np.ndarray | None = None,
+    min_side: int = MIN_CAM_SIDE,
+) -> str:
+    """The layer Grad-CAM explains unless told otherwise: the deepest listed layer whose map
+    is at least ``min_side`` pixels on its shorter side (see ``MIN_CAM_SIDE``).
+
+    Deepest = last to finish in the forward pass (:func:`layer_shapes`). A network too small
+    to have such a layer falls back to its deepest layer among those with the largest map,
+    so small inputs still get an explanation. The model's ``cam_layer`` plays no part beyond
+    being listed: the rule is the same for every family, so no network can default to a map
+    too coarse to point at a feature.
+    """
+    shapes = layer_shapes(model, sample)
+    if not shapes:
+        raise FerkitError(
+            f"{type(model).__name__} has no layer with a spatial (N, C, H, W) output to explain"
+        )
+    fine = [name for name, (_, h, w) in shapes.items() if min(h, w) >= min_side]
+    if fine:
+        return fine[-1]
+    largest = max(min(h, w) for _, h, w in shapes.values())
+    return [name for name, (_, h, w) in shapes.items() if min(h, w) == largest][-1]
+
+
+def _unknown_layer(model: nn.Module, layer: object) -> FerkitError:
+    """The error for a layer name the model lacks: the closest names first (a typo such as
+    ``stage5`` or ``stage3.block1.conv`` should say what was meant), then every valid name
+    when there are few, else a pointer to the full listing."""
+    valid = list_layers(model)
+    if not valid:
+        return FerkitError(
+            f"unknown layer {layer!r} for {type(model).__name__}: it has no conv layers"
+        )
+    close = difflib.get_close_matches(str(layer), valid, n=3, cutoff=0.6)
+    hint = ""
+    if close:
+        hint = (
+            f" (did you mean {close[0]}?)"
+            if len(close) == 1
+            else (f" (did you mean {', '.join(close[:-1])} or {close[-1]}?)")
+        )
+    if len(valid) <= 20:
+        rest = f"valid layers: {', '.join(valid)}"
+    else:
+        rest = f"all {len(valid)} layers: ferkit explain RUN --list-layers"
+    return FerkitError(f"unknown layer {layer!r} for {type(model).__name__}{hint}; {rest}")
+
+
+def resolve_layer(
+    model: nn.Module,
+    layer: str | None = None,
+    sample: torch.Tensor | np.ndarray | None = None,
+) -> str:
+    """The layer to explain: ``layer`` if the model has it, else :func:`default_layer` for
+    ``sample`` (default: the network's own input size).
 
     Any module name is accepted (not only the listed ones) so custom models work; an unknown
-    name is a FerkitError that lists the valid choices, because a typo in ``--layer`` should
-    say what would have worked. A model without ``cam_layer`` falls back to its last
-    ``Conv2d``, the usual Grad-CAM choice.
+    name is a FerkitError with the closest valid names. A model that records no input size
+    and gets no sample falls back to its ``cam_layer``, else its last ``Conv2d``.
     """
     modules = dict(model.named_modules())
     if layer is None:
+        if sample is not None or _sample_input(model) is not None:
+            return default_layer(model, sample)
         cam = getattr(model, "cam_layer", None)
-        if isinstance(cam, str) and cam:
-            layer = cam
-        else:
-            convs = [name for name, m in modules.items() if name and _is_conv(m)]
-            if not convs:
-                raise FerkitError(
-                    f"{type(model).__name__} has no cam_layer and no Conv2d; pass a layer name "
-                    f"(one of: {', '.join(n for n in modules if n) or 'none'})"
-                )
-            layer = convs[-1]
+        if isinstance(cam, str) and cam in modules:
+            return cam
+        convs = [name for name, m in modules.items() if name and _is_conv(m)]
+        if not convs:
+            raise FerkitError(
+                f"{type(model).__name__} has no cam_layer and no Conv2d; pass a layer name "
+                f"(one of: {', '.join(n for n in modules if n) or 'none'})"
+            )
+        return convs[-1]
     if not layer or layer not in modules:
-        valid = list_layers(model)
-        raise FerkitError(
-            f"unknown layer {layer!r} for {type(model).__name__}; valid layers: "
-            f"{', '.join(valid) if valid else 'none (the model has no conv layers)'}"
-        )
+        raise _unknown_layer(model, layer)
     return layer
+
+
+def layer_table(model: nn.Module, sample: torch.Tensor | np.ndarray | None = None) -> list[dict]:
+    """Every listed layer with its output size and whether it is the default, in
+    registration order (input to output, parents before their parts), for ``--list-layers``.
+    A listed layer that does not run for this input (or outputs no spatial map) has no size."""
+    shapes = layer_shapes(model, sample)
+    chosen = default_layer(model, sample) if shapes else None
+    rows = []
+    for name in list_layers(model):
+        shape = shapes.get(name)
+        rows.append(
+            {
+                "name": name,
+                "shape": list(shape) if shape else None,
+                "default": name == chosen,
+            }
+        )
+    return rows
 
 
 # --------------------------------------------------------------------------- hooks
@@ -243,7 +378,7 @@ def grad_cam(
     when every parameter is frozen, and only that copy receives ``.grad``: parameter
     gradients are not touched.
     """
-    name = resolve_layer(model, layer)
+    name = resolve_layer(model, layer, x)
     xx = _one_image(model, x)
     with _explaining(model):
         xx.requires_grad_(True)
@@ -274,9 +409,9 @@ def grad_cam(
 def feature_maps(
     model: nn.Module, x: torch.Tensor | np.ndarray, layer: str | None = None
 ) -> np.ndarray:
-    """The (C, h, w) output of ``layer`` (default ``cam_layer``) for one normalised image,
+    """The (C, h, w) output of ``layer`` (default: :func:`default_layer`) for one normalised image,
     as float32; the seed's per-filter view, without building a truncated model."""
-    name = resolve_layer(model, layer)
+    name = resolve_layer(model, layer, x)
     xx = _one_image(model, x)
     with _explaining(model), torch.no_grad():
         _, slot = _forward(model, xx, name, want_grad=False)
@@ -473,6 +608,37 @@ def _model_name(model: nn.Module) -> str:
     return type(model).__name__
 
 
+def _torch_run(run: Any) -> Any:
+    """``run`` (a folder, shipped name or ``Run``) with its torch network loaded: Grad-CAM needs
+    the module's gradients, whatever backend serves predictions."""
+    from ferkit.models.store import Run, load_run
+
+    if not isinstance(run, Run) or run.backend == "onnx":
+        run = load_run(run.path if isinstance(run, Run) else run, backend="torch")
+    if run.kind != "torch":
+        raise FerkitError(
+            f"{run.path}: explanations need a neural-network run; this is a {run.kind!r} run"
+        )
+    return run
+
+
+def run_layers(run: Any) -> dict[str, Any]:
+    """The layers ``explain_image`` can explain for a run, for ``ferkit explain --list-layers``:
+    each with its (C, H, W) output at the run's input size and the default marked."""
+    run = _torch_run(run)
+    model: nn.Module = run.estimator.model
+    rows = layer_table(model)
+    channels = 1 if run.color == "gray" else 3
+    return {
+        "run": str(run.path),
+        "model": _model_name(model),
+        "input": [channels, run.image_size, run.image_size],
+        "default": next((row["name"] for row in rows if row["default"]), None),
+        "min_side": MIN_CAM_SIDE,
+        "layers": rows,
+    }
+
+
 def explain_image(
     run: Any,
     image_path: str | os.PathLike[str],
@@ -491,22 +657,15 @@ def explain_image(
     training, then written into ``out_dir``:
 
     * ``gradcam.png``: input | Grad-CAM | overlay for ``target`` (default: the predicted class),
-    * ``feature_maps.png``: the first ``max_maps`` channels of ``layer`` (default ``cam_layer``),
+    * ``feature_maps.png``: the first ``max_maps`` channels of ``layer`` (default: see
+      :func:`default_layer`),
     * ``explain.json``: the returned dict (prediction, per-class probabilities, layer, target,
       the face explained (None for a crop), file names relative to ``out_dir``), so scripts
       need not parse figures.
     """
-    from ferkit.models.store import Run, load_run
-
     if isinstance(max_maps, bool) or not isinstance(max_maps, int) or max_maps < 1:
         raise FerkitError(f"max_maps must be an integer >= 1, got {max_maps!r}")
-    if not isinstance(run, Run) or run.backend == "onnx":
-        # Grad-CAM needs the torch module's gradients, whatever backend serves predictions
-        run = load_run(run.path if isinstance(run, Run) else run, backend="torch")
-    if run.kind != "torch":
-        raise FerkitError(
-            f"{run.path}: explanations need a neural-network run; this is a {run.kind!r} run"
-        )
+    run = _torch_run(run)
     classifier = run.estimator
     model: nn.Module = classifier.model
     name = resolve_layer(model, layer)
