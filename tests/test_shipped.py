@@ -13,7 +13,9 @@ from ferkit.weights import MAX_SHIPPED_BYTES, WEIGHTS_DIR, shipped_cards, shippe
 
 
 def test_every_shipped_model_loads_and_says_how_it_was_made() -> None:
-    assert {"affectnet-hog-svm", "fer2013", "affectnet"} <= set(shipped_models())
+    assert {"affectnet-hog-svm", "fer2013", "affectnet", "affectnet-happy-sad"} <= set(
+        shipped_models()
+    )
     for card in shipped_cards():
         run = load_run(card["name"])  # by name, not by path
         assert run.path == WEIGHTS_DIR / card["name"]
@@ -45,6 +47,8 @@ NETWORKS = {
         "rgb",
         ["angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise"],
     ),
+    # fine-tuned from `affectnet` on its happy and sad faces
+    "affectnet-happy-sad": (96, "rgb", ["happy", "sad"]),
 }
 
 
@@ -72,7 +76,12 @@ def test_shipped_network_is_safetensors_and_calls_the_astronaut_happy(
 
 @pytest.mark.realdata
 @pytest.mark.parametrize(
-    ("name", "dataset"), [("fer2013", "fer2013"), ("affectnet", "affectnet_yolo")]
+    ("name", "dataset"),
+    [
+        ("fer2013", "fer2013"),
+        ("affectnet", "affectnet_yolo"),
+        ("affectnet-happy-sad", "affectnet_yolo"),
+    ],
 )
 def test_shipped_network_reproduces_its_validation_figure(
     name: str, dataset: str, shared_data: Callable[[str], Path]
