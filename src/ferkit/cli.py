@@ -1039,7 +1039,7 @@ def evaluate(
             run, data, split, out, seed=seed, faces=faces.value, detector=detector.value,
             class_names=class_names, progress=sys.stderr.isatty(),
         )  # fmt: skip
-        _print_problems(report["problems"])
+        _print_load_problems(report["problems"])
         _print_no_face(report["no_face"])
         if json_out is not None:
             io.write_json(json_out, report)
@@ -1062,7 +1062,7 @@ def evaluate(
         out_console.print(f"figure {name}: {path}")
 
 
-def _print_problems(problems: list[dict[str, Any]], show: int = 5) -> None:
+def _print_load_problems(problems: list[dict[str, Any]], show: int = 5) -> None:
     """What the reader skipped or warned about while loading the scored data: how many, and
     the first few with the file and the reason (all of them in --json)."""
     skipped = [p for p in problems if p.get("severity") == "skipped"]
