@@ -95,7 +95,7 @@ def test_wheel_holds_the_code_the_weights_and_the_declared_requirements(wheel: P
     declared = {_key(Requirement(x)) for x in dist}
     assert declared == expected_requirements()
     core = {canonicalize_name(Requirement(d).name) for d in PYPROJECT["project"]["dependencies"]}
-    assert not core & {"optuna", "httpx", "fastapi", "onnx"}
+    assert not core & {"optuna", "httpx", "fastapi", "onnx", "matplotlib", "kornia"}
     assert "onnxruntime" in core  # the shipped networks' fast path
 
 
@@ -142,3 +142,35 @@ def test_tune_without_optuna_says_which_extra_to_install(
     result = CliRunner().invoke(app, ["tune", str(tmp_path), "--out", str(tmp_path / "t")])
     assert result.exit_code == 2, result.output
     assert "pip install 'ferkit[tune]'" in " ".join(result.output.split())
+
+
+def _cli(code_args: list[str], blocked: tuple[str, ...], cwd: Path) -> subprocess.CompletedProcess:
+    """The ``ferkit`` console script's entry point with ``blocked`` modules not installed."""
+    code = (
+        "import sys\n"
+        f"for name in {blocked!r}: sys.modules[name] = None\n"
+        f"sys.argv = ['ferkit', *{code_args!r}]\n"
+        "from ferkit.cli import run\n"
+        "run()\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_predict_needs_no_extra_and_a_figure_names_the_one_it_needs(
+    tmp_path: Path, astronaut: np.ndarray
+) -> None:
+    """The core is what predict needs: without matplotlib and kornia (the `train` extra) a
+    photo is still predicted; a command that draws says which extra to install, in one line."""
+    Image.fromarray(astronaut).save(tmp_path / "a.png")
+    blocked = ("matplotlib", "kornia", "optuna")
+    predicted = _cli(["predict", "a.png", "--json"], blocked, tmp_path)
+    assert predicted.returncode == 0, predicted.stderr
+    assert json.loads(predicted.stdout)["summary"]["faces"] == 1
+    (tmp_path / "data" / "happy").mkdir(parents=True)
+    Image.fromarray(astronaut).save(tmp_path / "data" / "happy" / "a.png")
+    drawn = _cli(["inspect", "data", "--out", "figures"], blocked, tmp_path)
+    assert drawn.returncode == 2 and "Traceback" not in drawn.stderr, drawn.stderr
+    assert "pip install 'ferkit[train]'" in drawn.stderr
+    assert PYPROJECT["project"]["scripts"]["ferkit"] == "ferkit.cli:run"

@@ -1471,5 +1471,34 @@ def study(
         raise typer.Exit(code=1)
 
 
+# Optional dependencies, by the extra that installs them (pyproject.toml).
+EXTRAS = {
+    "matplotlib": "train",
+    "kornia": "train",
+    "optuna": "tune",
+    "fastapi": "serve",
+    "uvicorn": "serve",
+    "multipart": "serve",
+    "python_multipart": "serve",
+    "onnx": "onnx",
+}
+
+
+def run() -> None:
+    """The ``ferkit`` console script: the app, where a command that needs an optional
+    dependency that is not installed ends with the ``pip install`` line, not a traceback."""
+    try:
+        app()
+    except ModuleNotFoundError as exc:
+        root = (exc.name or "").split(".")[0]
+        if root not in EXTRAS:
+            raise
+        _stderr_line(
+            f"error: this command needs {root}, which is not installed: "
+            f"pip install 'ferkit[{EXTRAS[root]}]'"
+        )
+        sys.exit(2)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    run()
