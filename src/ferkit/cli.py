@@ -757,13 +757,7 @@ def tune(
     try:
         from ferkit.training.tune import tune as run_tune
     except ModuleNotFoundError as exc:
-        if exc.name != "optuna":
-            raise
-        raise _fail(
-            FerkitError(
-                "ferkit tune needs optuna, which is not installed: pip install 'ferkit[tune]'"
-            )
-        ) from None
+        raise _fail(_missing_extra(exc, "ferkit tune")) from None
     try:
         _check_out(out)
         base = TrainConfig(
@@ -1484,20 +1478,24 @@ EXTRAS = {
 }
 
 
+def _missing_extra(exc: ModuleNotFoundError, what: str = "this command") -> FerkitError:
+    """The error for a missing optional dependency: which one, and the extra that brings it.
+    Re-raises ``exc`` for a module no extra provides (a broken install, a bug)."""
+    root = (exc.name or "").split(".")[0]
+    if root not in EXTRAS:
+        raise exc
+    return FerkitError(
+        f"{what} needs {root}, which is not installed: pip install 'ferkit[{EXTRAS[root]}]'"
+    )
+
+
 def run() -> None:
     """The ``ferkit`` console script: the app, where a command that needs an optional
     dependency that is not installed ends with the ``pip install`` line, not a traceback."""
     try:
         app()
-    except ModuleNotFoundError as exc:
-        root = (exc.name or "").split(".")[0]
-        if root not in EXTRAS:
-            raise
-        _stderr_line(
-            f"error: this command needs {root}, which is not installed: "
-            f"pip install 'ferkit[{EXTRAS[root]}]'"
-        )
-        sys.exit(2)
+    except ModuleNotFoundError as exc:  # outside click now: exit as click would, code 2
+        raise SystemExit(_fail(_missing_extra(exc)).exit_code) from None
 
 
 if __name__ == "__main__":  # pragma: no cover
