@@ -17,6 +17,8 @@ from typing import Any
 from ferkit.errors import FerkitError
 
 CARD = "model.json"
+# The side images are resized to, for scikit-learn runs and networks alike.
+MAX_IMAGE_SIZE = 1024
 
 
 def sha256(data: bytes) -> str:

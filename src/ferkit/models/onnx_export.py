@@ -56,7 +56,7 @@ from ferkit.models.onnx_run import (
     make_session,
     onnxruntime_available,
 )
-from ferkit.models.store import CARD, Run, load_run
+from ferkit.models.store import CARD, Run, copy_run, load_run
 from ferkit.models.torch_run import sha256
 
 # 17 runs on every onnxruntime since 1.14 and on most other runtimes (TensorRT 8.6+,
@@ -220,7 +220,6 @@ def _inside(path: Path, folder: Path) -> str | None:
 
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the installed ``ferkit`` package
-COPIED = ("train.json", "history.json")  # besides the card and the weights
 
 
 def _read_only_reason(folder: Path) -> str | None:
@@ -251,11 +250,7 @@ def _copy_run(source: Run, dest: Path) -> None:
                 "give an empty or new folder"
             )
     io.ensure_writable_dir(dest)
-    for name in (weights, *COPIED):
-        if (source.path / name).is_file():
-            io.write_bytes(dest / name, (source.path / name).read_bytes())
-    card = {k: v for k, v in source.card.items() if k != "onnx"}
-    io.write_json(dest / CARD, card)
+    copy_run(source, dest, source.card)
 
 
 def _resolve_target(source: Run, out_path: str | Path | None) -> tuple[Path, Path]:

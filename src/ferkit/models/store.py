@@ -24,13 +24,19 @@ import numpy as np
 
 from ferkit import __version__, io
 from ferkit.errors import FerkitError
-from ferkit.models.checks import CARD, card_file, checked_bytes, expected_sha256, sha256
+from ferkit.models.checks import (
+    CARD,
+    MAX_IMAGE_SIZE,
+    card_file,
+    checked_bytes,
+    expected_sha256,
+    sha256,
+)
 
 if TYPE_CHECKING:  # the dataset layer is only an annotation here: loading a run skips it
     from ferkit.data.dataset import Split
 
 SKOPS_FILE = "model.skops"
-MAX_IMAGE_SIZE = 1024  # the side images are resized to; also the networks' limit
 # numpy scalar types an array node may be cast to: plain numbers, nothing callable beyond that
 _NUMPY_SCALARS = frozenset(
     f"numpy.{name}"
@@ -111,6 +117,22 @@ class Run:
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Class indices (into ``classes``) for (N, H, W, C) uint8 images."""
         return np.asarray(self.estimator.predict(images), dtype=np.int64)
+
+
+# A run's training records, copied with its card and weights.
+RUN_RECORDS = ("train.json", "history.json")
+
+
+def copy_run(run: Run, dest: Path, card: dict[str, Any]) -> Path:
+    """Copy ``run``'s weights and training records into ``dest`` under ``card``, for exporting
+    to a folder and for shipping a model alike. ``card`` loses any ``onnx`` entry: the graph is
+    not copied with it. The caller checks that the weights file exists."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in (str(run.card["weights"]), *RUN_RECORDS):
+        if (run.path / name).is_file():
+            io.write_bytes(dest / name, (run.path / name).read_bytes())
+    io.write_json(dest / CARD, {k: v for k, v in card.items() if k != "onnx"})
+    return dest
 
 
 def save_sklearn_run(run_dir: str | Path, estimator: Any, card: dict[str, Any]) -> Path:
@@ -197,8 +219,6 @@ def load_skops_bytes(data: bytes, source: Path) -> Any:
 
 def _load_sklearn_estimator(run_dir: Path, card: dict[str, Any]) -> Any:
     weights = card_file(run_dir, card.get("weights", SKOPS_FILE), "weights")
-    if not weights.is_file():
-        raise FerkitError(f"{weights}: model file is missing")
     return load_skops_bytes(checked_bytes(weights, expected_sha256(run_dir, card)), weights)
 
 

@@ -20,7 +20,13 @@ from torch.overrides import TorchFunctionMode
 
 from ferkit import __version__, io
 from ferkit.errors import FerkitError
-from ferkit.models.checks import card_file, checked_bytes, expected_sha256, sha256
+from ferkit.models.checks import (
+    MAX_IMAGE_SIZE,
+    card_file,
+    checked_bytes,
+    expected_sha256,
+    sha256,
+)
 
 WEIGHTS_FILE = "model.safetensors"
 # A network over either budget is refused before any real allocation: ferkit's largest family
@@ -33,7 +39,7 @@ MAX_BYTES = 4 * 2**30
 _INT_RANGES = {
     "num_classes": (2, 10_000),
     "in_channels": (1, 3),
-    "image_size": (1, 1024),
+    "image_size": (1, MAX_IMAGE_SIZE),
     "dense_units": (1, 65_536),
     "depth": (1, 16),
 }

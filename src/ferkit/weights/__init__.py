@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ferkit import io
 from ferkit.errors import FerkitError, did_you_mean
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
@@ -188,7 +187,7 @@ def ship_run(
     The run is loaded first (so a damaged or untrusted file is never shipped) and each file
     must stay under ``MAX_SHIPPED_BYTES``.
     """
-    from ferkit.models.store import CARD, load_run  # the store imports this module
+    from ferkit.models.store import copy_run, load_run  # the store imports this module
 
     run = load_run(run_dir)
     weights = run.path / str(run.card.get("weights", ""))
@@ -199,18 +198,11 @@ def ship_run(
             f"{weights}: {weights.stat().st_size / 2**20:.1f} MiB is over the "
             f"{MAX_SHIPPED_BYTES / 2**20:.0f} MiB limit for a shipped model"
         )
-    target = dest / name
-    target.mkdir(parents=True, exist_ok=True)
-    io.write_bytes(target / weights.name, weights.read_bytes())
     card = {**run.card, "name": name, "command": command}
-    card.pop("onnx", None)  # only the weights file is shipped, not an ONNX export of it
     if metrics:
         card["validation"] = metrics
-    io.write_json(target / CARD, card)
-    for extra in ("train.json", "history.json"):
-        if (run.path / extra).is_file():
-            io.write_bytes(target / extra, (run.path / extra).read_bytes())
-    return target
+    # only the weights are shipped, not an ONNX export of them (benchmarks/ship_onnx.py adds one)
+    return copy_run(run, dest / name, card)
 
 
 def _percent(value: Any) -> str:
