@@ -525,3 +525,14 @@ def test_page_with_a_token_in_headless_chromium(
         driver.get(f"{page}#token={TOKEN}")  # the same page, a new fragment
         wait.until(ec.text_to_be_present_in_element((By.ID, "model"), SHIPPED))
         assert "token" not in driver.current_url
+
+
+def test_the_detection_bound_is_the_servers_own_not_predicts_default(shipped: Predictor) -> None:
+    """--detect-mp above predict's 4 MP default takes effect (the copy is shrunk once, to the
+    server's bound), and the face cap wraps the predictor's own detector."""
+    from ferkit.serve.imaging import bounded_predictor
+
+    serving, bounded = bounded_predictor(shipped, 9_000_000, 3)
+    assert serving.max_detect_pixels == 9_000_000 and serving._detector is bounded
+    assert bounded.inner is shipped._detector and bounded.max_faces == 3
+    assert shipped.max_detect_pixels == 4_000_000  # the caller's predictor is untouched

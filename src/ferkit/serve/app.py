@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ferkit.data.images import ImageProblem, decode_image
 from ferkit.errors import FerkitError
+from ferkit.faces.scale import scaled_box
 from ferkit.inference import Predictor
 from ferkit.inference.results import FaceResult
 from ferkit.models.store import Run
@@ -42,7 +43,6 @@ from ferkit.serve.imaging import (
     DEFAULT_MAX_FACES,
     BoundedDetector,
     bounded_predictor,
-    scaled_box,
     upright_size,
 )
 from ferkit.serve.limits import (
@@ -157,7 +157,7 @@ class ServeState:
                 "max_pixels": self.max_pixels,
                 "timeout_s": self.gate.timeout_s,
                 "workers": self.gate.workers,
-                "max_detect_pixels": self.detector.max_pixels,
+                "max_detect_pixels": self.predictor.max_detect_pixels,
                 "max_faces": self.detector.max_faces,
             },
         }
@@ -172,8 +172,6 @@ class ServeState:
         except ImageProblem as exc:
             status = 413 if exc.kind in _TOO_LARGE_KINDS else 400
             raise ServeError(status, exc.reason) from None
-        except ValueError as exc:  # Pillow's guards on odd files (metadata past its limits)
-            raise ServeError(400, f"not a usable image: {exc}") from None
         decoded_h, decoded_w = pixels.shape[:2]
         if not width or not height:
             width, height = decoded_w, decoded_h

@@ -24,7 +24,6 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ferkit.faces import Box, FaceDetector
-from ferkit.faces.scale import scaled_box, shrink
 from ferkit.inference import Predictor
 from ferkit.serve.limits import ServeError
 
@@ -66,29 +65,26 @@ class Detection:
 
 
 class BoundedDetector:
-    """A face detector that scans at most ``max_pixels`` and keeps at most ``max_faces`` boxes.
+    """A face detector that keeps at most ``max_faces`` boxes (the largest: the ones a
+    classifier reads best) and records what it scanned.
 
-    Boxes are returned in the coordinates of the image it was given; the largest faces are kept
-    (the ones a classifier reads best). What it did is kept per thread (:meth:`last`), since one
-    detector serves every worker thread.
+    The predictor hands it the copy it scans, already shrunk to the predictor's
+    ``max_detect_pixels`` (:func:`ferkit.faces.scale.detect_scaled`), and scales the boxes back
+    to the upload itself. What it did is kept per thread (:meth:`last`), since one detector
+    serves every worker thread.
     """
 
-    def __init__(self, inner: FaceDetector, max_pixels: int, max_faces: int) -> None:
-        if max_pixels < 1 or max_faces < 1:
-            raise ValueError("max_pixels and max_faces must be >= 1")
+    def __init__(self, inner: FaceDetector, max_faces: int) -> None:
+        if max_faces < 1:
+            raise ValueError("max_faces must be >= 1")
         self.inner = inner
-        self.max_pixels = max_pixels
         self.max_faces = max_faces
         self._local = threading.local()
 
     def detect(self, image: np.ndarray) -> list[Box]:
+        boxes = self.inner.detect(image)
         height, width = image.shape[:2]
-        small = shrink(image, self.max_pixels)
-        sh, sw = small.shape[:2]
-        boxes = self.inner.detect(small)
-        if (sh, sw) != (height, width):
-            boxes = [scaled_box(b, width / sw, height / sh, width, height) for b in boxes]
-        self._local.last = Detection(sw, sh, len(boxes))
+        self._local.last = Detection(width, height, len(boxes))
         boxes.sort(key=lambda b: (-b.area, -b.score))
         return boxes[: self.max_faces]
 
@@ -97,20 +93,22 @@ class BoundedDetector:
         return getattr(self._local, "last", Detection())
 
     def __repr__(self) -> str:
-        limits = f"max_pixels={self.max_pixels}, max_faces={self.max_faces}"
-        return f"BoundedDetector({self.inner!r}, {limits})"
+        return f"BoundedDetector({self.inner!r}, max_faces={self.max_faces})"
 
 
 def bounded_predictor(
     predictor: Predictor, max_pixels: int, max_faces: int
 ) -> tuple[Predictor, BoundedDetector]:
-    """A shallow copy of ``predictor`` (same loaded model) whose detector is bounded.
+    """A shallow copy of ``predictor`` (same loaded model) that scans at most ``max_pixels``
+    for faces and keeps at most ``max_faces`` of them.
 
-    A copy, so a predictor the caller passed in keeps its own detector for its other uses.
+    A copy, so a predictor the caller passed in keeps its own settings for its other uses.
     Predictor has no public way to swap its detector; its ``_detector`` is what it scans with.
     """
-    inner = predictor._detector
-    bounded = BoundedDetector(inner, max_pixels, max_faces)
+    if max_pixels < 1:
+        raise ValueError("max_pixels must be >= 1")
+    bounded = BoundedDetector(predictor._detector, max_faces)
     serving = copy.copy(predictor)
     serving._detector = bounded
+    serving.max_detect_pixels = max_pixels
     return serving, bounded
