@@ -182,7 +182,9 @@ def scan_folders(
         for name, folder in dirs.items():
             before = len(problems)
             entries += [Entry(p, index[name]) for p in _walk_images(folder, split, problems)]
-            if any(p.path == str(folder) for p in problems[before:]):
+            if any(
+                p.kind == "unreadable-folder" and p.path == str(folder) for p in problems[before:]
+            ):
                 unread.append(name)  # its folder could not be read: not an empty class
         splits[split] = ScannedSplit(name=split, entries=entries, unreadable=unread)
     return Scan("folders", root, classes, splits, problems)

@@ -123,7 +123,17 @@ def path_kind(path: str | os.PathLike[str]) -> tuple[str, str]:
 
 
 def entry_kind(entry: os.DirEntry[str]) -> tuple[str, str]:
-    """:func:`path_kind` of a folder entry (``DirEntry.is_dir`` raises on a link loop)."""
+    """:func:`path_kind` of a folder entry. A plain file or folder is told by the type the
+    folder listing already returned (no system call per file); links, FIFOs and the like are
+    stat'ed (``DirEntry.is_dir`` would raise on a link loop)."""
+    try:
+        if not entry.is_symlink():
+            if entry.is_file(follow_symlinks=False):
+                return "file", ""
+            if entry.is_dir(follow_symlinks=False):
+                return "dir", ""
+    except OSError:
+        pass
     return path_kind(entry.path)
 
 

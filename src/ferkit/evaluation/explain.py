@@ -165,7 +165,11 @@ def default_layer(
     being listed: the rule is the same for every family, so no network can default to a map
     too coarse to point at a feature.
     """
-    shapes = layer_shapes(model, sample)
+    return _pick_default(model, layer_shapes(model, sample), min_side)
+
+
+def _pick_default(model: nn.Module, shapes: dict[str, tuple[int, int, int]], min_side: int) -> str:
+    """:func:`default_layer`'s rule on shapes already measured."""
     if not shapes:
         raise FerkitError(
             f"{type(model).__name__} has no layer with a spatial (N, C, H, W) output to explain"
@@ -237,7 +241,7 @@ def layer_table(model: nn.Module, sample: torch.Tensor | np.ndarray | None = Non
     registration order (input to output, parents before their parts), for ``--list-layers``.
     A listed layer that does not run for this input (or outputs no spatial map) has no size."""
     shapes = layer_shapes(model, sample)
-    chosen = default_layer(model, sample) if shapes else None
+    chosen = _pick_default(model, shapes, MIN_CAM_SIDE) if shapes else None  # one forward pass
     rows = []
     for name in list_layers(model):
         shape = shapes.get(name)
