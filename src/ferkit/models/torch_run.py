@@ -42,6 +42,7 @@ _INT_RANGES = {
     "image_size": (1, MAX_IMAGE_SIZE),
     "dense_units": (1, 65_536),
     "depth": (1, 16),
+    "stem": (1, MAX_IMAGE_SIZE),
 }
 _FLOAT_RANGES = {"width": (0.0, 16.0), "sharpness_target": (0.0, 1e6)}
 _RATES = ("dropout", "conv_dropout")
