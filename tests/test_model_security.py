@@ -350,6 +350,7 @@ def test_shipped_models_carry_checksums() -> None:
         ("width", float("inf"), "width must be a number"),
         ("width", "1", "width must be a number"),
         ("depth", 10**9, r"depth must be an integer in \[1, 16\]"),
+        ("stem", -1, r"stem must be an integer in \[1, 1024\]"),
         ("dropout", 2, r"dropout must be a number in \[0, 1\)"),
         ("flip_average", "yes", "flip_average must be true or false"),
         ("image_size", 10**6, r"image_size must be an integer in \[1, 1024\]"),

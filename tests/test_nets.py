@@ -131,6 +131,14 @@ def test_fernet_stem_brings_48_and_96_to_the_same_map_size() -> None:
     assert sizes[0] == sizes[1] == (24, 24)
 
 
+def test_fernet_stem_48_keeps_full_resolution_and_round_trips() -> None:
+    model = create_model("fernet", 7, 1, 48, width=0.25, depth=1, stem=48)
+    assert model.stem(torch.randn(1, 1, 48, 48)).shape[-2:] == (48, 48)
+    assert model.config["kwargs"]["stem"] == 48
+    with pytest.raises(FerkitError, match="fernet: stem"):
+        create_model("fernet", 7, 1, 48, stem=0)
+
+
 def test_fernet_blocks_start_as_identity() -> None:
     model = create_model("fernet", 7, 1, 48, width=0.5, depth=1)
     last_bns = [m.conv2.bn.weight for m in model.modules() if hasattr(m, "shortcut")]
