@@ -25,9 +25,9 @@ bf16 autocast and channels_last:
   1.0, most in the last stage), and ``features`` is a 256-d embedding.
 
 Options: ``stem`` is the side stage 1 should see (default 24; 48 keeps FER2013's full
-resolution into stage 1), ``width`` scales every channel count (rounded to multiples of 8, which keeps bf16
-kernels on their fast paths), ``depth`` is the number of blocks per stage, ``dropout`` the rate
-before the head. Convs use Kaiming-normal (fan-out) init.
+resolution into stage 1 at about 4x the compute), ``width`` scales every channel count (rounded
+to multiples of 8, which keeps bf16 kernels on their fast paths), ``depth`` is the number of
+blocks per stage, ``dropout`` the rate before the head. Convs use Kaiming-normal (fan-out) init.
 """
 
 from __future__ import annotations
