@@ -456,6 +456,13 @@ def svm(
         ColorOption, typer.Option(help="Decode as rgb or gray.", rich_help_panel=DATA_PANEL)
     ] = ColorOption.auto,
     match_sharpness: MatchSharpness = SharpnessOption.auto,
+    dedupe: Annotated[
+        bool,
+        typer.Option(
+            help="Drop train images that duplicate (exactly or nearly) a val/test image.",
+            rich_help_panel=DATA_PANEL,
+        ),
+    ] = False,
     seed: Annotated[
         int, typer.Option(help="Seed for sampling and solvers.", rich_help_panel=DATA_PANEL)
     ] = 0,
@@ -487,6 +494,7 @@ def svm(
             feature_params={"run": network} if network else None,
             pca_components=pca_components,
             match_sharpness=match_sharpness.value,
+            dedupe=dedupe,
             log=_stderr_line if sys.stderr.isatty() else None,  # the fit has no progress bar
         )
     except (FerkitError, ValueError) as exc:
@@ -587,6 +595,13 @@ def train(
     class_names: Annotated[
         str | None, typer.Option(help=CLASS_NAMES_HELP, rich_help_panel=DATA_PANEL)
     ] = None,
+    dedupe: Annotated[
+        bool,
+        typer.Option(
+            help="Drop train images that duplicate (exactly or nearly) a val/test image.",
+            rich_help_panel=DATA_PANEL,
+        ),
+    ] = False,
     match_sharpness: MatchSharpness = SharpnessOption.auto,
     init: Annotated[
         Path | None,
@@ -702,6 +717,7 @@ def train(
             nproc=nproc,
             match_sharpness=match_sharpness.value,
             tta=tta.value,
+            dedupe=dedupe,
         )
         # bars on a terminal; a line per epoch in a log (a background run's only news)
         progress = True if sys.stderr.isatty() else "epochs"
@@ -1381,6 +1397,13 @@ def study(
         int | None,
         typer.Option(min=10, help="Validation images kept.", rich_help_panel=DATA_PANEL),
     ] = None,
+    dedupe: Annotated[
+        bool,
+        typer.Option(
+            help="Drop train images that duplicate (exactly or nearly) a val/test image.",
+            rich_help_panel=DATA_PANEL,
+        ),
+    ] = False,
     image_size: Annotated[
         int | None,
         typer.Option(
@@ -1474,7 +1497,7 @@ def study(
             search_size=search_size, batch_size=batch_size, explain_images=explain_images,
             recipe=recipe.value,
             happy_sad=happy_sad, model_kwargs=_model_args(arg), image_size=image_size,
-            threads=threads,
+            threads=threads, dedupe=dedupe,
         )  # fmt: skip
         unknown = [m for m in cfg.models if m not in list_models()]
         unknown += [f for f in cfg.features if f not in EXTRACTORS or f == "cnn"]

@@ -283,6 +283,14 @@ def matches(
         yield i[keep], j[keep], d[keep], exact[keep]
 
 
+def _role(name: str) -> int:
+    """0 for a train split (or alias), 1 for val, 2 for test, 3 for any other."""
+    from ferkit.data.dataset import SPLIT_ALIASES
+
+    roles = [aliases for aliases in SPLIT_ALIASES.values()]
+    return next((k for k, aliases in enumerate(roles) if name.lower() in aliases), len(roles))
+
+
 def find_duplicates(
     splits: Mapping[str, Any],
     hashes: Mapping[str, Hashes],
@@ -293,9 +301,9 @@ def find_duplicates(
 
     ``splits`` maps names to :class:`~ferkit.data.dataset.Split` (for refs and labels) and
     ``hashes`` the same names to their :class:`Hashes`. Pairs across splits name the earlier
-    split (in ``splits`` order) first.
+    split first, in the order train, val, test, others (``train-val``, ``train-test``).
     """
-    names = list(splits)
+    names = sorted(splits, key=_role)
     pairs: list[Pair] = []
     for x, name_a in enumerate(names):
         for name_b in names[x:]:
@@ -384,6 +392,33 @@ def drop_duplicates(
         "examples": [train.refs[i] for i in dropped[:5]],
     }
     return train.subset(np.flatnonzero(~(exact | near))), record
+
+
+def dedupe_train(
+    ds: Any,
+    train: Any,
+    val: Any | None = None,
+    threshold: int = NEAR_THRESHOLD,
+    min_similarity: float = NEAR_SIMILARITY,
+) -> tuple[Any, dict[str, Any]]:
+    """``--dedupe`` on a loaded dataset: ``train`` without its duplicates of ``val`` (when
+    given: it may be held out of ``train``'s split) and of every other split of ``ds`` (val,
+    test), as :func:`drop_duplicates`. Splits as loaded use the hash cache; a held-out part of a
+    split (``Split.subset``) is hashed afresh."""
+
+    def hashes(split: Any) -> Hashes:
+        whole = ds.splits.get(split.name) is split
+        return split_hashes(ds, split.name) if whole else compute_hashes(split.images)
+
+    taken = {train.name} | ({val.name} if val is not None else set())
+    others = [
+        *([val] if val is not None else []),
+        *(s for n, s in ds.splits.items() if n not in taken),
+    ]
+    others = sorted((o for o in others if len(o)), key=lambda o: _role(o.name))
+    return drop_duplicates(
+        train, others, threshold, min_similarity, hashes(train), [hashes(o) for o in others]
+    )
 
 
 def dedupe_message(record: dict[str, Any]) -> str:
