@@ -7,8 +7,11 @@ datasets hold, cold (hashes computed) and warm (hashes read from the cache).
 Planted copies are made of the first dataset's val images, each one way (resized through 96 and
 through 32 px, JPEG at quality 70, brightness +-25, shifted by 1 and 2 px, and mirrored, which
 should *not* count): the table gives the Hamming distance of each copy's pHash from its
-original's (quantiles) and the share within each threshold. "nearest distinct" is each
-original's nearest other original: the distances that unrelated faces reach.
+original's (quantiles), the share within each distance, the median thumbnail correlation, and
+the share found (distance <= NEAR_THRESHOLD and correlation >= NEAR_SIMILARITY). "nearest
+other" is each original's nearest other image of the sample (by pHash): mostly unrelated
+faces, so its "found" share bounds the false positives (FER2013's val split also holds real
+copies of its own images, so it is an upper bound).
 For each dataset: exact and near pairs within and across splits at the default threshold,
 the time to hash and search with an empty hash cache, and again with it filled.
 """
@@ -27,7 +30,13 @@ from _bench_env import machine_note, report
 from PIL import Image
 
 from ferkit.data import load_dataset
-from ferkit.data.duplicates import NEAR_THRESHOLD, dataset_duplicates, perceptual_hashes
+from ferkit.data.duplicates import (
+    NEAR_SIMILARITY,
+    NEAR_THRESHOLD,
+    compute_hashes,
+    dataset_duplicates,
+    similarity,
+)
 
 THRESHOLDS = (4, 6, 8, 10)
 
@@ -62,37 +71,48 @@ VARIANTS = {
 
 
 def planted(images: np.ndarray) -> dict[str, dict[str, float]]:
-    """Distance quantiles and share within each threshold, per kind of planted copy."""
+    """Distance quantiles, share within each distance, correlation and share found, per kind
+    of planted copy (and for each image's nearest other image)."""
     squeeze = images.shape[-1] == 1
     plain = images[..., 0] if squeeze else images
-    base = perceptual_hashes(images)
-    rows: dict[str, np.ndarray] = {}
+    base = compute_hashes(images)
+    rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, make in VARIANTS.items():
         copies = np.stack([make(im) for im in plain])
-        copies = copies[..., None] if squeeze else copies
-        rows[name] = np.bitwise_count(perceptual_hashes(copies) ^ base)
-    dist = np.bitwise_count(base[:, None] ^ base[None, :]).astype(np.int64)
+        hashed = compute_hashes(copies[..., None] if squeeze else copies)
+        rows[name] = (
+            np.bitwise_count(hashed.phash ^ base.phash),
+            similarity(hashed.thumb, base.thumb),
+        )
+    dist = np.bitwise_count(base.phash[:, None] ^ base.phash[None, :]).astype(np.int64)
     np.fill_diagonal(dist, 64)
-    rows["nearest distinct"] = dist.min(axis=1)
+    nearest = dist.argmin(axis=1)
+    rows["nearest other"] = (dist.min(axis=1), similarity(base.thumb, base.thumb[nearest]))
     return {
         name: {
             "median": float(np.median(d)),
             "p90": float(np.quantile(d, 0.9)),
             "max": int(d.max()),
             **{f"<={t}": round(float(np.mean(d <= t)), 3) for t in THRESHOLDS},
+            "similarity_median": round(float(np.median(c)), 3),
+            "found": round(float(np.mean((d <= NEAR_THRESHOLD) & (c >= NEAR_SIMILARITY))), 3),
         }
-        for name, d in rows.items()
+        for name, (d, c) in rows.items()
     }
 
 
 def real(path: Path) -> dict:
+    started = time.perf_counter()
     ds = load_dataset(path, progress=False)
+    load_seconds = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as cache:
         cold = dataset_duplicates(ds, cache_dir=cache)
         warm = dataset_duplicates(ds, cache_dir=cache)
     return {
         "splits": {name: len(s) for name, s in ds.splits.items()},
         **{k: v for k, v in cold.summary().items() if k not in ("seconds", "from_cache")},
+        "load_seconds": round(load_seconds, 2),
+        "load_from_cache": ds.cached,
         "cold_seconds": round(cold.seconds, 2),
         "warm_seconds": round(warm.seconds, 2),
         "warm_from_cache": warm.from_cache,
@@ -112,24 +132,29 @@ def main() -> None:
         "date": str(date.today()),
         "machine_before": before,
         "threshold": NEAR_THRESHOLD,
+        "similarity": NEAR_SIMILARITY,
         "planted": planted(first[: args.planted]),
         "datasets": {str(p): real(p) for p in args.data},
         "seconds": round(time.perf_counter() - started, 1),
         "machine_after": machine_note(),
     }
-    lines = ["| copy | median | p90 | max | " + " | ".join(f"<= {t}" for t in THRESHOLDS) + " |"]
-    lines.append("|---" * (4 + len(THRESHOLDS)) + "|")
+    head = " | ".join(f"<= {t}" for t in THRESHOLDS)
+    lines = [f"| copy | median | p90 | max | {head} | correlation | found |"]
+    lines.append("|---" * (6 + len(THRESHOLDS)) + "|")
     for name, row in result["planted"].items():
         shares = " | ".join(f"{row[f'<={t}']:.1%}" for t in THRESHOLDS)
-        lines.append(f"| {name} | {row['median']:g} | {row['p90']:g} | {row['max']} | {shares} |")
+        lines.append(
+            f"| {name} | {row['median']:g} | {row['p90']:g} | {row['max']} | {shares} | "
+            f"{row['similarity_median']:.3f} | {row['found']:.1%} |"
+        )
     lines += ["", "| dataset | splits | exact within | near within | exact across | near across "
-              "| label conflicts | cold s | warm s |", "|---" * 9 + "|"]  # fmt: skip
+              "| label conflicts | load s | cold s | warm s |", "|---" * 10 + "|"]  # fmt: skip
     for name, r in result["datasets"].items():
         splits = ", ".join(f"{k} {v:,}" for k, v in r["splits"].items())
         lines.append(
             f"| {Path(name).name} | {splits} | {r['exact_within']} | {r['near_within']} | "
             f"{r['exact_across']} | {r['near_across']} | {r['label_conflicts']} | "
-            f"{r['cold_seconds']} | {r['warm_seconds']} |"
+            f"{r['load_seconds']} | {r['cold_seconds']} | {r['warm_seconds']} |"
         )
     report(result, "\n".join(lines), args.json)
 
