@@ -215,6 +215,22 @@ def test_inspect_reports_counts_figure_and_every_pair_in_problems_csv(
     assert "duplicates" not in off and "duplicate-across-splits" not in off["problem_counts"]
 
 
+def test_pairs_beyond_the_listing_limit_are_counted_and_said(
+    planted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ferkit.reports.inspect import inspect_dataset
+
+    monkeypatch.setattr(duplicates, "MAX_LISTED", 2)
+    root, _ = planted
+    _, summary = inspect_dataset(root, progress=False)
+    counts = summary["duplicates"]
+    assert (counts["pairs"], counts["listed"]) == (6, 2)
+    assert counts["exact_across"] + counts["near_across"] == 4
+    kinds = [w["kind"] for w in summary["warnings"]]
+    assert kinds.count("duplicates-not-listed") == 1
+    assert kinds.count("duplicate-across-splits") + kinds.count("duplicate-within-split") == 2
+
+
 def test_svm_dedupe_drops_exactly_the_planted_train_copies(planted, tmp_path: Path) -> None:
     root, files = planted
     out = tmp_path / "run"

@@ -47,6 +47,9 @@ NEAR_SIMILARITY = 0.92
 _SIDE = 32  # the gray image is area-resized to this side before the DCT
 _LOW = 8  # the 8x8 lowest frequencies make the 64 bits
 _THUMB = 16  # side of the thumbnails that confirm near pairs
+# pairs kept as objects for listing (every pair is counted): a folder of 10,000 identical
+# frames makes 50 million pairs, which must not become 50 million Python objects
+MAX_LISTED = 100_000
 _BLOCK = 64  # query rows compared at once (measured fastest: 64 x 30k fits the caches)
 
 
@@ -105,25 +108,23 @@ class Pair:
 
 @dataclass
 class Duplicates:
-    """Every pair found, and the counts ``ferkit inspect`` reports."""
+    """The pairs found (the first :data:`MAX_LISTED`) and the counts of all of them, by split
+    (``train``) or pair of splits (``train-val``): exact, near, and labelled differently."""
 
     threshold: int
     similarity: float
     pairs: list[Pair] = field(default_factory=list)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
     from_cache: dict[str, bool] = field(default_factory=dict)
     seconds: float = 0.0
 
     def count(self, kind: str, across: bool) -> int:
-        return sum(p.kind == kind and p.across == across for p in self.pairs)
+        return sum(c[kind] for key, c in self.counts.items() if ("-" in key) == across)
 
     def summary(self) -> dict[str, Any]:
-        """Pair counts by kind and place (within a split, across splits), the pairs per split
-        pair, and how many images of each split have a duplicate in another split."""
-        by_splits: dict[str, dict[str, int]] = {}
-        for p in self.pairs:
-            key = p.split_a if not p.across else f"{p.split_a}-{p.split_b}"
-            entry = by_splits.setdefault(key, {"exact": 0, "near": 0})
-            entry[p.kind] += 1
+        """Pair counts by kind and place (within a split, across splits), per split or pair of
+        splits, how many pairs are labelled differently and how many are listed."""
+        total = sum(c["exact"] + c["near"] for c in self.counts.values())
         return {
             "threshold": self.threshold,
             "similarity": self.similarity,
@@ -131,8 +132,12 @@ class Duplicates:
             "near_within": self.count("near", False),
             "exact_across": self.count("exact", True),
             "near_across": self.count("near", True),
-            "label_conflicts": sum(p.label_a != p.label_b for p in self.pairs),
-            "by_splits": by_splits,
+            "label_conflicts": sum(c["conflicts"] for c in self.counts.values()),
+            "by_splits": {
+                key: {"exact": c["exact"], "near": c["near"]} for key, c in self.counts.items()
+            },
+            "listed": len(self.pairs),
+            "pairs": total,
             "seconds": round(self.seconds, 2),
             "from_cache": self.from_cache,
         }
@@ -296,8 +301,11 @@ def find_duplicates(
     hashes: Mapping[str, Hashes],
     threshold: int = NEAR_THRESHOLD,
     min_similarity: float = NEAR_SIMILARITY,
-) -> list[Pair]:
-    """Every exact or near pair within each split and across each pair of splits.
+    limit: int | None = None,
+) -> tuple[list[Pair], dict[str, dict[str, int]]]:
+    """Every exact or near pair within each split and across each pair of splits: the first
+    ``limit`` (None: all) as :class:`Pair`, and the counts of all of them (see
+    :class:`Duplicates`).
 
     ``splits`` maps names to :class:`~ferkit.data.dataset.Split` (for refs and labels) and
     ``hashes`` the same names to their :class:`Hashes`. Pairs across splits name the earlier
@@ -305,16 +313,29 @@ def find_duplicates(
     """
     names = sorted(splits, key=_role)
     pairs: list[Pair] = []
+    counts: dict[str, dict[str, int]] = {}
     for x, name_a in enumerate(names):
         for name_b in names[x:]:
             sa, sb, same = splits[name_a], splits[name_b], name_a == name_b
+            key = name_a if same else f"{name_a}-{name_b}"
+            tally = {"exact": 0, "near": 0, "conflicts": 0}
+            canon_a, canon_b = np.asarray(sa.canonical), np.asarray(sb.canonical)
             found = matches(hashes[name_a], hashes[name_b], threshold, min_similarity, same)
             for i, j, d, exact in found:
+                tally["exact"] += int(exact.sum())
+                tally["near"] += int((~exact).sum())
+                conflict = canon_a[sa.labels[i]] != canon_b[sb.labels[j]]
+                tally["conflicts"] += int(conflict.sum())
+                room = len(i) if limit is None else max(0, limit - len(pairs))
                 pairs += [
                     _pair(sa, sb, int(ii), int(jj), int(dd), bool(ee))
-                    for ii, jj, dd, ee in zip(i, j, d, exact, strict=True)
+                    for ii, jj, dd, ee in zip(
+                        i[:room], j[:room], d[:room], exact[:room], strict=True
+                    )
                 ]
-    return pairs
+            if tally["exact"] or tally["near"]:
+                counts[key] = tally
+    return pairs, counts
 
 
 def _pair(sa: Any, sb: Any, i: int, j: int, distance: int, exact: bool) -> Pair:
@@ -339,8 +360,8 @@ def dataset_duplicates(
     hashes, hits = {}, {}
     for name in ds.splits:
         hashes[name], hits[name] = _split_hashes(ds, name, cache_dir, cache)
-    pairs = find_duplicates(ds.splits, hashes, threshold, min_similarity)
-    return Duplicates(threshold, min_similarity, pairs, hits, time.perf_counter() - start)
+    pairs, counts = find_duplicates(ds.splits, hashes, threshold, min_similarity, MAX_LISTED)
+    return Duplicates(threshold, min_similarity, pairs, counts, hits, time.perf_counter() - start)
 
 
 # -- --dedupe --------------------------------------------------------------------------------

@@ -173,7 +173,8 @@ def duplicate_pairs(ds: Dataset, pairs: Sequence[Any], n: int = 12, per_row: int
         left = axes[r, 2 * c]
         caption = f"{pair.kind}, distance {pair.distance}"
         left.text(1.0, -0.08, caption, transform=left.transAxes, ha="center", va="top", fontsize=7)
-    fig.suptitle(f"Duplicate pairs (of {len(pairs):,}) - {ds.root.name}; red: labels differ")
+    shown = f"{len(chosen)} of {len(pairs):,} pairs"
+    fig.suptitle(f"Duplicates ({shown}) - {ds.root.name}; red: labels differ")
     return fig
 
 

@@ -32,6 +32,19 @@ def problems_csv(ds: Dataset, extra: list[Problem] | None = None) -> str:
     return buf.getvalue()
 
 
+def _unlisted(counts: dict[str, Any], ds: Dataset) -> list[Problem]:
+    """A warning when there are more duplicate pairs than are listed, so a count and a listing
+    that differ are never a silent truncation."""
+    missing = counts["pairs"] - counts["listed"]
+    if missing <= 0:
+        return []
+    reason = (
+        f"{missing:,} of {counts['pairs']:,} duplicate pairs are counted but not listed (the "
+        f"first {counts['listed']:,} are): large groups of identical images make many pairs"
+    )
+    return [Problem("duplicates-not-listed", str(ds.root), reason, "warning")]
+
+
 def inspect_dataset(
     path: str | Path,
     out: str | Path | None = None,
@@ -62,8 +75,8 @@ def inspect_dataset(
             load_options.get("cache_dir"),
             load_options.get("cache", True),
         )
-        pair_warnings = pair_problems(found.pairs)
         summary["duplicates"] = found.summary()
+        pair_warnings = pair_problems(found.pairs) + _unlisted(summary["duplicates"], ds)
         summary["warnings"] += [p.to_dict() for p in pair_warnings]
         summary["problem_counts"] = dict(
             sorted(
