@@ -304,13 +304,11 @@ def _materialise(
     entries = scanned.entries
     paths = [e.path for e in entries]
     boxes = [e.box for e in entries]
-    key = cache_key(
-        paths, size, color, max_pixels, boxes if any(b is not None for b in boxes) else None
-    )
+    crops = boxes if any(b is not None for b in boxes) else None
+    key = cache_key(paths, size, color, max_pixels, crops)
     decoded, hit = decode_cached(
-        paths, size, color, desc=f"decoding {scanned.name}",
-        boxes=boxes if any(b is not None for b in boxes) else None, **options,
-    )  # fmt: skip
+        paths, size, color, desc=f"decoding {scanned.name}", boxes=crops, key=key, **options
+    )
     for idx, kind, reason in decoded.failed:
         problems.append(Problem(kind, entries[idx].ref, reason, split=scanned.name))
     labels = np.fromiter(
