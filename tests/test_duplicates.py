@@ -176,10 +176,13 @@ def test_a_damaged_hash_cache_is_only_a_miss(planted, tmp_path: Path) -> None:
     ds = load_dataset(root, progress=False)
     cache = tmp_path / "cache"
     dataset_duplicates(ds, cache_dir=cache)
-    for entry in (cache / "hashes").iterdir():
-        entry.write_bytes(b"not an npz")
+    entries = sorted((cache / "hashes").iterdir())
+    entries[0].write_bytes(b"not an npz")
+    entries[1].write_bytes(entries[1].read_bytes()[:100])  # a truncated zip
+    entries[2].write_bytes(b"")
     again = dataset_duplicates(ds, cache_dir=cache)
     assert not any(again.from_cache.values()) and again.summary()["near_across"] == 3
+    assert all(dataset_duplicates(ds, cache_dir=cache).from_cache.values())  # rewritten
 
 
 def test_inspect_reports_counts_figure_and_every_pair_in_problems_csv(

@@ -26,15 +26,19 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ferkit import io
 from ferkit.data.problems import Problem
+
+if TYPE_CHECKING:  # dataset imports nothing from here; the annotations only need the names
+    from ferkit.data.dataset import Dataset, Split
 
 HASH_VERSION = 1
 # pHash distance (bits of 64) up to which two images are compared further: planted resized,
@@ -241,13 +245,13 @@ def cached_hashes(
             hashes = Hashes(stored["phash"], stored["digest"], stored["thumb"])
         if hashes.valid(len(images)):
             return hashes, True
-    except (OSError, ValueError, KeyError):
-        pass
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        pass  # a damaged entry (a truncated write, another file) is a miss; it is rewritten
     hashes = compute_hashes(images)
     try:
         with io.atomic_path(path, suffix=".tmp.npz") as tmp:
             np.savez(tmp, phash=hashes.phash, digest=hashes.digest, thumb=hashes.thumb)
-    except (OSError, io.WriteError):
+    except OSError:  # io.WriteError included
         pass  # as the decode cache: a read-only cache disk must not fail the check
     return hashes, False
 
@@ -292,12 +296,12 @@ def _role(name: str) -> int:
     """0 for a train split (or alias), 1 for val, 2 for test, 3 for any other."""
     from ferkit.data.dataset import SPLIT_ALIASES
 
-    roles = [aliases for aliases in SPLIT_ALIASES.values()]
+    roles = list(SPLIT_ALIASES.values())
     return next((k for k, aliases in enumerate(roles) if name.lower() in aliases), len(roles))
 
 
 def find_duplicates(
-    splits: Mapping[str, Any],
+    splits: Mapping[str, Split],
     hashes: Mapping[str, Hashes],
     threshold: int = NEAR_THRESHOLD,
     min_similarity: float = NEAR_SIMILARITY,
@@ -338,7 +342,7 @@ def find_duplicates(
     return pairs, counts
 
 
-def _pair(sa: Any, sb: Any, i: int, j: int, distance: int, exact: bool) -> Pair:
+def _pair(sa: Split, sb: Split, i: int, j: int, distance: int, exact: bool) -> Pair:
     return Pair(
         "exact" if exact else "near",
         sa.name, i, sa.refs[i], sb.name, j, sb.refs[j], distance,
@@ -347,7 +351,7 @@ def _pair(sa: Any, sb: Any, i: int, j: int, distance: int, exact: bool) -> Pair:
 
 
 def dataset_duplicates(
-    ds: Any,
+    ds: Dataset,
     threshold: int = NEAR_THRESHOLD,
     min_similarity: float = NEAR_SIMILARITY,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -368,7 +372,7 @@ def dataset_duplicates(
 
 
 def _split_hashes(
-    ds: Any, name: str, cache_dir: str | os.PathLike[str] | None, cache: bool = True
+    ds: Dataset, name: str, cache_dir: str | os.PathLike[str] | None, cache: bool = True
 ) -> tuple[Hashes, bool]:
     from ferkit.data.decode import default_cache_dir
 
@@ -376,19 +380,19 @@ def _split_hashes(
     return cached_hashes(ds.splits[name].images, ds.keys.get(name), folder)
 
 
-def split_hashes(ds: Any, name: str, cache_dir: str | os.PathLike[str] | None = None) -> Hashes:
+def split_hashes(ds: Dataset, name: str, cache_dir: str | os.PathLike[str] | None = None) -> Hashes:
     """The (cached) hashes of split ``name`` of a loaded dataset, in the split's order."""
     return _split_hashes(ds, name, cache_dir)[0]
 
 
 def drop_duplicates(
-    train: Any,
-    others: Sequence[Any],
+    train: Split,
+    others: Sequence[Split],
     threshold: int = NEAR_THRESHOLD,
     min_similarity: float = NEAR_SIMILARITY,
     train_hashes: Hashes | None = None,
     other_hashes: Sequence[Hashes] | None = None,
-) -> tuple[Any, dict[str, Any]]:
+) -> tuple[Split, dict[str, Any]]:
     """``train`` (a :class:`~ferkit.data.dataset.Split`) without the items that are exact or
     near duplicates of an item of any split in ``others``: what ``--dedupe`` trains on, so no
     validation or test score is earned on an image the model was fitted to. Returns the kept
@@ -416,18 +420,18 @@ def drop_duplicates(
 
 
 def dedupe_train(
-    ds: Any,
-    train: Any,
-    val: Any | None = None,
+    ds: Dataset,
+    train: Split,
+    val: Split | None = None,
     threshold: int = NEAR_THRESHOLD,
     min_similarity: float = NEAR_SIMILARITY,
-) -> tuple[Any, dict[str, Any]]:
+) -> tuple[Split, dict[str, Any]]:
     """``--dedupe`` on a loaded dataset: ``train`` without its duplicates of ``val`` (when
     given: it may be held out of ``train``'s split) and of every other split of ``ds`` (val,
     test), as :func:`drop_duplicates`. Splits as loaded use the hash cache; a held-out part of a
     split (``Split.subset``) is hashed afresh."""
 
-    def hashes(split: Any) -> Hashes:
+    def hashes(split: Split) -> Hashes:
         whole = ds.splits.get(split.name) is split
         return split_hashes(ds, split.name) if whole else compute_hashes(split.images)
 
