@@ -254,11 +254,37 @@ def _print_summary(summary: dict[str, Any], show_problems: int) -> None:
     sharp = [f"{s['median_sharpness']:.3g}" for s in summary["splits"].values()]
     table.add_row("", "median sharpness", "", *sharp)
     out_console.print(table)
+    if dup := summary.get("duplicates"):
+        _print_duplicates(dup)
     _print_problems(summary, show_problems)
     for name, path in summary.get("figures", {}).items():
         out_console.print(f"figure {name}: {path}")
     for note in summary.get("figure_notes", []):
         out_console.print(f"[yellow]{note}[/]")
+
+
+def _print_duplicates(dup: dict[str, Any]) -> None:
+    """Pair counts within and across splits; across ones say what to do about them."""
+    across = dup["exact_across"] + dup["near_across"]
+    out_console.print(
+        f"duplicates (pHash distance <= {dup['threshold']}, similarity >= {dup['similarity']}): "
+        f"within splits "
+        f"{dup['exact_within']:,} exact + {dup['near_within']:,} near pairs; across splits "
+        f"{dup['exact_across']:,} exact + {dup['near_across']:,} near pairs"
+        + (
+            f"; {dup['label_conflicts']:,} pairs labelled differently"
+            if dup["label_conflicts"]
+            else ""
+        )
+    )
+    if across:
+        shown = ", ".join(
+            f"{k} {v['exact'] + v['near']:,}" for k, v in dup["by_splits"].items() if "-" in k
+        )
+        out_console.print(
+            f"[yellow]images shared across splits ({shown}) inflate validation/test scores: "
+            "train with --dedupe to drop the train copies[/]"
+        )
 
 
 def _print_problems(summary: dict[str, Any], show: int) -> None:
@@ -308,8 +334,20 @@ def inspect(
         bool, typer.Option(help="Keep class folders that are not emotion names.")
     ] = False,
     class_names: ClassNamesArg = None,
+    duplicates: Annotated[
+        bool, typer.Option(help="Look for exact and near-duplicate images within/across splits.")
+    ] = True,
+    near_threshold: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=32,
+            help="Near duplicates: pHash distance at most this, of 64 bits (default: 10, "
+            "measured), and thumbnails correlated at 0.92 or more.",
+        ),
+    ] = None,
 ) -> None:
-    """Layout, classes, per-split counts, imbalance and every problem of a dataset."""
+    """Layout, classes, per-split counts, imbalance, duplicates and every problem of a dataset."""
     from ferkit.reports.inspect import inspect_dataset
 
     try:
@@ -319,6 +357,8 @@ def inspect(
             out,
             seed=seed,
             embed_samples=embed_samples,
+            duplicates=duplicates,
+            near_threshold=near_threshold,
             image_size=size,
             color=None if color is ColorOption.auto else color.value,
             splits=split,
@@ -416,6 +456,13 @@ def svm(
         ColorOption, typer.Option(help="Decode as rgb or gray.", rich_help_panel=DATA_PANEL)
     ] = ColorOption.auto,
     match_sharpness: MatchSharpness = SharpnessOption.auto,
+    dedupe: Annotated[
+        bool,
+        typer.Option(
+            help="Drop train images that duplicate (exactly or nearly) a val/test image.",
+            rich_help_panel=DATA_PANEL,
+        ),
+    ] = False,
     seed: Annotated[
         int, typer.Option(help="Seed for sampling and solvers.", rich_help_panel=DATA_PANEL)
     ] = 0,
@@ -447,6 +494,7 @@ def svm(
             feature_params={"run": network} if network else None,
             pca_components=pca_components,
             match_sharpness=match_sharpness.value,
+            dedupe=dedupe,
             log=_stderr_line if sys.stderr.isatty() else None,  # the fit has no progress bar
         )
     except (FerkitError, ValueError) as exc:
@@ -547,6 +595,13 @@ def train(
     class_names: Annotated[
         str | None, typer.Option(help=CLASS_NAMES_HELP, rich_help_panel=DATA_PANEL)
     ] = None,
+    dedupe: Annotated[
+        bool,
+        typer.Option(
+            help="Drop train images that duplicate (exactly or nearly) a val/test image.",
+            rich_help_panel=DATA_PANEL,
+        ),
+    ] = False,
     match_sharpness: MatchSharpness = SharpnessOption.auto,
     init: Annotated[
         Path | None,
@@ -662,6 +717,7 @@ def train(
             nproc=nproc,
             match_sharpness=match_sharpness.value,
             tta=tta.value,
+            dedupe=dedupe,
         )
         # bars on a terminal; a line per epoch in a log (a background run's only news)
         progress = True if sys.stderr.isatty() else "epochs"
@@ -1341,6 +1397,13 @@ def study(
         int | None,
         typer.Option(min=10, help="Validation images kept.", rich_help_panel=DATA_PANEL),
     ] = None,
+    dedupe: Annotated[
+        bool,
+        typer.Option(
+            help="Drop train images that duplicate (exactly or nearly) a val/test image.",
+            rich_help_panel=DATA_PANEL,
+        ),
+    ] = False,
     image_size: Annotated[
         int | None,
         typer.Option(
@@ -1434,7 +1497,7 @@ def study(
             search_size=search_size, batch_size=batch_size, explain_images=explain_images,
             recipe=recipe.value,
             happy_sad=happy_sad, model_kwargs=_model_args(arg), image_size=image_size,
-            threads=threads,
+            threads=threads, dedupe=dedupe,
         )  # fmt: skip
         unknown = [m for m in cfg.models if m not in list_models()]
         unknown += [f for f in cfg.features if f not in EXTRACTORS or f == "cnn"]

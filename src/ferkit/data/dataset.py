@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from ferkit.data import folders
-from ferkit.data.decode import decode_cached, default_cache_dir
+from ferkit.data.decode import cache_key, decode_cached, default_cache_dir
 from ferkit.data.fer_csv import looks_like_fer_csv, scan_fer_csv
 from ferkit.data.images import DEFAULT_MAX_PIXELS, Color, crop_box, peek_image
 from ferkit.data.problems import Problem
@@ -121,6 +121,9 @@ class Dataset:
     problems: list[Problem] = field(default_factory=list)
     cached: dict[str, bool] = field(default_factory=dict)
     source: str | None = None
+    # per split as loaded: a digest of its files (path, size, mtime) and the decode options,
+    # which caches of data derived from its pixels (duplicate hashes) are keyed by
+    keys: dict[str, str] = field(default_factory=dict)
 
     @property
     def skipped(self) -> list[Problem]:
@@ -289,23 +292,29 @@ def _materialise(
     color: Color,
     options: dict[str, object],
     problems: list[Problem],
-) -> tuple[np.ndarray, np.ndarray, list[str], bool]:
-    """Pixels, labels and refs of one split, decoding (or reading the cache) when needed."""
+    source: str | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[str], bool, str]:
+    """Pixels, labels, refs of one split, decoding (or reading the cache) when needed, whether
+    they came from the cache, and the split's key (:attr:`Dataset.keys`)."""
+    max_pixels = int(options["max_pixels"])  # type: ignore[call-overload]
     if scanned.pixels is not None and scanned.labels is not None and scanned.refs is not None:
-        return _convert_pixels(scanned.pixels, size, color), scanned.labels, scanned.refs, False
+        key = cache_key([source or "", f"split={scanned.name}"], size, color, max_pixels)
+        pixels = _convert_pixels(scanned.pixels, size, color)
+        return pixels, scanned.labels, scanned.refs, False, key
     entries = scanned.entries
     paths = [e.path for e in entries]
     boxes = [e.box for e in entries]
+    crops = boxes if any(b is not None for b in boxes) else None
+    key = cache_key(paths, size, color, max_pixels, crops)
     decoded, hit = decode_cached(
-        paths, size, color, desc=f"decoding {scanned.name}",
-        boxes=boxes if any(b is not None for b in boxes) else None, **options,
-    )  # fmt: skip
+        paths, size, color, desc=f"decoding {scanned.name}", boxes=crops, key=key, **options
+    )
     for idx, kind, reason in decoded.failed:
         problems.append(Problem(kind, entries[idx].ref, reason, split=scanned.name))
     labels = np.fromiter(
         (entries[i].label for i in decoded.ok), dtype=np.int64, count=len(decoded.ok)
     )
-    return decoded.images, labels, [entries[i].ref for i in decoded.ok], hit
+    return decoded.images, labels, [entries[i].ref for i in decoded.ok], hit, key
 
 
 def _empty_class_warnings(split: Split, unreadable: Sequence[str] = ()) -> list[Problem]:
@@ -385,8 +394,11 @@ def load_dataset(
     }
     loaded: dict[str, Split] = {}
     cached: dict[str, bool] = {}
+    keys: dict[str, str] = {}
     for name, scanned in scan.splits.items():
-        images, labels, refs, hit = _materialise(scanned, size, colour, options, problems)
+        images, labels, refs, hit, keys[name] = _materialise(
+            scanned, size, colour, options, problems, scan.source
+        )
         loaded[name] = Split(name, images, labels, refs, list(scan.classes), canonical)
         cached[name] = hit
         problems += _empty_class_warnings(loaded[name], scanned.unreadable)
@@ -403,4 +415,5 @@ def load_dataset(
         problems,
         cached,
         scan.source,
+        keys,
     )

@@ -149,14 +149,17 @@ def decode_cached(
     progress: bool = True,
     desc: str = "decoding",
     boxes: Sequence[Box | None] | None = None,
+    key: str | None = None,
 ) -> tuple[Decoded, bool]:
     """Decoded pixels from the cache when every file is unchanged, else decode and store.
 
     Returns the result and whether it came from the cache. ``cache_dir=None`` disables caching.
+    ``key``: :func:`cache_key` of these arguments when the caller has it already (it stats
+    every file).
     """
     if cache_dir is None:
         return decode_files(paths, size, color, max_pixels, workers, progress, desc, boxes), False
-    key = cache_key(paths, size, color, max_pixels, boxes)
+    key = key or cache_key(paths, size, color, max_pixels, boxes)
     folder = Path(cache_dir) / "decoded"
     hit = _read_cache(folder, key, len(paths))
     if hit is not None:

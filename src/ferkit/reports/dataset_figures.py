@@ -6,7 +6,9 @@ on a headless server, in CI and in a notebook.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -127,14 +129,65 @@ def embedding_scatter(split: Split, method: str, n: int = 1000, seed: int = 0) -
     return fig
 
 
+def _figure_pairs(pairs: Sequence[Any], n: int) -> list[Any]:
+    """Up to ``n`` pairs to show: across splits first (the ones that inflate scores), spread
+    over their distances from exact to the threshold, then pairs within a split."""
+    chosen: list[Any] = []
+    for group in ([p for p in pairs if p.across], [p for p in pairs if not p.across]):
+        ordered = sorted(group, key=lambda p: p.distance)
+        room = n - len(chosen)
+        if room <= 0 or not ordered:
+            continue
+        picks = np.unique(np.linspace(0, len(ordered) - 1, min(room, len(ordered))).astype(int))
+        chosen += [ordered[i] for i in picks]
+    return chosen
+
+
+def duplicate_pairs(ds: Dataset, pairs: Sequence[Any], n: int = 12, per_row: int = 4) -> Figure:
+    """Example duplicate pairs side by side, each titled with its splits, pHash distance and
+    labels, so a reader sees what "near" means on this data (and any conflicting labels)."""
+    chosen = _figure_pairs(pairs, n)
+    if not chosen:
+        raise ValueError("no duplicate pairs found")
+    rows = -(-len(chosen) // per_row)
+    fig = Figure(figsize=(2.3 * per_row, 1.45 * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, 2 * per_row, squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for k, pair in enumerate(chosen):
+        r, c = divmod(k, per_row)
+        sides = (
+            (pair.split_a, pair.index_a, pair.label_a),
+            (pair.split_b, pair.index_b, pair.label_b),
+        )
+        for side, (split, index, label) in enumerate(sides):
+            img = ds.splits[split].images[index]
+            ax = axes[r, 2 * c + side]
+            gray = img.shape[-1] == 1
+            ax.imshow(img[..., 0] if gray else img, cmap="gray" if gray else None, vmin=0, vmax=255)
+            ax.set_title(
+                f"{split}: {label}",
+                fontsize=7,
+                color="red" if pair.label_a != pair.label_b else "black",
+            )
+        left = axes[r, 2 * c]
+        caption = f"{pair.kind}, distance {pair.distance}"
+        left.text(1.0, -0.08, caption, transform=left.transAxes, ha="center", va="top", fontsize=7)
+    shown = f"{len(chosen)} of {len(pairs):,} pairs"
+    fig.suptitle(f"Duplicates ({shown}) - {ds.root.name}; red: labels differ")
+    return fig
+
+
 def write_inspect_figures(
     ds: Dataset,
     out: Path,
     seed: int = 0,
     embed_samples: int = 1000,
     split: str | None = None,
+    pairs: Sequence[Any] | None = None,
 ) -> tuple[dict[str, str], list[str]]:
-    """Write every inspect figure into ``out``; returns ({name: path}, notes on skipped ones)."""
+    """Write every inspect figure into ``out``; returns ({name: path}, notes on skipped ones).
+    ``pairs`` (duplicate pairs) adds ``duplicates.png`` when there is any."""
     shown = ds.split(resolve_split_name(split, ds.splits)) if split else main_split(ds)
     figures: dict[str, str] = {}
     notes: list[str] = []
@@ -144,6 +197,8 @@ def write_inspect_figures(
         "pca": lambda: embedding_scatter(shown, "pca", embed_samples, seed),
         "tsne": lambda: embedding_scatter(shown, "tsne", embed_samples, seed),
     }
+    if pairs:
+        builders["duplicates"] = lambda: duplicate_pairs(ds, pairs)
     for name, build in builders.items():
         try:
             fig = build()

@@ -71,6 +71,7 @@ class StudyConfig:
     model_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     threads: int | None = None
     image_size: int | None = None  # None: the data's size, at most MAX_AUTO_SIZE
+    dedupe: bool = False  # drop train images that duplicate a val/test image
 
     def __post_init__(self) -> None:
         self.data = Path(self.data)
@@ -105,6 +106,7 @@ class StudyConfig:
             "model_kwargs": self.model_kwargs,
             "image_size": self.image_size,
             "threads": self.threads,
+            "dedupe": self.dedupe,
             "command": self.command(),
         }
 
@@ -121,6 +123,7 @@ class StudyConfig:
                 text = ",".join(value) if isinstance(value, list) else str(value)
                 parts += [option, text]
         parts += [] if self.happy_sad else ["--no-happy-sad"]
+        parts += ["--dedupe"] if self.dedupe else []
         for model, kwargs in self.model_kwargs.items():
             parts += [f"--arg={model}:{k}={_arg_value(v)}" for k, v in kwargs.items()]
         return shlex.join(parts)

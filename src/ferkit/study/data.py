@@ -77,11 +77,31 @@ def _write_split(split: Split, folder: Path) -> None:
         )
 
 
+def train_duplicates(ds: Dataset, seed: int) -> dict[str, Any]:
+    """How many of the study's train images (after any hold-out) duplicate, exactly or nearly,
+    a validation or test image: the record ``--dedupe`` acts on
+    (:func:`ferkit.data.duplicates.dedupe_train`), computed whether or not it is asked for."""
+    from ferkit.data.duplicates import dedupe_train
+
+    train, val, _ = _val_or_hold_out(ds, seed)
+    return dedupe_train(ds, train, val)[1]
+
+
 def write_working_copy(
-    ds: Dataset, out: Path, max_train: int | None, max_val: int | None, seed: int
+    ds: Dataset,
+    out: Path,
+    max_train: int | None,
+    max_val: int | None,
+    seed: int,
+    dedupe: bool = False,
 ) -> dict[str, Any]:
-    """Write train/val as a class-folder dataset under ``out/dataset``; returns what was drawn."""
+    """Write train/val as a class-folder dataset under ``out/dataset``; returns what was drawn.
+    ``dedupe`` first drops the train images that duplicate a validation or test image."""
     train, val, val_source = _val_or_hold_out(ds, seed)
+    if dedupe:
+        from ferkit.data.duplicates import dedupe_train
+
+        train = dedupe_train(ds, train, val)[0]
     if max_train is not None and max_train < len(train):
         train = train.balanced(SEED_MARGIN, seed)
         train = train.subset(stratified_subset(train.labels, max_train, seed=seed))

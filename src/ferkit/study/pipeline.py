@@ -92,7 +92,14 @@ class Study:
 
     # -- stages ----------------------------------------------------------------------------
     def stage_data(self) -> None:
-        from ferkit.study.data import load_source, needs_copy, study_size, write_working_copy
+        from ferkit.data.duplicates import dedupe_message
+        from ferkit.study.data import (
+            load_source,
+            needs_copy,
+            study_size,
+            train_duplicates,
+            write_working_copy,
+        )
 
         cfg = self.cfg
         folder = self.out / "data"
@@ -107,9 +114,16 @@ class Study:
                 "source_image_size": native,
                 "color": ds.color,
                 "source_counts": {name: len(s) for name, s in ds.splits.items()},
+                "duplicates": train_duplicates(ds, cfg.seed),
             }
-            if needs_copy(ds, cfg.max_train, cfg.max_val, resized=size != native):
-                copy = write_working_copy(ds, folder, cfg.max_train, cfg.max_val, cfg.seed)
+            drop = cfg.dedupe and info["duplicates"]["dropped"] > 0
+            if cfg.dedupe:
+                self.log(f"data: {dedupe_message(info['duplicates'])}")
+                info["deduped"] = info["duplicates"]["dropped"]
+            if drop or needs_copy(ds, cfg.max_train, cfg.max_val, resized=size != native):
+                copy = write_working_copy(
+                    ds, folder, cfg.max_train, cfg.max_val, cfg.seed, dedupe=cfg.dedupe
+                )
                 return {**info, **copy}
             dataset = str(cfg.data.resolve())  # a later re-run may start elsewhere
             return {**info, "dataset": dataset, "copied": False, "val_source": "val"}
@@ -118,6 +132,8 @@ class Study:
         params.update(max_val=cfg.max_val, seed=cfg.seed)
         if size != native:  # only then: studies at the data's own size keep their records
             params["image_size"] = size
+        if cfg.dedupe:  # likewise
+            params["dedupe"] = True
         record = self._run(Stage("data", folder, params, work, [], "Working copy of the data"))
         if record["status"] != "done":
             raise RuntimeError(f"the data stage failed: {record.get('error')}")

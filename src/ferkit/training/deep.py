@@ -80,6 +80,7 @@ class TrainConfig:
     nproc: int = 1
     match_sharpness: str = "auto"
     tta: str = "none"  # "flip": evaluate on each image and its mirror (validation included)
+    dedupe: bool = False  # drop train images that duplicate a validation/test image
 
     def check(self) -> None:
         """Reject impossible settings before any data is loaded."""
@@ -181,6 +182,11 @@ def _load_source(
         train, val = _hold_out(train, cfg.seed)
         info["val_split"] = f"10% of {train.name} (no {cfg.val_split!r} split)"
     info["train_split"] = train.name
+    if cfg.dedupe:
+        from ferkit.data.duplicates import dedupe_message, dedupe_train
+
+        train, info["dedupe"] = dedupe_train(ds, train, val)
+        _log(f"{ds.root}: {dedupe_message(info['dedupe'])}")
     return _Source(ds.root, train, val, info), ds.image_size, ds.color
 
 
@@ -354,6 +360,11 @@ def _data_info(sources: list[_Source]) -> dict[str, Any]:
         ),
         "train_split": "; ".join(
             f"{n}: {s.info['train_split']}" for n, s in zip(names, sources, strict=True)
+        ),
+        **(
+            {"dedupe": {n: s.info["dedupe"] for n, s in zip(names, sources, strict=True)}}
+            if any("dedupe" in s.info for s in sources)
+            else {}
         ),
     }
 
@@ -534,6 +545,7 @@ def _card(out: Path, cfg: TrainConfig, prepared: PreparedData) -> dict[str, Any]
         ],
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "training": {k: v for k, v in asdict(cfg).items() if k not in ("threads", "device")},
+        **({"dedupe": prepared.info["dedupe"]} if "dedupe" in prepared.info else {}),
     }
 
 

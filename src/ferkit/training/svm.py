@@ -8,6 +8,7 @@ validation split untouched for reporting (the benchmarks use that).
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -101,6 +102,16 @@ def _validation_images(ds: Dataset) -> np.ndarray | None:
         return None
 
 
+def _dedupe(ds: Dataset, train: Split) -> tuple[Split, dict[str, Any]]:
+    """``train`` without its duplicates of the other splits (val, test), and the record; the
+    count is said on stderr at once, as ``ferkit train`` does, whatever ``log`` is."""
+    from ferkit.data.duplicates import dedupe_message, dedupe_train
+
+    kept, record = dedupe_train(ds, train)
+    print(f"{ds.root}: {dedupe_message(record)}", file=sys.stderr, flush=True)
+    return kept, record
+
+
 def train_svm(
     data: str | Path,
     out: str | Path,
@@ -122,6 +133,7 @@ def train_svm(
     match_sharpness: str = "auto",
     log: Callable[[str], None] | None = None,
     validate: bool = True,
+    dedupe: bool = False,
 ) -> dict[str, Any]:
     """Fit and save an SVM run; returns the summary written to ``out/train.json``.
 
@@ -136,12 +148,17 @@ def train_svm(
     96x96 on AffectNet; FER2013's 48x48 is not upsampled). ``match_sharpness`` ("auto", "on",
     "off") puts :class:`~ferkit.features.sharpness.MatchSharpness` before the extractor, as
     ``ferkit train`` does for networks: "auto" when train is much blurrier than val.
+    ``dedupe`` drops the train images that duplicate a val or test image first
+    (:func:`ferkit.data.duplicates.dedupe_train`; ``summary["dedupe"]``, and a line on stderr).
     """
     from ferkit.features import create_extractor  # features pull in skimage and dlib
     from ferkit.features.sharpness import MatchSharpness
 
     ds = load_dataset(data, image_size=image_size, color=color, progress=progress)  # type: ignore[arg-type]
     train = ds.usable_split(train_split)
+    deduped = _dedupe(ds, train) if dedupe else None
+    if deduped is not None:
+        train = deduped[0]
     defaults = {"size": ds.image_size} if features == "hog" else {}
     extractor = create_extractor(
         features, progress=progress, **{**defaults, **(feature_params or {})}
@@ -153,6 +170,7 @@ def train_svm(
         "seed": seed,
         "image_size": ds.image_size,
         "color": ds.color,
+        **({"dedupe": deduped[1]} if deduped is not None else {}),
     }
     target, summary["sharpness"] = matching_target(
         match_sharpness, train.images, _validation_images(ds), seed
@@ -210,6 +228,7 @@ def train_svm(
         "svm_params": clf.get_params(),
         "trained_on": str(ds.root),
         "train_split": train.name,
+        **({"dedupe": deduped[1]} if deduped is not None else {}),
     }
     if validate:
         summary["validation"] = _validation_score(pipeline, ds)
