@@ -51,6 +51,7 @@ class DetectorOption(StrEnum):
     auto = "auto"
     dlib = "dlib"
     haar = "haar"
+    retinaface = "retinaface"
 
 
 class FacesOption(StrEnum):  # ferkit.evaluation.evaluate.FACES
@@ -1184,7 +1185,11 @@ def predict(
     ] = True,
     every: Annotated[int, typer.Option(min=1, help="Analyse every N-th video frame.")] = 1,
     landmarks: Annotated[
-        bool, typer.Option(help="Keep the 68 landmarks in the results and draw them.")
+        bool,
+        typer.Option(
+            help="Fit dlib's 68 landmarks (instead of aligning from the detector's 5 points), "
+            "keep them in the results and draw them."
+        ),
     ] = False,
     detector: DetectorArg = DetectorOption.auto,
     classify_rejected: Annotated[

@@ -18,6 +18,7 @@ import numpy as np
 
 from ferkit.errors import FerkitError
 from ferkit.faces.images import check_image, to_gray
+from ferkit.faces.retinaface import RetinaFaceDetector
 from ferkit.features import dlib_models
 from ferkit.features.dlib_models import MissingModelError
 
@@ -32,7 +33,9 @@ class Box:
     """A face box in pixels: ``left``, ``top``, ``width``, ``height``, plus the detector's score.
 
     Scores are only comparable within one detector (dlib: SVM margin, about 0-3; Haar: the last
-    stage's weight, about 0-10).
+    stage's weight, about 0-10; RetinaFace: a probability, 0-1). ``landmarks`` holds the points
+    a detector finds with the box, as ((x, y), ...) image pixels, or None: RetinaFace gives 5
+    (eye centres, nose tip, mouth corners; :mod:`ferkit.faces.retinaface`), dlib and Haar none.
     """
 
     left: int
@@ -40,6 +43,18 @@ class Box:
     width: int
     height: int
     score: float = 0.0
+    landmarks: tuple[tuple[float, float], ...] | None = None
+
+    def points(self) -> np.ndarray | None:
+        """``landmarks`` as a float64 (N, 2) array, or None."""
+        return None if self.landmarks is None else np.array(self.landmarks, dtype=np.float64)
+
+    def mapped(self, left: int, top: int, width: int, height: int, sx: float, sy: float) -> Box:
+        """A box at the given pixels with this one's score, its landmarks scaled by (sx, sy)."""
+        marks = self.landmarks
+        if marks is not None:
+            marks = tuple((x * sx, y * sy) for x, y in marks)
+        return Box(left, top, width, height, self.score, marks)
 
     @property
     def right(self) -> int:
@@ -61,7 +76,7 @@ class Box:
         right, bottom = min(self.right, width), min(self.bottom, height)
         if right <= left or bottom <= top:
             return None
-        return Box(left, top, right - left, bottom - top, self.score)
+        return Box(left, top, right - left, bottom - top, self.score, self.landmarks)
 
 
 @runtime_checkable
@@ -238,6 +253,7 @@ DetectorFactory = Callable[..., FaceDetector]
 _REGISTRY: dict[str, DetectorFactory] = {
     "dlib": DlibDetector,
     "haar": HaarDetector,
+    "retinaface": RetinaFaceDetector,
     "auto": auto_detector,
 }
 
