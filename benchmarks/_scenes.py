@@ -145,9 +145,9 @@ def paste(scene: np.ndarray, face: np.ndarray, centre: tuple[int, int], width: i
     side = face.shape[0]
     x0, y0 = centre[0] - side // 2, centre[1] - side // 2
     region = scene[y0 : y0 + side, x0 : x0 + side].astype(np.float64)
-    scene[y0 : y0 + side, x0 : x0 + side] = np.rint(
-        alpha * face + (1 - alpha) * region
-    ).astype(np.uint8)
+    scene[y0 : y0 + side, x0 : x0 + side] = np.rint(alpha * face + (1 - alpha) * region).astype(
+        np.uint8
+    )
 
 
 def _place(
@@ -200,9 +200,7 @@ def build_scenes(
     return scenes
 
 
-def matches(
-    faces: Sequence[Face], boxes: Sequence[Any]
-) -> tuple[list[bool], int]:
+def matches(faces: Sequence[Face], boxes: Sequence[Any]) -> tuple[list[bool], int]:
     """Which ``faces`` were found by ``boxes`` (Box objects, best first), and how many boxes
     found no face (false positives). Centre in box, width 0.3-1.6x the pasted width, each
     face and each box matched at most once."""
@@ -255,9 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     faces = load_faces(args.data, max(50, args.n * args.faces[1]), args.seed)
-    scenes = build_scenes(
-        faces, args.n, args.seed, args.size, args.faces, args.widths, args.rotate
-    )
+    scenes = build_scenes(faces, args.n, args.seed, args.size, args.faces, args.widths, args.rotate)
     write_scenes(scenes, args.out)
     total = sum(len(s.faces) for s in scenes)
     print(f"{len(scenes)} scenes, {total} faces -> {args.out}", file=sys.stderr)

@@ -25,14 +25,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench_env import machine_note  # noqa: E402
-from _scenes import build_scenes, face_free_images, load_faces, matches  # noqa: E402
+from _bench_env import machine_note
+from _scenes import build_scenes, face_free_images, load_faces, matches
 
-from ferkit.faces import DlibDetector, FallbackDetector, HaarDetector, create_detector  # noqa: E402
+from ferkit.faces import DlibDetector, FallbackDetector, HaarDetector, create_detector
 
 BUCKETS = ((24, 40), (40, 80), (80, 201))
 # RetinaFace settings besides max_side alone: (max_side, upscale, score).
-VARIANTS = ((640, 1.0, 0.5), (960, 1.5, 0.8), (1280, 2.0, 0.8), (1280, 2.0, 0.5))
+VARIANTS = ((640, 1.0, 0.5), (640, 1.0, 0.8), (960, 1.5, 0.6), (1280, 2.0, 0.6))
 
 
 def detectors(max_sides: list[int], threads: int) -> dict[str, Any]:
@@ -49,7 +49,7 @@ def detectors(max_sides: list[int], threads: int) -> dict[str, Any]:
         found[f"retinaface max_side {side}, upscale {upscale}, score {score}"] = create_detector(
             "retinaface", max_side=side, upscale=upscale, score=score, threads=threads
         )
-    found["auto (now)"] = create_detector("auto")
+    found["auto (now)"] = create_detector("auto", threads=threads)
     return found
 
 

@@ -8,7 +8,10 @@ faces both dlib (upsample 1, its 68-point fit) and RetinaFace find: how well can
 measures predict the 68-point face size ``s`` of :mod:`ferkit.faces.align` (median ratio and
 its coefficient of variation), where RetinaFace's eye midpoint sits relative to dlib's (in
 units of ``s``, eye-levelled frame), where the centre of the 68-point box sits below the eye
-midpoint (the quality patch's centre), and the gain between the nose offset and dlib's yaw.
+midpoint (the quality patch's centre), the gain between the nose offset and dlib's yaw; and,
+for ``--landmarks`` (68 points from a RetinaFace face), where dlib's box lies in the 5-point
+frame (side and centre in units of the 5-point size) and how far the 68 points move (mean, in
+units of ``s``) when the shape predictor starts from RetinaFace's box instead of dlib's.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from ferkit.faces import DlibDetector, create_detector, landmarks_68
-from ferkit.faces.align import eye_centres, face_size, levelled, roll_degrees
+from ferkit.faces.align import FIVE_SIZE, eye_centres, face_size, levelled, roll_degrees
 from ferkit.faces.quality import yaw_degrees
 
 DATASETS = (("affectnet", "affectnet_yolo/valid/images"), ("fer2013", "fer2013/val"))
@@ -75,6 +78,13 @@ def study(root: Path, n: int) -> dict[str, object]:
         q = levelled(points)
         box_centre_y = (q[:, 1].min() + q[:, 1].max()) / 2 - offset[1] * s
         m = five_point_measures(five)
+        s5 = FIVE_SIZE * m["sqrt_iod_eye_mouth"]
+        # dlib's box in the 5-point frame: its side and its centre below the eye midpoint
+        centre = np.array([box68.left + box68.width / 2, box68.top + box68.height / 2])
+        below = rotation @ (centre - mid5)
+        # the 68 points fitted from RetinaFace's own box vs from dlib's: mean distance / s
+        retina_box = max(b, key=lambda x: x.score)
+        moved = float(np.linalg.norm(landmarks_68(image, retina_box) - points, axis=1).mean())
         rows.append(
             {
                 "s": s,
@@ -84,6 +94,10 @@ def study(root: Path, n: int) -> dict[str, object]:
                 "dx": offset[0],
                 "dy": offset[1],
                 "patch_centre": box_centre_y / s,
+                "dlib_side": box68.width / s5,
+                "dlib_dx": below[0] / s5,
+                "dlib_dy": below[1] / s5,
+                "fit_moved_from_retina_box": moved / s,
                 "roll_diff": float(
                     np.degrees(np.arctan2(*(five[1] - five[0])[::-1])) - roll_degrees(points)
                 ),
@@ -96,7 +110,16 @@ def study(root: Path, n: int) -> dict[str, object]:
             "median": round(float(np.median(ratio)), 4),
             "cv": round(float(ratio.std() / ratio.mean()), 4),
         }
-    for key in ("dx", "dy", "patch_centre", "roll_diff"):
+    for key in (
+        "dx",
+        "dy",
+        "patch_centre",
+        "roll_diff",
+        "dlib_side",
+        "dlib_dx",
+        "dlib_dy",
+        "fit_moved_from_retina_box",
+    ):
         v = np.array([r[key] for r in rows])
         out[key] = {p: round(float(np.percentile(v, p)), 4) for p in (10, 50, 90)}
     t, y = np.array([r["nose_t"] for r in rows]), np.array([r["tan_yaw68"] for r in rows])

@@ -194,3 +194,22 @@ def test_quality_gate_works_without_68_points(
     turned = points.copy()
     turned[2, 0] = points[1, 0]  # nose tip under the left eye: a head turned far to one side
     assert any(r.startswith("pose: yaw") for r in assess_face(astronaut, None, turned).reasons)
+
+
+class FivePointDetector:
+    """One fixed box carrying the given 5 points."""
+
+    def __init__(self, marks: tuple[tuple[float, float], ...]) -> None:
+        self.marks = marks
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        return [Box(170, 60, 110, 130, 0.9, self.marks)]
+
+
+def test_implausible_five_points_fall_back_to_the_68_point_fit(astronaut: np.ndarray) -> None:
+    # The mouth on the eye line: no face size to frame from (this crashed find_faces once).
+    flat = ((205.0, 101.0), (247.0, 103.0), (224.0, 102.0), (203.0, 101.0), (244.0, 103.0))
+    faces = find_faces(astronaut, FivePointDetector(flat))
+    assert len(faces) == 1 and faces[0].landmarks.shape == (68, 2)
+    good = ((205.0, 101.0), (247.0, 103.0), (224.0, 129.0), (203.0, 138.0), (244.0, 140.0))
+    assert find_faces(astronaut, FivePointDetector(good))[0].landmarks.shape == (5, 2)

@@ -52,6 +52,7 @@ class DetectorOption(StrEnum):
     dlib = "dlib"
     haar = "haar"
     retinaface = "retinaface"
+    dlib_haar = "dlib-haar"
 
 
 class FacesOption(StrEnum):  # ferkit.evaluation.evaluate.FACES
@@ -66,7 +67,10 @@ FacesArg = Annotated[
         "largest face as `predict` cuts it (images without one are listed, not scored)."
     ),
 ]
-DetectorArg = Annotated[DetectorOption, typer.Option(help="Face detector (auto: dlib, then Haar).")]
+DetectorArg = Annotated[
+    DetectorOption,
+    typer.Option(help="Face detector (auto: RetinaFace; dlib-haar: dlib, then Haar)."),
+]
 
 
 CLASS_NAMES_HELP = (

@@ -1,4 +1,4 @@
-"""68-point landmarks of a detected face, and the crop a classifier sees.
+"""Landmarks of a detected face (dlib's 68, or a detector's 5), and the crop a classifier sees.
 
 Framing. The crop is defined in an *eye-levelled* frame (origin at the midpoint of the two eye
 centres, x along the eye line). In that frame the 68 landmarks span a box of width ``w`` and
@@ -141,8 +141,6 @@ def face_size(landmarks: np.ndarray) -> float:
     return float(np.sqrt(max(w, 1e-6) * max(h, 1e-6)))
 
 
-
-
 def face_transform(
     landmarks: np.ndarray,
     size: int,
@@ -234,7 +232,7 @@ def align_face(
     lift: float = DEFAULT_LIFT,
     rotate: bool = True,
 ) -> np.ndarray:
-    """A ``size`` x ``size`` face crop with the eyes level, framed from the 68 landmarks.
+    """A ``size`` x ``size`` face crop with the eyes level, framed from the 68 (or 5) landmarks.
 
     Returns uint8 (size, size, 1) for ``color="gray"`` or (size, size, 3) for "rgb", the layout
     of ferkit datasets. ``margin`` (padding around the face, as a fraction of its size) and

@@ -12,6 +12,7 @@ from ferkit.errors import FerkitError
 from ferkit.faces.align import (
     DEFAULT_LIFT,
     DEFAULT_MARGIN,
+    face_size,
     face_transform,
     landmarks_68,
     warp_crop,
@@ -63,6 +64,16 @@ def _thresholds(min_size: float, quality: Mapping[str, float] | None) -> dict[st
     return {"min_face_px": min_size, **(quality or {})}
 
 
+def _plausible(five: np.ndarray | None, box: Box) -> bool:
+    """Whether a detector's 5 points can frame the face: 5 finite points whose face size is
+    within 0.3-3x the box's side. Otherwise (eyes swapped, mouth above the eyes: an upside-down
+    face or a false detection) the 68-point fit from the box frames it instead."""
+    if five is None or five.shape != (5, 2) or not np.isfinite(five).all():
+        return False
+    side = np.sqrt(max(box.area, 1))
+    return 0.3 <= face_size(five) / side <= 3.0
+
+
 def find_faces(
     image: np.ndarray,
     detector: str | FaceDetector = "auto",
@@ -104,7 +115,7 @@ def find_faces(
     boxes = detect_scaled(finder, image, max_detect_pixels)
     for box in sorted(boxes, key=lambda b: (b.left, b.top)):
         five = box.points() if landmarks == "auto" else None
-        points = five if five is not None and five.shape == (5, 2) else landmarks_68(image, box)
+        points = five if _plausible(five, box) else landmarks_68(image, box)
         matrix = face_transform(points, size, margin, lift, rotate=align)
         crop = as_layout(warp_crop(image, matrix, size), color)
         verdict = assess_face(image, box, points, **thresholds)

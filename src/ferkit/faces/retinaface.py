@@ -46,7 +46,7 @@ CENTRE_VARIANCE, SIZE_VARIANCE = 0.1, 0.2
 ALIGN = 32  # the coarsest stride: the padded input is a multiple of it, so every level tiles
 DEFAULT_MAX_SIDE = 640
 DEFAULT_MIN_SIDE = 128
-DEFAULT_SCORE = 0.8
+DEFAULT_SCORE = 0.6
 DEFAULT_NMS = 0.4
 
 _lock = threading.Lock()
@@ -213,7 +213,9 @@ class RetinaFaceDetector:
         )
 
 
-def _to_box(xywh: np.ndarray, score: float, points: np.ndarray, shape: tuple[int, ...]) -> Box | None:
+def _to_box(
+    xywh: np.ndarray, score: float, points: np.ndarray, shape: tuple[int, ...]
+) -> Box | None:
     """A whole-pixel Box (clipped to the image) carrying the 5 points, which are not clipped."""
     from ferkit.faces.detectors import Box
 
