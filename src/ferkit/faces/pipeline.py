@@ -66,8 +66,9 @@ def _thresholds(min_size: float, quality: Mapping[str, float] | None) -> dict[st
 
 def _plausible(five: np.ndarray | None, box: Box) -> bool:
     """Whether a detector's 5 points can frame the face: 5 finite points whose face size is
-    within 0.3-3x the box's side. Otherwise (eyes swapped, mouth above the eyes: an upside-down
-    face or a false detection) the 68-point fit from the box frames it instead."""
+    within 0.3-3x the box's side. Otherwise (the mouth on or above the eye line, points
+    bunched together: no face size to frame from) the 68-point fit from the box frames it.
+    An upside-down face keeps its points: its roll (about 180 degrees) fails the gate."""
     if five is None or five.shape != (5, 2) or not np.isfinite(five).all():
         return False
     side = np.sqrt(max(box.area, 1))
