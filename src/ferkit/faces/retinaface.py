@@ -12,9 +12,12 @@ as exp(0.2 * value) anchors), a face probability, and 5 points (the eye centres,
 the mouth corners, in that order, image-left first) in the same units as the centre.
 Pre- and post-processing here are ferkit's own (numpy, OpenCV's NMS).
 
-Speed (dev-2c, one thread, loaded machine): 1.3 ms at 160x160, 4.5 ms at 320x320, 18.7 ms at
-640x640; ``max_side`` bounds the side the network sees (benchmarks/detectors.py measures
-the default against recall on small faces; docs/BENCHMARKS.md).
+Speed of the graph (dev-2c, one thread, loaded machine): 1.3 ms at 160x160, 4.5 ms at
+320x320, 18.7 ms at 640x640. ``max_side`` bounds the side the network sees; the defaults
+(``score`` 0.6, ``max_side`` 640) were chosen by benchmarks/detectors.py on synthetic scenes
+(docs/BENCHMARKS.md, "Face detectors (issue 19)"): at 640 RetinaFace finds as many faces as
+dlib-then-Haar with half the false positives at an eighth of the time; 320 and 480 lose
+most faces under 80 px in 640x480 scenes.
 
 Tiny images are enlarged to ``min_side`` (128) first: on 200 random FER2013 validation images
 (48x48, the face filling the frame) RetinaFace finds a face in 77 as they are, 155 at 64 px,
@@ -158,11 +161,12 @@ class RetinaFaceDetector:
 
     ``score`` is the minimum face probability (0-1), ``nms`` the IoU above which the weaker of
     two boxes is dropped, ``max_side`` the long side large images are shrunk to before the
-    network sees them (smaller: faster, but faces under about 16 px *after* shrinking are
-    missed), ``min_side`` the long side tiny images are enlarged to, ``upscale`` a factor
-    applied first (2 finds faces down to about 12 px instead of 24, for 4x the time; the
-    result is still held within ``min_side``-``max_side``), ``threads`` onnxruntime's intra-op
-    threads (None: the cores this process may use).
+    network sees them (smaller: faster, but faces under about 30 px *after* shrinking are
+    mostly missed: docs/BENCHMARKS.md), ``min_side`` the long side tiny images are enlarged
+    to, ``upscale`` a factor applied first (2 with ``max_side=1280``: recall on 24-39 px
+    pasted faces 0.52 instead of 0.12 and 0.85 overall instead of 0.61, for 5x the time; the
+    result is still held within ``min_side``-``max_side``), ``threads`` onnxruntime's
+    intra-op threads (None: the cores this process may use).
     The session is created on the first ``detect`` and shared.
 
     Each :class:`Box` carries ``landmarks``: the subject's right eye (image left), left eye,
