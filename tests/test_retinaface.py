@@ -89,7 +89,7 @@ def test_gray_input(astronaut: np.ndarray, detector: RetinaFaceDetector) -> None
 
 def test_tiny_crop_is_enlarged_before_detection(astronaut: np.ndarray) -> None:
     # A 48-px crop filled by the face, as in FER2013, goes to the network at 128 px (on
-    # FER2013 that finds 194 faces in 200 images instead of 77) and is boxed in its own pixels.
+    # FER2013 that finds 196 faces in 200 images instead of 95) and is boxed in its own pixels.
     crop = to_uint8(rescale(astronaut[70:185, 170:285], 48 / 115, channel_axis=-1))
     tensor, scale = retinaface_module.network_input(crop, max_side=640, min_side=128)
     assert tensor.shape == (1, 3, 128, 128) and scale == pytest.approx(128 / 48)
