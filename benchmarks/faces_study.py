@@ -185,7 +185,8 @@ def speed() -> dict[str, float]:
         "dlib upsample 0": DlibDetector(upsample=0),
         "dlib upsample 1": DlibDetector(),
         "haar": HaarDetector(),
-        "auto": create_detector("auto"),
+        "dlib-haar (auto before issue 19)": create_detector("dlib-haar"),
+        "auto (RetinaFace)": create_detector("auto"),
     }
     out = {}
     for name, detector in detectors.items():

@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/pipeline_vs_crops.py --model fer2013 \\
         --data ../shared/data/fer2013 --split val [--limit N] [--json OUT]
+        [--detector auto|dlib|haar|retinaface] [--landmarks]
 
-``ferkit predict`` does not see dataset crops: it finds the face (dlib, then Haar), puts the
+``ferkit predict`` does not see dataset crops: it finds the face (``--detector``), puts the
 eyes level, re-frames it like the model's training data and gates it on quality. This script
 measures what that costs or gains on labelled faces. Every image of the split goes through
 
@@ -40,11 +41,22 @@ def _largest(faces: list) -> object | None:
     return max(faces, key=lambda f: f.box.width * f.box.height) if faces else None
 
 
-def measure(model: str, data: Path, split: str, limit: int | None, seed: int) -> dict:
+def measure(
+    model: str,
+    data: Path,
+    split: str,
+    limit: int | None,
+    seed: int,
+    detector: str = "auto",
+    landmarks: bool = False,
+) -> dict:
     crops = Predictor(model, detect=False)
     # classify_rejected=True labels every face; FaceResult.ok says whether it passed the gate,
-    # so one pass gives both the default behaviour and the "label anyway" variant
-    pipeline = Predictor(model, detect=True, classify_rejected=True)
+    # so one pass gives both the default behaviour and the "label anyway" variant.
+    # landmarks=True: dlib's 68-point fit even when the detector gives 5 points.
+    pipeline = Predictor(
+        model, detect=True, classify_rejected=True, detector=detector, landmarks=landmarks
+    )
     part = load_dataset(data, splits=[split]).split(split)
     order = np.arange(len(part.labels))
     if limit is not None and limit < len(order):
@@ -76,6 +88,8 @@ def measure(model: str, data: Path, split: str, limit: int | None, seed: int) ->
     passed = [r for r in rows if r["passed"]]
     return {
         "model": model,
+        "detector": detector,
+        "landmarks": "68" if landmarks else "auto",
         "data": str(data),
         "split": part.name,
         "images": len(rows),
@@ -120,8 +134,12 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=None, help="random sample of the split")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
+    parser.add_argument("--detector", default="auto", help="a registered face detector")
+    parser.add_argument("--landmarks", action="store_true", help="always fit dlib's 68 points")
     args = parser.parse_args()
-    result = measure(args.model, args.data, args.split, args.limit, args.seed)
+    result = measure(
+        args.model, args.data, args.split, args.limit, args.seed, args.detector, args.landmarks
+    )
     report(result, table(result), args.json)
     return 0
 

@@ -122,32 +122,32 @@ def test_no_face_in_blank_or_noise(name: str) -> None:
     assert find_faces(noise, detector=detector) == []
 
 
-def test_auto_falls_back_to_haar_only_when_dlib_finds_nothing(
+def test_dlib_haar_falls_back_to_haar_only_when_dlib_finds_nothing(
     astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     haar_box = Box(1, 2, 30, 30, 5.0)
     haar = FixedDetector([haar_box])
     monkeypatch.setattr(detectors_module, "HaarDetector", lambda **_: haar)
     monkeypatch.setattr(DlibDetector, "detect", lambda self, image: [])
-    assert create_detector("auto").detect(astronaut) == [haar_box]
+    assert create_detector("dlib-haar").detect(astronaut) == [haar_box]
     assert haar.calls == 1
     monkeypatch.undo()
 
     haar = FixedDetector([haar_box])
     monkeypatch.setattr(detectors_module, "HaarDetector", lambda **_: haar)
-    boxes = create_detector("auto").detect(astronaut)
+    boxes = create_detector("dlib-haar").detect(astronaut)
     assert len(boxes) == 1 and inside_face_region(boxes[0])  # dlib's own box
     assert haar.calls == 0  # never consulted when dlib succeeds
 
 
-def test_auto_falls_back_to_haar_on_a_real_small_face(astronaut: np.ndarray) -> None:
+def test_dlib_haar_falls_back_to_haar_on_a_real_small_face(astronaut: np.ndarray) -> None:
     # At 30% scale the face is ~27 px: below dlib's ~40 px limit at upsample 1, not Haar's 24.
     small = to_uint8(rescale(astronaut, 0.3, channel_axis=-1, anti_aliasing=True))
     assert DlibDetector().detect(small) == []
     haar = HaarDetector().detect(small)
     assert len(haar) == 1
-    assert create_detector("auto").detect(small) == haar
-    faces = find_faces(small)
+    assert create_detector("dlib-haar").detect(small) == haar
+    faces = find_faces(small, "dlib-haar")
     assert len(faces) == 1
     assert not faces[0].quality.ok
     assert any("small" in reason for reason in faces[0].quality.reasons)
@@ -172,8 +172,8 @@ def test_unknown_detector_lists_the_known_ones() -> None:
     assert {"auto", "dlib", "haar"} <= set(detector_names())
 
 
-def test_auto_passes_options_to_each_detector() -> None:
-    auto = create_detector("auto", dlib={"upsample": 0}, haar={"min_neighbors": 3})
+def test_dlib_haar_passes_options_to_each_detector() -> None:
+    auto = create_detector("dlib-haar", dlib={"upsample": 0}, haar={"min_neighbors": 3})
     dlib_detector, haar_detector = auto.detectors  # type: ignore[attr-defined]
     assert dlib_detector.upsample == 0 and haar_detector.min_neighbors == 3
 

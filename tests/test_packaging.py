@@ -80,6 +80,8 @@ def test_wheel_holds_the_code_the_weights_and_the_declared_requirements(wheel: P
     code = {f"ferkit/{p.relative_to(package).as_posix()}" for p in package.rglob("*.py")}
     assert code <= names, sorted(code - names)
     assert {"ferkit/py.typed", "ferkit/serve/static/index.html"} <= names
+    vendored = ("retinaface_mnet025.onnx", "LICENSE-retinaface", "PROVENANCE.md")
+    assert {f"ferkit/faces/models/{f}" for f in vendored} <= names  # the default detector
     assert shipped_models(), "no shipped model to check"
     for model in shipped_models():
         card = json.loads((WEIGHTS_DIR / model / "model.json").read_text())

@@ -217,7 +217,7 @@ def test_a_network_run_gives_probabilities_and_its_framing(
     }
     net = create_model("fernet", 3, 1, 48, width=0.25)  # untrained: only the plumbing counts
     run_dir = save_torch_run(tmp_path / "net", net, card)
-    predictor = Predictor(run_dir)
+    predictor = Predictor(run_dir, landmarks=True)  # as the CLI call below: 68 points
     assert predictor.framing_name == "fer2013" and predictor.probabilities
     face = predictor.predict_image(head).faces[0]
     assert sum(face.probabilities.values()) == pytest.approx(1.0, abs=1e-5)

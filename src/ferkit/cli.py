@@ -51,6 +51,8 @@ class DetectorOption(StrEnum):
     auto = "auto"
     dlib = "dlib"
     haar = "haar"
+    retinaface = "retinaface"
+    dlib_haar = "dlib-haar"
 
 
 class FacesOption(StrEnum):  # ferkit.evaluation.evaluate.FACES
@@ -65,7 +67,10 @@ FacesArg = Annotated[
         "largest face as `predict` cuts it (images without one are listed, not scored)."
     ),
 ]
-DetectorArg = Annotated[DetectorOption, typer.Option(help="Face detector (auto: dlib, then Haar).")]
+DetectorArg = Annotated[
+    DetectorOption,
+    typer.Option(help="Face detector (auto: RetinaFace; dlib-haar: dlib, then Haar)."),
+]
 
 
 CLASS_NAMES_HELP = (
@@ -1240,7 +1245,11 @@ def predict(
     ] = True,
     every: Annotated[int, typer.Option(min=1, help="Analyse every N-th video frame.")] = 1,
     landmarks: Annotated[
-        bool, typer.Option(help="Keep the 68 landmarks in the results and draw them.")
+        bool,
+        typer.Option(
+            help="Fit dlib's 68 landmarks (instead of aligning from the detector's 5 points), "
+            "keep them in the results and draw them."
+        ),
     ] = False,
     detector: DetectorArg = DetectorOption.auto,
     classify_rejected: Annotated[

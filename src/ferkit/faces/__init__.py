@@ -1,5 +1,6 @@
-"""The face pipeline for photos: detect faces, find their 68 landmarks, cut aligned crops framed
-like FER2013/AffectNet training images, and say which faces are too poor to classify.
+"""The face pipeline for photos: detect faces (RetinaFace by default, with 5 landmarks), find
+their landmarks (the detector's 5, or dlib's 68), cut aligned crops framed like FER2013/AffectNet
+training images, and say which faces are too poor to classify.
 
 ``find_faces(image)`` does all of it; the steps are public for callers that need one of them.
 Detectors are pluggable by name (:func:`create_detector`, :func:`register_detector`).
@@ -32,6 +33,7 @@ from ferkit.faces.detectors import (
 )
 from ferkit.faces.pipeline import DetectedFace, find_faces
 from ferkit.faces.quality import THRESHOLDS, Quality, assess_face, yaw_degrees
+from ferkit.faces.retinaface import RetinaFaceDetector
 
 __all__ = [
     "DEFAULT_LIFT",
@@ -45,6 +47,7 @@ __all__ = [
     "FallbackDetector",
     "HaarDetector",
     "Quality",
+    "RetinaFaceDetector",
     "align_face",
     "assess_face",
     "create_detector",

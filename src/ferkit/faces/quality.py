@@ -26,6 +26,17 @@ is rejected only when it is rarer than about 1 in 200 training faces:
 - ``max_yaw`` 45 degrees, an *estimate* (:func:`yaw_degrees`): 0.5th-99.5th percentiles -41 to
   +41 (AffectNet) and -40 to +38 (FER2013); past it the far half of the face is hidden and
   dlib's landmarks there are guesses.
+
+Five points. When the face comes with a detector's 5 points instead of dlib's 68 (the fast
+path, :mod:`ferkit.faces.align` "Five points"), every check still runs, from what 5 points
+give: the size is the 5-point estimate of ``s``; roll is the eye line's; the patch for
+sharpness, brightness and contrast is the same square, centred ``FIVE_PATCH_LIFT`` (0.33) s
+below the eye midpoint, where the 68-point box centre sits (median 0.33 in both datasets,
+10th-90th percentile 0.28-0.37, benchmarks/five_points.py); yaw uses the nose tip between the
+eye *centres* (no eye corners), with the gain fitted against the 68-point estimate
+(``FIVE_NOSE_GAIN`` 0.88: 0.90 AffectNet, 0.86 FER2013; correlation 0.94 and 0.85). The
+thresholds are the same: the 5-point values follow the 68-point ones within the spreads
+quoted there.
 """
 
 from __future__ import annotations
@@ -39,6 +50,7 @@ from ferkit.faces.align import (
     check_landmarks,
     face_size,
     face_transform,
+    is_five,
     levelled,
     roll_degrees,
     warp_crop,
@@ -51,6 +63,11 @@ PATCH_SIZE = 32
 # 3-D face of OpenFace's 68-point model (42.9 / 45.6): the gain of the yaw estimate below.
 NOSE_DEPTH_RATIO = 0.94
 RIGHT_OUTER_CORNER, LEFT_OUTER_CORNER, NOSE_TIP = 36, 45, 30
+# 5 points (benchmarks/five_points.py): the nose tip's offset from the eye-centre midpoint, in
+# half eye distances, per unit tan(yaw) of the 68-point estimate; and the 68-point box centre
+# below the eye midpoint, in face sizes.
+FIVE_NOSE_GAIN = 0.88
+FIVE_PATCH_LIFT = 0.33
 
 
 @dataclass(frozen=True)
@@ -78,21 +95,33 @@ def yaw_degrees(landmarks: np.ndarray) -> float:
     points to the image's right. An estimate: pitch, perspective and faces unlike the mean
     face shift it by several degrees; it is meant to reject clearly turned heads.
     """
-    q = levelled(check_landmarks(landmarks))
-    right, left, nose = q[RIGHT_OUTER_CORNER, 0], q[LEFT_OUTER_CORNER, 0], q[NOSE_TIP, 0]
+    points = check_landmarks(landmarks)
+    q = levelled(points)
+    if is_five(points):  # eye centres instead of corners: a measured gain (module doc)
+        right, left, nose, depth = q[0, 0], q[1, 0], q[2, 0], FIVE_NOSE_GAIN
+    else:
+        right, left = q[RIGHT_OUTER_CORNER, 0], q[LEFT_OUTER_CORNER, 0]
+        nose, depth = q[NOSE_TIP, 0], NOSE_DEPTH_RATIO
     half = (left - right) / 2
-    if half <= 1e-6:  # corners crossed: not a plausible frontal-ish face
+    if half <= 1e-6:  # eyes crossed: not a plausible frontal-ish face
         return 90.0
     t = (nose - (left + right) / 2) / half
-    return float(np.degrees(np.arctan(t / NOSE_DEPTH_RATIO)))
+    return float(np.degrees(np.arctan(t / depth)))
 
 
 def face_patch(image: np.ndarray, landmarks: np.ndarray, size: int = PATCH_SIZE) -> np.ndarray:
-    """(size, size) uint8 gray: the eye-levelled landmark box of the face, no background margin."""
-    q = levelled(landmarks)
+    """(size, size) uint8 gray: the eye-levelled landmark box of the face, no background margin.
+
+    From 5 points the box's centre is not known (no brows, no chin): it is put where the 68
+    points' box centre sits on average, ``FIVE_PATCH_LIFT * s`` below the eye midpoint.
+    """
     s = face_size(landmarks)
-    centre_y = (q[:, 1].min() + q[:, 1].max()) / 2
-    matrix = face_transform(landmarks, size, margin=0.0, lift=centre_y / s)
+    if is_five(landmarks):
+        lift = FIVE_PATCH_LIFT
+    else:
+        q = levelled(landmarks)
+        lift = (q[:, 1].min() + q[:, 1].max()) / 2 / s
+    matrix = face_transform(landmarks, size, margin=0.0, lift=lift)
     return to_gray(warp_crop(image, matrix, size))
 
 
@@ -137,9 +166,10 @@ def assess_face(
 ) -> Quality:
     """Measure one face and list why it should not be classified (module doc: defaults).
 
-    ``box`` is the detector's box; the measurements use the landmarks only (so the verdict
-    does not depend on which detector found the face) and ``box`` is accepted for symmetry
-    with the rest of the pipeline. Reasons are short phrases that start with a stable word:
+    ``landmarks`` are dlib's 68 points or a detector's 5 (module doc). ``box`` is the
+    detector's box; the measurements use the landmarks only (so the verdict does not depend on
+    which detector found the face) and ``box`` is accepted for symmetry with the rest of the
+    pipeline. Reasons are short phrases that start with a stable word:
     "small", "blurred", "dark", "bright", "low contrast", "pose".
     """
     values = measure(image, landmarks)

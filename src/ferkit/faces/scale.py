@@ -36,12 +36,13 @@ def shrink(image: np.ndarray, max_pixels: int) -> np.ndarray:
 
 
 def scaled_box(box: Box, sx: float, sy: float, width: int, height: int) -> Box:
-    """``box`` from a scaled image back to one of ``width`` x ``height`` (clipped inside)."""
+    """``box`` from a scaled image back to one of ``width`` x ``height`` (clipped inside), its
+    landmarks (if the detector gave any) scaled with it."""
     left, top = math.floor(box.left * sx), math.floor(box.top * sy)
     right, bottom = math.ceil(box.right * sx), math.ceil(box.bottom * sy)
     left, top = min(max(left, 0), width - 1), min(max(top, 0), height - 1)
     right, bottom = min(max(right, left + 1), width), min(max(bottom, top + 1), height)
-    return Box(left, top, right - left, bottom - top, box.score)
+    return box.mapped(left, top, right - left, bottom - top, sx, sy)
 
 
 def detect_scaled(detector: object, image: np.ndarray, max_pixels: int | None) -> list[Box]:

@@ -138,8 +138,9 @@ class Predictor:
     or a detector object. ``framing`` (``None``: from the model's card) is a key of
     :data:`ferkit.faces.FRAMINGS` or ``{"margin": .., "lift": ..}``. ``quality`` overrides
     quality thresholds by name (``{"min_face_px": 24}``, see :func:`ferkit.faces.assess_face`).
-    Rejected faces get no label unless ``classify_rejected``. ``landmarks`` keeps the 68 points
-    in the results. ``batch_size`` crops go to the classifier at once.
+    Rejected faces get no label unless ``classify_rejected``. ``landmarks`` fits dlib's 68
+    points (instead of aligning from the detector's 5, when it gives them) and keeps them in
+    the results. ``batch_size`` crops go to the classifier at once.
 
     Loading the model (seconds for a large scikit-learn pipeline) happens once, here: reuse the
     predictor for many calls. The feature extractors of a scikit-learn model are set to cache
@@ -242,6 +243,7 @@ class Predictor:
             color=run.color,  # type: ignore[arg-type]
             quality=self.quality,
             max_detect_pixels=self.max_detect_pixels,
+            landmarks="68" if self.landmarks else "auto",
             **self.framing,
         )
         keep = self.landmarks
