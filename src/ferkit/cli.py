@@ -133,6 +133,16 @@ MatchSharpness = Annotated[
         rich_help_panel=DATA_PANEL,
     ),
 ]
+GroupByArg = Annotated[
+    str | None,
+    typer.Option(
+        help="Data without a val split: hold out by subject, the first capture group of this "
+        "regex in each item's path (e.g. 'S(\\d+)_'). Default: detected in the file names "
+        "(CK+ S010_..., RaFD, subjectN, JAFFE, KDEF), else a random hold-out with a warning; "
+        "'none': random.",
+        rich_help_panel=DATA_PANEL,
+    ),
+]
 
 
 def _version(value: bool) -> None:
@@ -547,6 +557,7 @@ def train(
     class_names: Annotated[
         str | None, typer.Option(help=CLASS_NAMES_HELP, rich_help_panel=DATA_PANEL)
     ] = None,
+    group_by: GroupByArg = None,
     match_sharpness: MatchSharpness = SharpnessOption.auto,
     init: Annotated[
         Path | None,
@@ -657,6 +668,7 @@ def train(
             bf16=bf16,
             val_split=val_split,
             max_train=max_train,
+            group_by=group_by,
             init=str(init) if init else None,
             threads=threads,
             nproc=nproc,
@@ -1051,7 +1063,11 @@ def evaluate(
             name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"])
         )
     out_console.print(table)
-    out_console.print(f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}")
+    acc, f1 = report["accuracy_ci"], report["macro_f1_ci"]
+    out_console.print(
+        f"accuracy {report['accuracy']:.4f} (95% CI {acc[0]:.4f}-{acc[1]:.4f}, Wilson)  "
+        f"macro-F1 {report['macro_f1']:.4f} (95% CI {f1[0]:.4f}-{f1[1]:.4f}, bootstrap)"
+    )
     for name, path in report.get("figures", {}).items():
         out_console.print(f"figure {name}: {path}")
 
@@ -1093,22 +1109,30 @@ def compare(
     data: Annotated[Path, typer.Option("--data", help="Dataset to evaluate on.")],
     split: Annotated[str | None, typer.Option(help=SCORED_SPLIT_HELP)] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write md/csv/png here.")] = None,
+    json_out: Annotated[
+        Path | None,
+        typer.Option("--json", help="Write the rows (95% intervals) and paired tests here."),
+    ] = None,
     faces: FacesArg = FacesOption.given,
     detector: DetectorArg = DetectorOption.auto,
     class_names: ClassNamesArg = None,
 ) -> None:
-    """One table of several runs on the same split."""
+    """One table of several runs on the same split: accuracy and macro-F1 with 95% intervals,
+    and McNemar's paired test of each pair ("A beats B" only when p < 0.05)."""
+    from ferkit import io
     from ferkit.evaluation.compare import compare_runs, markdown_table
 
     try:
-        _check_out(out)
-        rows = compare_runs(
+        _check_out(out, json_out)
+        rows, tests = compare_runs(
             runs, data, split, out, faces=faces.value, detector=detector.value,
             class_names=class_names, progress=sys.stderr.isatty(),
         )  # fmt: skip
+        if json_out is not None:
+            io.write_json(json_out, {"rows": rows, "tests": tests})
     except (FerkitError, ValueError) as exc:
         raise _fail(exc) from None
-    typer.echo(markdown_table(rows), nl=False)
+    typer.echo(markdown_table(rows, tests), nl=False)
 
 
 def _face_line(where: str, number: int, face: Any) -> str:
@@ -1353,6 +1377,7 @@ def study(
         int,
         typer.Option(help="Seed for sampling, searches and training.", rich_help_panel=DATA_PANEL),
     ] = 0,
+    group_by: GroupByArg = None,
     models: Annotated[
         str, typer.Option(help="Networks, comma-separated.", rich_help_panel=MODEL_PANEL)
     ] = "cnn10,convnet,fernet",
@@ -1434,7 +1459,7 @@ def study(
             search_size=search_size, batch_size=batch_size, explain_images=explain_images,
             recipe=recipe.value,
             happy_sad=happy_sad, model_kwargs=_model_args(arg), image_size=image_size,
-            threads=threads,
+            threads=threads, group_by=group_by,
         )  # fmt: skip
         unknown = [m for m in cfg.models if m not in list_models()]
         unknown += [f for f in cfg.features if f not in EXTRACTORS or f == "cnn"]

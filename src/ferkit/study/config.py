@@ -71,6 +71,7 @@ class StudyConfig:
     model_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     threads: int | None = None
     image_size: int | None = None  # None: the data's size, at most MAX_AUTO_SIZE
+    group_by: str | None = None  # subject regex for a held-out val (ferkit.data.groups)
 
     def __post_init__(self) -> None:
         self.data = Path(self.data)
@@ -105,6 +106,7 @@ class StudyConfig:
             "model_kwargs": self.model_kwargs,
             "image_size": self.image_size,
             "threads": self.threads,
+            "group_by": self.group_by,
             "command": self.command(),
         }
 
@@ -144,4 +146,5 @@ CLI_OPTIONS = {
     "image_size": "--image-size",
     "explain_images": "--explain-images",
     "threads": "--threads",
+    "group_by": "--group-by",
 }

@@ -7,9 +7,10 @@ Every later stage calls a public ferkit API that takes a dataset *path* (``train
 same images. When no sampling or hold-out is needed, the original dataset is used directly.
 
 Consistency with ``ferkit train``: a dataset without a validation split gets the same 10%
-stratified hold-out of train (``stratified_split(labels, 0.1, seed)``) that
-``ferkit.training.deep`` would make. ``--quick`` then applies the seed's undersampling (largest
-class - 750) before drawing a stratified subset, as ``TrainConfig.max_train`` does.
+hold-out of train (``ferkit.data.groups.hold_out``: by subject when ``group_by`` or the file
+names name one, else stratified at random) that ``ferkit.training.deep`` would make.
+``--quick`` then applies the seed's undersampling (largest class - 750) before drawing a
+stratified subset, as ``TrainConfig.max_train`` does.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ferkit.data.balance import SEED_MARGIN, stratified_split, stratified_subset
+from ferkit.data.balance import SEED_MARGIN, stratified_subset
 from ferkit.data.dataset import Dataset, Split, load_dataset, peek_format
+from ferkit.data.groups import describe, hold_out
 from ferkit.errors import SplitNotFoundError
 from ferkit.study.config import MAX_AUTO_SIZE
 
@@ -40,14 +42,17 @@ def load_source(data: Path, image_size: int | None = None) -> Dataset:
     return load_dataset(data, image_size=image_size, progress=False)
 
 
-def _val_or_hold_out(ds: Dataset, seed: int) -> tuple[Split, Split, str]:
+def _val_or_hold_out(
+    ds: Dataset, seed: int, group_by: str | None = None
+) -> tuple[Split, Split, str, dict[str, Any] | None]:
+    """(train, val, where val came from, how it was held out: None for the data's own)."""
     train = ds.usable_split("train")
     try:
         val = ds.usable_split("val")
-        return train, val, val.name
+        return train, val, val.name, None
     except SplitNotFoundError:
-        keep, held = stratified_split(train.labels, 0.1, seed=seed)
-        return train.subset(keep), train.subset(held), f"10% of {train.name} (no validation split)"
+        kept, held, grouping = hold_out(train, seed, group_by)
+        return kept, held, describe(grouping, train.name), grouping
 
 
 def needs_copy(
@@ -78,10 +83,16 @@ def _write_split(split: Split, folder: Path) -> None:
 
 
 def write_working_copy(
-    ds: Dataset, out: Path, max_train: int | None, max_val: int | None, seed: int
+    ds: Dataset,
+    out: Path,
+    max_train: int | None,
+    max_val: int | None,
+    seed: int,
+    group_by: str | None = None,
 ) -> dict[str, Any]:
-    """Write train/val as a class-folder dataset under ``out/dataset``; returns what was drawn."""
-    train, val, val_source = _val_or_hold_out(ds, seed)
+    """Write train/val as a class-folder dataset under ``out/dataset``; returns what was drawn
+    (``grouping``: how a validation split was held out, None when the data has its own)."""
+    train, val, val_source, grouping = _val_or_hold_out(ds, seed, group_by)
     if max_train is not None and max_train < len(train):
         train = train.balanced(SEED_MARGIN, seed)
         train = train.subset(stratified_subset(train.labels, max_train, seed=seed))
@@ -94,6 +105,7 @@ def write_working_copy(
         "dataset": str(root),
         "copied": True,
         "val_source": val_source,
+        "grouping": grouping,
         "train_counts": train.counts(),
         "val_counts": val.counts(),
     }

@@ -109,13 +109,21 @@ class Study:
                 "source_counts": {name: len(s) for name, s in ds.splits.items()},
             }
             if needs_copy(ds, cfg.max_train, cfg.max_val, resized=size != native):
-                copy = write_working_copy(ds, folder, cfg.max_train, cfg.max_val, cfg.seed)
+                copy = write_working_copy(
+                    ds, folder, cfg.max_train, cfg.max_val, cfg.seed, cfg.group_by
+                )
+                if (copy.get("grouping") or {}).get("warning"):
+                    self.log(f"warning: {copy['grouping']['warning']}")
                 return {**info, **copy}
             dataset = str(cfg.data.resolve())  # a later re-run may start elsewhere
-            return {**info, "dataset": dataset, "copied": False, "val_source": "val"}
+            counts = {"train_counts": ds.usable_split("train").counts(),
+                      "val_counts": ds.usable_split("val").counts()}  # fmt: skip
+            return {**info, "dataset": dataset, "copied": False, "val_source": "val", **counts}
 
         params = {"data": str(cfg.data.resolve()), "max_train": cfg.max_train}
         params.update(max_val=cfg.max_val, seed=cfg.seed)
+        if cfg.group_by is not None:  # only then: studies without it keep their records
+            params["group_by"] = cfg.group_by
         if size != native:  # only then: studies at the data's own size keep their records
             params["image_size"] = size
         record = self._run(Stage("data", folder, params, work, [], "Working copy of the data"))
@@ -283,8 +291,10 @@ class Study:
             self._blocked(run)
             report = evaluate_run(run_dir, self.dataset, "val", folder, seed=self.cfg.seed,
                                   progress=False)  # fmt: skip
-            keys = ("accuracy", "macro_f1", "n", "split", "dropped_classes", "predict_seconds")
-            return {k: report.get(k) for k in keys}
+            keys = ("accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci", "intervals", "n",
+                    "split", "dropped_classes", "predict_seconds")  # fmt: skip
+            scored = sum(1 for c in report["per_class"].values() if c["support"] > 0)
+            return {**{k: report.get(k) for k in keys}, "classes_scored": scored}
 
         command = _cmd(
             "evaluate", run_dir, self.dataset, "--split", "val", "--out", folder,
@@ -307,8 +317,8 @@ class Study:
             reports = [
                 json.loads((self.out / "eval" / r / "metrics.json").read_text()) for r in done
             ]
-            rows = write_comparison(reports, Path(self.dataset).name, folder)
-            return {"rows": rows}
+            rows, tests = write_comparison(reports, Path(self.dataset).name, folder)
+            return {"rows": rows, "tests": tests}
 
         command = _cmd("compare", *paths, "--data", self.dataset, "--split", "val", "--out", folder)
         params = {"runs": {r: self._finished(f"eval-{r}") for r in done}}
@@ -375,6 +385,7 @@ class Study:
         Called as each stage starts and ends, not only at the end: a full study runs for hours,
         and its user (or a killed run's next invocation) should see how far it got.
         """
+        from ferkit.study.flags import cross_split_duplicates, study_warnings
         from ferkit.study.report import write_report
 
         seconds = round(time.perf_counter() - self.clock, 1)
@@ -397,6 +408,7 @@ class Study:
             "seconds_this_invocation": seconds,
             "invocations": [*self.before, this],
         }
+        study["warnings"] = study_warnings(study, cross_split_duplicates(study))
         io.write_json(self.out / "study.json", study)
         write_report(self.out, study)
         return study
