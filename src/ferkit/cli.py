@@ -1483,6 +1483,10 @@ def study(
         for row in comparison_rows(result, out):
             acc = accuracy_text(row)
             out_console.print(f"{row['run']:<12} {row['status']:<8} val accuracy {acc}")
+        for warning in result.get("warnings") or []:  # what to do: in the report
+            err_console.print(
+                f"[yellow]warning ({warning['kind']}):[/] {escape(warning['message'])}"
+            )
         out_console.print(f"report: {out / 'report.html'}")
     failed = [n for n, r in result["stages"].items() if r.get("status") == "failed"]
     if failed:

@@ -132,7 +132,13 @@ def paired_tests(study: dict[str, Any]) -> list[str]:
     """The comparison stage's McNemar verdicts ("A beats B" only when p < 0.05)."""
     record = study["stages"].get("compare") or {}
     result = (record.get("result") or {}) if record.get("status") == "done" else {}
-    return [t["verdict"] for t in result.get("tests") or [] if t.get("verdict")]
+    tests = [t for t in result.get("tests") or [] if t.get("verdict")]
+    lines = [t["verdict"] for t in tests if "p_value" in t]
+    untested = len(tests) - len(lines)
+    if untested:  # happy-sad is scored on two classes: no pair with the others
+        lines.append(f"{untested} pair(s) not tested: not scored on the same images "
+                     "(compare/comparison.json says why)")  # fmt: skip
+    return lines
 
 
 def _warnings_html(study: dict[str, Any]) -> str:
