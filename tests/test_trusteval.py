@@ -252,3 +252,16 @@ def test_study_holds_out_by_subject_and_records_it(tmp_path: Path) -> None:
     assert sum(result["val_counts"].values()) == 3 * 2 * grouping["val_subjects"]
     assert json.dumps(result)  # JSON-ready for the study record
     assert math.isclose(grouping["share"], 0.1)
+
+
+def test_a_tune_search_from_before_group_by_resumes() -> None:
+    pytest.importorskip("optuna")
+    from dataclasses import asdict
+
+    from ferkit.training.deep import TrainConfig
+    from ferkit.training.tune import _setup, _with_new_defaults
+
+    wanted = _setup("convnet", 5, TrainConfig(), {})
+    older = {**wanted, "base": {k: v for k, v in wanted["base"].items() if k != "group_by"}}
+    assert older != wanted and _with_new_defaults(older) == wanted
+    assert asdict(TrainConfig())["group_by"] is None
