@@ -265,3 +265,30 @@ def test_a_tune_search_from_before_group_by_resumes() -> None:
     older = {**wanted, "base": {k: v for k, v in wanted["base"].items() if k != "group_by"}}
     assert older != wanted and _with_new_defaults(older) == wanted
     assert asdict(TrainConfig())["group_by"] is None
+
+
+def test_svm_search_folds_keep_each_subject_in_one_fold(tmp_path: Path) -> None:
+    from ferkit.data.groups import groups_from_regex
+    from ferkit.study.data import SUBJECT_IN_NAMES, load_source, write_working_copy
+    from ferkit.training.svm import train_svm
+
+    for s in range(1, 9):
+        for c, name in enumerate(("happy", "sad")):
+            for f in range(1, 4):
+                _png(tmp_path / "posed" / name / f"S{s:03d}_{c + 1:03d}_{f:08d}.png", 60 + 80 * c)
+    summary = train_svm(tmp_path / "posed", tmp_path / "run", features="raw", search_on="train",
+                        search_size=40, progress=False, validate=False)  # fmt: skip
+    assert summary["search"]["grouped"] and summary["search"]["grouping"]["source"].startswith(
+        "detected"
+    )
+    plain = train_svm(tmp_path / "posed", tmp_path / "run2", features="raw", search_on="train",
+                      search_size=40, progress=False, validate=False, group_by="none")  # fmt: skip
+    assert not plain["search"]["grouped"]
+    # the study's working copy keeps the subjects in its train names for that search
+    copy = write_working_copy(load_source(tmp_path / "posed"), tmp_path / "w", None, None, 0)
+    assert copy["svm_group_by"] == SUBJECT_IN_NAMES
+    files = sorted(str(p) for p in (tmp_path / "w" / "dataset" / "train").rglob("*.png"))
+    assert (
+        len(set(groups_from_regex(files, SUBJECT_IN_NAMES).tolist()))
+        == 8 - copy["grouping"]["val_subjects"]
+    )

@@ -426,6 +426,15 @@ def svm(
         ColorOption, typer.Option(help="Decode as rgb or gray.", rich_help_panel=DATA_PANEL)
     ] = ColorOption.auto,
     match_sharpness: MatchSharpness = SharpnessOption.auto,
+    group_by: Annotated[
+        str | None,
+        typer.Option(
+            help="Grid search: keep each subject in one CV fold, the subject being the first "
+            "capture group of this regex in each item's path. Default: detected in the file "
+            "names (CK+ S010_..., RaFD, subjectN, JAFFE, KDEF); 'none': plain stratified folds.",
+            rich_help_panel=SEARCH_PANEL,
+        ),
+    ] = None,
     seed: Annotated[
         int, typer.Option(help="Seed for sampling and solvers.", rich_help_panel=DATA_PANEL)
     ] = 0,
@@ -458,6 +467,7 @@ def svm(
             pca_components=pca_components,
             match_sharpness=match_sharpness.value,
             log=_stderr_line if sys.stderr.isatty() else None,  # the fit has no progress bar
+            group_by=group_by,
         )
     except (FerkitError, ValueError) as exc:
         raise _fail(exc) from None
@@ -466,8 +476,9 @@ def svm(
         return
     if "search" in summary:
         s = summary["search"]
+        by = ", by subject" if s.get("grouped") else ""
         out_console.print(
-            f"search on {s['split']} ({s['samples']} samples, {s['folds']}-fold): "
+            f"search on {s['split']} ({s['samples']} samples, {s['folds']}-fold{by}): "
             f"best {s['best_params']} cv accuracy {s['best_cv_accuracy']:.3f}"
         )
     if "feature_report" in summary:

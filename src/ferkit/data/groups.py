@@ -41,7 +41,7 @@ SUBJECT_PATTERNS: dict[str, str] = {
     "RaFD (Rafd090_01_...)": r"^Rafd\d{3}_(\d+)_",
     "subjectN (subject12_...)": r"(?i)^(?:subject|subj|sub|person|participant)[_-]?(\d+)",
     "JAFFE (KA.AN1.39)": r"^([A-Z]{2})\.[A-Z]{2}\d\.\d+",
-    "KDEF (AF01ANS)": r"^[AB]([FM]\d{2})[A-Z]{2}[A-Z]{1,2}\.",
+    "KDEF (AF01ANS)": r"^[AB]([FM]\d{2})[A-Z]{2}[A-Z]{1,2}[._]",
 }
 MIN_MATCHED = 0.9  # an automatic pattern must name the subject of this share of the items
 NO_GROUP_WARNING = (
@@ -125,6 +125,21 @@ def group_split(
     return np.asarray(keep), np.asarray(held)
 
 
+def subjects(
+    refs: Sequence[str], group_by: str | None = None
+) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """(the subject of each item, or None when there is none to use; where it came from):
+    ``group_by`` as in the module docstring."""
+    if group_by == NO_GROUPING:
+        return None, {"source": "grouping turned off (--group-by none)"}
+    if group_by:
+        return groups_from_regex(refs, group_by), {"source": "--group-by", "pattern": group_by}
+    if detected := detect_groups(refs):
+        label, pattern, groups = detected
+        return groups, {"source": f"detected in the file names: {label}", "pattern": pattern}
+    return None, {"source": "no subject pattern found in the file names"}
+
+
 def hold_out(
     train: Split, seed: int, group_by: str | None = None, test_size: float = HOLD_OUT
 ) -> tuple[Split, Split, dict[str, Any]]:
@@ -134,18 +149,8 @@ def hold_out(
     detected pattern, or why none), the subject counts, and ``warning`` when a random hold-out
     may leak subjects; see the module docstring.
     """
-    info: dict[str, Any] = {"share": test_size, "group_by": group_by}
-    groups = None
-    if group_by == NO_GROUPING:
-        info["source"] = "grouping turned off (--group-by none)"
-    elif group_by:
-        groups = groups_from_regex(train.refs, group_by)
-        info.update(source="--group-by", pattern=group_by)
-    elif detected := detect_groups(train.refs):
-        label, pattern, groups = detected
-        info.update(source=f"detected in the file names: {label}", pattern=pattern)
-    else:
-        info["source"] = "no subject pattern found in the file names"
+    groups, found = subjects(train.refs, group_by)
+    info: dict[str, Any] = {"share": test_size, "group_by": group_by, **found}
     if groups is None:
         keep, held = stratified_split(train.labels, test_size, seed=seed)
         info["method"] = "random"

@@ -23,11 +23,12 @@ from PIL import Image
 
 from ferkit.data.balance import SEED_MARGIN, stratified_subset
 from ferkit.data.dataset import Dataset, Split, load_dataset, peek_format
-from ferkit.data.groups import describe, hold_out
+from ferkit.data.groups import describe, hold_out, subjects
 from ferkit.errors import SplitNotFoundError
 from ferkit.study.config import MAX_AUTO_SIZE
 
 DATASET_DIR = "dataset"
+SUBJECT_IN_NAMES = r"[/\\]s(\d{5})__\d{6}\.png$"  # the subject in a working copy's train names
 
 
 def study_size(data: Path, requested: int | None) -> tuple[int, int]:
@@ -71,14 +72,20 @@ def needs_copy(
     )
 
 
-def _write_split(split: Split, folder: Path) -> None:
-    """One PNG per sample in ``folder/<class>/``; class folders named as the dataset names them."""
+def _write_split(split: Split, folder: Path, groups: np.ndarray | None = None) -> None:
+    """One PNG per sample in ``folder/<class>/``; class folders named as the dataset names them.
+
+    With ``groups`` (a subject per sample) each name starts with its subject's number
+    (``s00012__000345.png``), so the SVM search on the copy keeps each subject in one CV fold
+    (``--group-by`` :data:`SUBJECT_IN_NAMES`)."""
     for cls in split.classes:
         (folder / cls).mkdir(parents=True, exist_ok=True)
+    codes = np.unique(groups, return_inverse=True)[1] if groups is not None else None
     for i, (image, label) in enumerate(zip(split.images, split.labels, strict=True)):
         pixels = image[..., 0] if image.shape[-1] == 1 else image
+        name = f"{i:06d}.png" if codes is None else f"s{int(codes[i]):05d}__{i:06d}.png"
         Image.fromarray(np.ascontiguousarray(pixels)).save(
-            folder / split.classes[int(label)] / f"{i:06d}.png", compress_level=1
+            folder / split.classes[int(label)] / name, compress_level=1
         )
 
 
@@ -99,9 +106,11 @@ def write_working_copy(
     if max_val is not None and max_val < len(val):
         val = val.subset(stratified_subset(val.labels, max_val, seed=seed))
     root = out / DATASET_DIR
-    _write_split(train, root / "train")
+    groups, _ = subjects(train.refs, group_by)
+    _write_split(train, root / "train", groups)
     _write_split(val, root / "val")
     return {
+        "svm_group_by": SUBJECT_IN_NAMES if groups is not None else None,
         "dataset": str(root),
         "copied": True,
         "val_source": val_source,

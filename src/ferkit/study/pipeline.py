@@ -167,18 +167,24 @@ class Study:
         name = f"svm-{feature}"
         folder = self.out / "runs" / name
 
+        # a working copy names its train images by subject when the subjects are known, so
+        # the search's CV folds keep each subject in one fold (the original names otherwise)
+        group_by = ((self.records.get("data") or {}).get("result") or {}).get("svm_group_by")
+
         def work() -> dict[str, Any]:
             summary = train_svm(
                 self.dataset, folder, features=feature, method=cfg.svm_method, search=True,
                 search_on="train", search_size=cfg.search_size, seed=cfg.seed, progress=False,
                 log=lambda line: self.log(f"{name}: {line}"),
                 validate=False,  # the study's evaluate stage scores it
+                group_by=group_by,
             )  # fmt: skip
             search = summary.get("search", {})
             return {
                 "run": str(folder),
                 "best_params": search.get("best_params"),
                 "search_cv_accuracy": search.get("best_cv_accuracy"),
+                "search_by_subject": search.get("grouped"),
                 "train_samples": summary["train_samples"],
                 "fit_seconds": summary["fit_seconds"],
                 "feature_seconds": summary["feature_seconds"],
@@ -187,7 +193,7 @@ class Study:
         command = _cmd(
             "svm", self.dataset, "--features", feature, "--method", cfg.svm_method, "--search",
             "--search-on", "train", "--search-size", cfg.search_size, "--seed", cfg.seed,
-            "--out", folder,
+            "--out", folder, *(("--group-by", group_by) if group_by else ()),
         )  # fmt: skip
         params = {
             "data": self._finished("data"),
