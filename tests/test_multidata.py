@@ -102,6 +102,8 @@ def test_cli_explicit_format_class_subset_and_hold_out(
         "1",
         "--match-sharpness",
         "off",
+        "--group-by",  # the subject of flat/<class>/img_<i>.jpg is <i>: one held out
+        r"img_(\d+)\.",
     ]
     result = runner.invoke(app, [*args, "--size", "12", "--color", "gray",
                                  "--classes", "sadness,happiness"])  # fmt: skip
@@ -113,6 +115,10 @@ def test_cli_explicit_format_class_subset_and_hold_out(
     sources = {d["name"]: d for d in summary["datasets"]}
     assert "10% of" in sources["flat"]["val_split"]  # no val split: held out of train
     assert sources["flat"]["val_samples"] == 2 and sources["flat"]["train_samples"] == 18
+    card = json.loads((out / "model.json").read_text())  # the card records the grouping too
+    grouping = {d["name"]: d for d in card["datasets"]}["flat"]["grouping"]
+    assert grouping["method"] == "group" and grouping["val_subjects"] == 1
+    assert "held out by subject" in sources["flat"]["val_split"]
     assert sources["aff"]["train_counts"] == {"sad": 0, "happy": 3}
     bad = runner.invoke(app, ["train", str(folders), str(yolo), "--out", str(tmp_path / "bad"),
                               "--classes", "fear"])  # fmt: skip

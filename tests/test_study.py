@@ -118,6 +118,11 @@ def test_report_names_every_run_with_its_accuracy(study: tuple[Path, Path, dict]
         assert "Skipped items and warnings (corrupt-image: 1)" in text
         assert broken in text and "not a decodable image" in text
     assert "http://" not in html and "https://" not in html  # nothing fetched
+    # every accuracy with its interval; a 40-image validation split is flagged, with advice
+    assert re.search(r"<b>svm-hog</b>.*?\d+\.\d% \[\d+\.\d%-\d+\.\d%\]", html, re.S)
+    assert [w["kind"] for w in _record["warnings"]][:1] == ["small-validation"]
+    assert 'class="warning"><b>small-validation</b>' in html and "What to do" in html
+    assert "Paired tests (McNemar" in html
 
 
 def test_report_says_how_each_network_was_trained_and_the_study_command(

@@ -283,6 +283,9 @@ def test_evaluate_and_compare_cli(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert "accuracy" in result.stdout and metrics["n"] == 18
+    low, high = metrics["accuracy_ci"]  # 95% intervals in the JSON and the printed line
+    assert low <= metrics["accuracy"] <= high and len(metrics["macro_f1_ci"]) == 2
+    assert "95% CI" in result.stdout and len(metrics["predictions"]["y_pred"]) == 18
     assert (tmp_path / "e" / "confusion_matrix.png").is_file()
     result = runner.invoke(
         app,
@@ -299,8 +302,11 @@ def test_evaluate_and_compare_cli(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     lines = (tmp_path / "c" / "comparison.csv").read_text().splitlines()
-    assert lines[0].startswith("model,accuracy,macro_f1") and len(lines) == 3
+    assert lines[0].startswith("model,accuracy,accuracy_low,accuracy_high,macro_f1")
+    assert len(lines) == 3
     assert "svm-a" in result.stdout and "svm-b" in result.stdout
+    assert "Paired tests (McNemar" in result.stdout  # same split: a verdict, never a guess
+    assert "svm-a vs svm-b" in result.stdout or " beats " in result.stdout
     assert (tmp_path / "c" / "comparison.png").is_file()
     bad = runner.invoke(app, ["evaluate", str(tmp_path), str(root)])
     assert bad.exit_code == 2 and "not a ferkit run" in bad.stderr

@@ -138,6 +138,16 @@ MatchSharpness = Annotated[
         rich_help_panel=DATA_PANEL,
     ),
 ]
+GroupByArg = Annotated[
+    str | None,
+    typer.Option(
+        help="Data without a val split: hold out by subject, the first capture group of this "
+        "regex in each item's path (e.g. 'S(\\d+)_'). Default: detected in the file names "
+        "(CK+ S010_..., RaFD, subjectN, JAFFE, KDEF), else a random hold-out with a warning; "
+        "'none': random.",
+        rich_help_panel=DATA_PANEL,
+    ),
+]
 
 
 def _version(value: bool) -> None:
@@ -468,6 +478,15 @@ def svm(
             rich_help_panel=DATA_PANEL,
         ),
     ] = False,
+    group_by: Annotated[
+        str | None,
+        typer.Option(
+            help="Grid search: keep each subject in one CV fold, the subject being the first "
+            "capture group of this regex in each item's path. Default: detected in the file "
+            "names (CK+ S010_..., RaFD, subjectN, JAFFE, KDEF); 'none': plain stratified folds.",
+            rich_help_panel=SEARCH_PANEL,
+        ),
+    ] = None,
     seed: Annotated[
         int, typer.Option(help="Seed for sampling and solvers.", rich_help_panel=DATA_PANEL)
     ] = 0,
@@ -501,6 +520,7 @@ def svm(
             match_sharpness=match_sharpness.value,
             dedupe=dedupe,
             log=_stderr_line if sys.stderr.isatty() else None,  # the fit has no progress bar
+            group_by=group_by,
         )
     except (FerkitError, ValueError) as exc:
         raise _fail(exc) from None
@@ -509,8 +529,9 @@ def svm(
         return
     if "search" in summary:
         s = summary["search"]
+        by = ", by subject" if s.get("grouped") else ""
         out_console.print(
-            f"search on {s['split']} ({s['samples']} samples, {s['folds']}-fold): "
+            f"search on {s['split']} ({s['samples']} samples, {s['folds']}-fold{by}): "
             f"best {s['best_params']} cv accuracy {s['best_cv_accuracy']:.3f}"
         )
     if "feature_report" in summary:
@@ -607,6 +628,7 @@ def train(
             rich_help_panel=DATA_PANEL,
         ),
     ] = False,
+    group_by: GroupByArg = None,
     match_sharpness: MatchSharpness = SharpnessOption.auto,
     init: Annotated[
         Path | None,
@@ -717,6 +739,7 @@ def train(
             bf16=bf16,
             val_split=val_split,
             max_train=max_train,
+            group_by=group_by,
             init=str(init) if init else None,
             threads=threads,
             nproc=nproc,
@@ -1112,7 +1135,11 @@ def evaluate(
             name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"])
         )
     out_console.print(table)
-    out_console.print(f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}")
+    acc, f1 = report["accuracy_ci"], report["macro_f1_ci"]
+    out_console.print(
+        f"accuracy {report['accuracy']:.4f} (95% CI {acc[0]:.4f}-{acc[1]:.4f}, Wilson)  "
+        f"macro-F1 {report['macro_f1']:.4f} (95% CI {f1[0]:.4f}-{f1[1]:.4f}, bootstrap)"
+    )
     for name, path in report.get("figures", {}).items():
         out_console.print(f"figure {name}: {path}")
 
@@ -1154,22 +1181,30 @@ def compare(
     data: Annotated[Path, typer.Option("--data", help="Dataset to evaluate on.")],
     split: Annotated[str | None, typer.Option(help=SCORED_SPLIT_HELP)] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write md/csv/png here.")] = None,
+    json_out: Annotated[
+        Path | None,
+        typer.Option("--json", help="Write the rows (95% intervals) and paired tests here."),
+    ] = None,
     faces: FacesArg = FacesOption.given,
     detector: DetectorArg = DetectorOption.auto,
     class_names: ClassNamesArg = None,
 ) -> None:
-    """One table of several runs on the same split."""
+    """One table of several runs on the same split: accuracy and macro-F1 with 95% intervals,
+    and McNemar's paired test of each pair ("A beats B" only when p < 0.05)."""
+    from ferkit import io
     from ferkit.evaluation.compare import compare_runs, markdown_table
 
     try:
-        _check_out(out)
-        rows = compare_runs(
+        _check_out(out, json_out)
+        rows, tests = compare_runs(
             runs, data, split, out, faces=faces.value, detector=detector.value,
             class_names=class_names, progress=sys.stderr.isatty(),
         )  # fmt: skip
+        if json_out is not None:
+            io.write_json(json_out, {"rows": rows, "tests": tests})
     except (FerkitError, ValueError) as exc:
         raise _fail(exc) from None
-    typer.echo(markdown_table(rows), nl=False)
+    typer.echo(markdown_table(rows, tests), nl=False)
 
 
 def _face_line(where: str, number: int, face: Any) -> str:
@@ -1425,6 +1460,7 @@ def study(
         int,
         typer.Option(help="Seed for sampling, searches and training.", rich_help_panel=DATA_PANEL),
     ] = 0,
+    group_by: GroupByArg = None,
     models: Annotated[
         str, typer.Option(help="Networks, comma-separated.", rich_help_panel=MODEL_PANEL)
     ] = "cnn10,convnet,fernet",
@@ -1506,7 +1542,7 @@ def study(
             search_size=search_size, batch_size=batch_size, explain_images=explain_images,
             recipe=recipe.value,
             happy_sad=happy_sad, model_kwargs=_model_args(arg), image_size=image_size,
-            threads=threads, dedupe=dedupe,
+            threads=threads, dedupe=dedupe, group_by=group_by,
         )  # fmt: skip
         unknown = [m for m in cfg.models if m not in list_models()]
         unknown += [f for f in cfg.features if f not in EXTRACTORS or f == "cnn"]
@@ -1530,6 +1566,10 @@ def study(
         for row in comparison_rows(result, out):
             acc = accuracy_text(row)
             out_console.print(f"{row['run']:<12} {row['status']:<8} val accuracy {acc}")
+        for warning in result.get("warnings") or []:  # what to do: in the report
+            err_console.print(
+                f"[yellow]warning ({warning['kind']}):[/] {escape(warning['message'])}"
+            )
         out_console.print(f"report: {out / 'report.html'}")
     failed = [n for n, r in result["stages"].items() if r.get("status") == "failed"]
     if failed:

@@ -1,4 +1,9 @@
-"""``ferkit compare``: several runs on the same split -> one table (markdown, CSV, bar chart)."""
+"""``ferkit compare``: several runs on the same split -> one table (markdown, CSV, bar chart).
+
+Each accuracy and macro-F1 comes with its 95% interval, and each pair of runs scored on the same
+items gets McNemar's paired test (:mod:`ferkit.evaluation.stats`): the table says "A beats B"
+only when p < 0.05, "no significant difference" otherwise. The pairs are not corrected for
+multiple comparisons: with many runs, read a p just under 0.05 with care."""
 
 from __future__ import annotations
 
@@ -7,12 +12,16 @@ import io as _stdio
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from ferkit import io
 from ferkit.evaluation.evaluate import evaluate_run
+from ferkit.evaluation.stats import mcnemar, verdict
 
-COLUMNS = ("model", "accuracy", "macro_f1", "n", "dropped_classes", "predict_seconds")
+COLUMNS = ("model", "accuracy", "accuracy_low", "accuracy_high", "macro_f1", "macro_f1_low",
+           "macro_f1_high", "n", "dropped_classes", "predict_seconds")  # fmt: skip
+SHOWN = ("model", "accuracy", "macro_f1", "n", "dropped_classes", "predict_seconds")
 NO_FACE = "no_face"  # a column only when faces were detected: images without one, not scored
 
 
@@ -25,9 +34,21 @@ def _row(report: dict[str, Any]) -> dict[str, Any]:
         "dropped_classes": ",".join(report["dropped_classes"]),
         "predict_seconds": report["predict_seconds"],
     }
+    for metric in ("accuracy", "macro_f1"):
+        low, high = report.get(f"{metric}_ci") or (None, None)  # reports from before intervals
+        row[f"{metric}_low"], row[f"{metric}_high"] = low, high
     if report.get("faces") == "detect":
         row[NO_FACE] = len(report[NO_FACE])
     return row
+
+
+def _cell(row: dict[str, Any], column: str) -> str:
+    """A markdown cell; a score with its 95% interval: ``71.2% [69.8-72.5]``."""
+    if column not in ("accuracy", "macro_f1"):
+        return str(row.get(column, ""))
+    low, high = row.get(f"{column}_low"), row.get(f"{column}_high")
+    interval = f" [{low:.1%}-{high:.1%}]" if low is not None and high is not None else ""
+    return f"{row[column]:.1%}{interval}"
 
 
 def columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
@@ -36,15 +57,43 @@ def columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
     return COLUMNS + ((NO_FACE,) if any(NO_FACE in r for r in rows) else ())
 
 
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    names = columns(rows)
-    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    for r in rows:
-        cells = [
-            f"{r[c]:.1%}" if c in ("accuracy", "macro_f1") else str(r.get(c, "")) for c in names
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
+def markdown_table(rows: list[dict[str, Any]], tests: list[dict[str, Any]] | None = None) -> str:
+    """The table (scores with their 95% intervals), then one line per paired test."""
+    names = SHOWN + ((NO_FACE,) if any(NO_FACE in r for r in rows) else ())
+    head = [f"{n} [95% CI]" if n in ("accuracy", "macro_f1") else n for n in names]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(names)]
+    lines += ["| " + " | ".join(_cell(r, c) for c in names) + " |" for r in rows]
+    if tests:
+        lines += ["", "Paired tests (McNemar, same items):"]
+        lines += [f"- {t['verdict']}" for t in tests]
     return "\n".join(lines) + "\n"
+
+
+def _predictions(report: dict[str, Any]) -> dict[str, Any] | None:
+    return report.get("predictions") if isinstance(report.get("predictions"), dict) else None
+
+
+def paired_tests(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """McNemar's test for every pair of runs (in the order given), or why a pair is not tested:
+    a paired test needs both runs' predictions on the very same items (same digest)."""
+    tests = []
+    for i, a in enumerate(reports):
+        for b in reports[i + 1 :]:
+            pa, pb = _predictions(a), _predictions(b)
+            test: dict[str, Any] = {"a": a["model"], "b": b["model"]}
+            if pa is None or pb is None:
+                test["verdict"] = (f"{a['model']} vs {b['model']}: not tested (an evaluation "
+                                   "without per-item predictions; evaluate again)")  # fmt: skip
+            elif pa["items"] != pb["items"]:
+                test["verdict"] = (f"{a['model']} vs {b['model']}: not tested (scored on "
+                                   "different items, e.g. other classes or split)")  # fmt: skip
+            else:
+                truth = np.asarray(pa["y_true"])
+                test.update(mcnemar(np.asarray(pa["y_pred"]) == truth,
+                                    np.asarray(pb["y_pred"]) == truth))  # fmt: skip
+                test["verdict"] = verdict(a["model"], b["model"], test)
+            tests.append(test)
+    return tests
 
 
 def _bar_chart(rows: list[dict[str, Any]], title: str) -> Figure:
@@ -68,8 +117,9 @@ def compare_runs(
     split: str | None = None,
     out: str | Path | None = None,
     **options: Any,
-) -> list[dict[str, Any]]:
-    """Evaluate every run on ``split`` of ``data``; rows sorted by accuracy, best first.
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Evaluate every run on ``split`` of ``data``: (rows sorted by accuracy, best first, and
+    McNemar's test of every pair).
 
     ``options`` go to :func:`evaluate_run` (``faces``, ``detector``, load options)."""
     if not runs:
@@ -80,16 +130,19 @@ def compare_runs(
 
 def write_comparison(
     reports: list[dict[str, Any]], data_name: str, out: str | Path | None = None
-) -> list[dict[str, Any]]:
-    """The comparison of ``evaluate_run`` reports already made (rows best first); with ``out``
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The comparison of ``evaluate_run`` reports already made: (rows best first, the paired
+    tests of :func:`paired_tests`); with ``out``
     the markdown, CSV, bar chart and JSON. Separate from ``compare_runs`` so a caller that has
     just evaluated the runs (``ferkit study``) does not score them all a second time."""
     if not reports:
         raise ValueError("compare needs at least one report")
-    rows = sorted((_row(r) for r in reports), key=lambda r: -r["accuracy"])
+    order = sorted(range(len(reports)), key=lambda i: -reports[i]["accuracy"])
+    rows = [_row(reports[i]) for i in order]
+    tests = paired_tests([reports[i] for i in order])
     if out is not None:
         out = Path(out)
-        io.write_text(out / "comparison.md", markdown_table(rows))
+        io.write_text(out / "comparison.md", markdown_table(rows, tests))
         buf = _stdio.StringIO()
         writer = csv.DictWriter(buf, fieldnames=columns(rows), restval="")
         writer.writeheader()
@@ -100,5 +153,5 @@ def write_comparison(
             out / "comparison.png",
             dpi=110,
         )
-        io.write_json(out / "comparison.json", {"rows": rows, "reports": reports})
-    return rows
+        io.write_json(out / "comparison.json", {"rows": rows, "tests": tests, "reports": reports})
+    return rows, tests

@@ -14,6 +14,7 @@ from ferkit.data.folders import SINGLE_SPLIT
 from ferkit.errors import FerkitError, SplitNotFoundError
 from ferkit.evaluation.mapping import map_classes
 from ferkit.evaluation.metrics import classification_report_dict
+from ferkit.evaluation.stats import intervals, items_digest
 from ferkit.models.store import Run, load_run
 
 FACES = ("given", "detect")  # images are face crops / photos whose largest face is scored
@@ -41,8 +42,10 @@ def evaluate_run(
     splits (a test set dropped in as ``happy/``, ``sad/``...), all of it.
 
     When the classes differ, only the shared canonical emotions are scored and the mapping is
-    part of the result. With ``out``: ``metrics.json``, ``confusion_matrix.png``,
-    ``misclassified.png``.
+    part of the result. ``accuracy_ci`` and ``macro_f1_ci`` are 95% intervals (Wilson score;
+    bootstrap percentile, see :mod:`ferkit.evaluation.stats`); ``predictions`` holds each
+    item's true and predicted label and a digest of the items, for paired tests. With ``out``:
+    ``metrics.json``, ``confusion_matrix.png``, ``misclassified.png``.
     """
     if faces not in FACES:
         raise FerkitError(f"faces must be one of {', '.join(FACES)}, got {faces!r}")
@@ -57,12 +60,14 @@ def evaluate_run(
     keep, y_true = mapping.apply(part.labels)
     if len(keep) == 0:
         raise ValueError(f"split {part.name!r} has no sample of the model's classes")
-    images = model.prepare(part.subset(keep))
+    scored = part.subset(keep)
+    images = model.prepare(scored)
     start = time.perf_counter()
     y_pred = _predict(model, images, bool(load_options.get("progress", True)))
     seconds = time.perf_counter() - start
     # canonical lower-case names, as `predict` prints them (AffectNet's own are "Anger"...)
     report = classification_report_dict(y_true, y_pred, list(model.canonical))
+    report.update(intervals(y_true, y_pred))
     report.update(
         {
             "run": str(model.path),
@@ -77,11 +82,26 @@ def evaluate_run(
             "faces": faces,
             "no_face": no_face,
             "predict_seconds": round(seconds, 3),
+            # per item, for `ferkit compare`'s paired test (same items: same digest)
+            "predictions": {
+                "items": items_digest([_relative(r, ds.root) for r in scored.refs], y_true),
+                "y_true": np.asarray(y_true).tolist(),
+                "y_pred": np.asarray(y_pred).tolist(),
+            },
         }
     )
     if out is not None:
         _write_artifacts(Path(out), report, images, y_true, y_pred, list(model.canonical), seed)
     return report
+
+
+def _relative(ref: str, root: Path) -> str:
+    """An item's reference relative to the dataset root: the same items moved elsewhere (or
+    scored from another machine) still pair up in ``ferkit compare``."""
+    try:
+        return Path(ref).relative_to(root).as_posix()
+    except ValueError:
+        return ref
 
 
 SCORE_CHUNK = 512  # images per progress step: small enough to move, large enough to batch

@@ -72,6 +72,7 @@ class StudyConfig:
     threads: int | None = None
     image_size: int | None = None  # None: the data's size, at most MAX_AUTO_SIZE
     dedupe: bool = False  # drop train images that duplicate a val/test image
+    group_by: str | None = None  # subject regex for a held-out val (ferkit.data.groups)
 
     def __post_init__(self) -> None:
         self.data = Path(self.data)
@@ -107,6 +108,7 @@ class StudyConfig:
             "image_size": self.image_size,
             "threads": self.threads,
             "dedupe": self.dedupe,
+            "group_by": self.group_by,
             "command": self.command(),
         }
 
@@ -147,4 +149,5 @@ CLI_OPTIONS = {
     "image_size": "--image-size",
     "explain_images": "--explain-images",
     "threads": "--threads",
+    "group_by": "--group-by",
 }

@@ -114,7 +114,7 @@ class Study:
                 "source_image_size": native,
                 "color": ds.color,
                 "source_counts": {name: len(s) for name, s in ds.splits.items()},
-                "duplicates": train_duplicates(ds, cfg.seed),
+                "duplicates": train_duplicates(ds, cfg.seed, cfg.group_by),
             }
             drop = cfg.dedupe and info["duplicates"]["dropped"] > 0
             if cfg.dedupe:
@@ -122,14 +122,26 @@ class Study:
                 info["deduped"] = info["duplicates"]["dropped"]
             if drop or needs_copy(ds, cfg.max_train, cfg.max_val, resized=size != native):
                 copy = write_working_copy(
-                    ds, folder, cfg.max_train, cfg.max_val, cfg.seed, dedupe=cfg.dedupe
+                    ds,
+                    folder,
+                    cfg.max_train,
+                    cfg.max_val,
+                    cfg.seed,
+                    dedupe=cfg.dedupe,
+                    group_by=cfg.group_by,
                 )
+                if (copy.get("grouping") or {}).get("warning"):
+                    self.log(f"warning: {copy['grouping']['warning']}")
                 return {**info, **copy}
             dataset = str(cfg.data.resolve())  # a later re-run may start elsewhere
-            return {**info, "dataset": dataset, "copied": False, "val_source": "val"}
+            counts = {"train_counts": ds.usable_split("train").counts(),
+                      "val_counts": ds.usable_split("val").counts()}  # fmt: skip
+            return {**info, "dataset": dataset, "copied": False, "val_source": "val", **counts}
 
         params = {"data": str(cfg.data.resolve()), "max_train": cfg.max_train}
         params.update(max_val=cfg.max_val, seed=cfg.seed)
+        if cfg.group_by is not None:  # only then: studies without it keep their records
+            params["group_by"] = cfg.group_by
         if size != native:  # only then: studies at the data's own size keep their records
             params["image_size"] = size
         if cfg.dedupe:  # likewise
@@ -175,18 +187,24 @@ class Study:
         name = f"svm-{feature}"
         folder = self.out / "runs" / name
 
+        # a working copy names its train images by subject when the subjects are known, so
+        # the search's CV folds keep each subject in one fold (the original names otherwise)
+        group_by = ((self.records.get("data") or {}).get("result") or {}).get("svm_group_by")
+
         def work() -> dict[str, Any]:
             summary = train_svm(
                 self.dataset, folder, features=feature, method=cfg.svm_method, search=True,
                 search_on="train", search_size=cfg.search_size, seed=cfg.seed, progress=False,
                 log=lambda line: self.log(f"{name}: {line}"),
                 validate=False,  # the study's evaluate stage scores it
+                group_by=group_by,
             )  # fmt: skip
             search = summary.get("search", {})
             return {
                 "run": str(folder),
                 "best_params": search.get("best_params"),
                 "search_cv_accuracy": search.get("best_cv_accuracy"),
+                "search_by_subject": search.get("grouped"),
                 "train_samples": summary["train_samples"],
                 "fit_seconds": summary["fit_seconds"],
                 "feature_seconds": summary["feature_seconds"],
@@ -195,7 +213,7 @@ class Study:
         command = _cmd(
             "svm", self.dataset, "--features", feature, "--method", cfg.svm_method, "--search",
             "--search-on", "train", "--search-size", cfg.search_size, "--seed", cfg.seed,
-            "--out", folder,
+            "--out", folder, *(("--group-by", group_by) if group_by else ()),
         )  # fmt: skip
         params = {
             "data": self._finished("data"),
@@ -299,8 +317,10 @@ class Study:
             self._blocked(run)
             report = evaluate_run(run_dir, self.dataset, "val", folder, seed=self.cfg.seed,
                                   progress=False)  # fmt: skip
-            keys = ("accuracy", "macro_f1", "n", "split", "dropped_classes", "predict_seconds")
-            return {k: report.get(k) for k in keys}
+            keys = ("accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci", "intervals", "n",
+                    "split", "dropped_classes", "predict_seconds")  # fmt: skip
+            scored = sum(1 for c in report["per_class"].values() if c["support"] > 0)
+            return {**{k: report.get(k) for k in keys}, "classes_scored": scored}
 
         command = _cmd(
             "evaluate", run_dir, self.dataset, "--split", "val", "--out", folder,
@@ -323,8 +343,8 @@ class Study:
             reports = [
                 json.loads((self.out / "eval" / r / "metrics.json").read_text()) for r in done
             ]
-            rows = write_comparison(reports, Path(self.dataset).name, folder)
-            return {"rows": rows}
+            rows, tests = write_comparison(reports, Path(self.dataset).name, folder)
+            return {"rows": rows, "tests": tests}
 
         command = _cmd("compare", *paths, "--data", self.dataset, "--split", "val", "--out", folder)
         params = {"runs": {r: self._finished(f"eval-{r}") for r in done}}
@@ -391,6 +411,7 @@ class Study:
         Called as each stage starts and ends, not only at the end: a full study runs for hours,
         and its user (or a killed run's next invocation) should see how far it got.
         """
+        from ferkit.study.flags import cross_split_duplicates, study_warnings
         from ferkit.study.report import write_report
 
         seconds = round(time.perf_counter() - self.clock, 1)
@@ -413,6 +434,7 @@ class Study:
             "seconds_this_invocation": seconds,
             "invocations": [*self.before, this],
         }
+        study["warnings"] = study_warnings(study, cross_split_duplicates(study))
         io.write_json(self.out / "study.json", study)
         write_report(self.out, study)
         return study

@@ -98,14 +98,71 @@ def _run_status(train: dict[str, Any], ev: dict[str, Any], so_far: dict[str, Any
     return ev.get("status", "trained")  # evaluation not reached yet
 
 
+def _interval(ci: Any) -> str:
+    """`` [69.8-72.5%]``: a 95% interval after its score; nothing for records without one."""
+    if isinstance(ci, list | tuple) and len(ci) == 2:
+        return f" [{ci[0]:.1%}-{ci[1]:.1%}]"
+    return ""
+
+
 def accuracy_text(row: dict[str, Any]) -> str:
-    """The row's validation accuracy; for a network still training, its best epoch so far as
-    the training loop measured it, marked so (the evaluation stage's figure comes later)."""
+    """The row's validation accuracy with its 95% interval; for a network still training, its
+    best epoch so far as the training loop measured it, marked so (the evaluation stage's
+    figure comes later)."""
     so_far = row.get("so_far")
     if row["accuracy"] is None and so_far and row["status"].startswith("running"):
         return (f"{so_far['best_val_accuracy']:.1%} so far "
                 f"(training loop, best epoch {so_far['best_epoch']})")  # fmt: skip
-    return _pct(row["accuracy"])
+    return _pct(row["accuracy"]) + _interval(row.get("accuracy_ci"))
+
+
+def f1_text(row: dict[str, Any]) -> str:
+    """The row's macro-F1 with its 95% (bootstrap) interval."""
+    return _pct(row["macro_f1"]) + _interval(row.get("macro_f1_ci"))
+
+
+CI_NOTE = (
+    "Brackets: 95% confidence intervals (accuracy: Wilson score; macro-F1: bootstrap "
+    "percentile, 1000 resamples, seed 0). Two runs whose intervals overlap may not differ: "
+    "the paired tests below say whether they do."
+)
+
+
+def paired_tests(study: dict[str, Any]) -> list[str]:
+    """The comparison stage's McNemar verdicts ("A beats B" only when p < 0.05)."""
+    record = study["stages"].get("compare") or {}
+    result = (record.get("result") or {}) if record.get("status") == "done" else {}
+    tests = [t for t in result.get("tests") or [] if t.get("verdict")]
+    lines = [t["verdict"] for t in tests if "p_value" in t]
+    untested = len(tests) - len(lines)
+    if untested:  # happy-sad is scored on two classes: no pair with the others
+        lines.append(f"{untested} pair(s) not tested: not scored on the same images "
+                     "(compare/comparison.json says why)")  # fmt: skip
+    return lines
+
+
+def _warnings_html(study: dict[str, Any]) -> str:
+    found = study.get("warnings") or []
+    if not found:
+        return (
+            "<p>None: no score at or above 99% or below chance, no small validation split, "
+            "no heavy imbalance, no sign of subject leakage.</p>"
+        )
+    items = "".join(
+        f'<div class="warning"><b>{_esc(w["kind"])}</b>: {_esc(w["message"])}'
+        f"<br><i>What to do:</i> {_esc(w['advice'])}</div>"
+        for w in found
+    )
+    return items
+
+
+def _warnings_markdown(study: dict[str, Any]) -> list[str]:
+    found = study.get("warnings") or []
+    if not found:
+        return []
+    lines = ["## Warnings", ""]
+    lines += [f"- **{w['kind']}**: {w['message']} What to do: {w['advice']}" for w in found]
+    return [*lines, ""]
 
 
 def comparison_rows(study: dict[str, Any], out: Path | None = None) -> list[dict[str, Any]]:
@@ -129,6 +186,8 @@ def comparison_rows(study: dict[str, Any], out: Path | None = None) -> list[dict
                 "so_far": so_far,
                 "accuracy": result.get("accuracy"),
                 "macro_f1": result.get("macro_f1"),
+                "accuracy_ci": result.get("accuracy_ci"),
+                "macro_f1_ci": result.get("macro_f1_ci"),
                 "n": result.get("n"),
                 "dropped": ",".join(result.get("dropped_classes") or []),
                 # a network resumed after a kill: its training time over every attempt
@@ -243,6 +302,7 @@ figure{display:inline-block;margin:.4em;vertical-align:top;max-width:100%}
 figure img{max-width:100%;max-height:520px;border:1px solid #e3e3e8}
 figcaption{font-size:12.5px;color:#555}.note{color:#555;font-size:13.5px;max-width:900px}
 .error{background:#fdecea;border-left:4px solid #b3261e;padding:.5em 1em;margin:.5em 0}
+.warning{background:#fff4e0;border-left:4px solid #a15c00;padding:.5em 1em;margin:.5em 0}
 """
 
 
@@ -336,15 +396,15 @@ def _counterpart(run: str | None, runs: list[str]) -> str:
 
 def _comparison_html(out: Path, study: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     affectnet = is_affectnet(study)
-    headers = ["run", "kind", "status", "val accuracy", "macro-F1", "n", "dropped classes",
-               "train s"]  # fmt: skip
+    headers = ["run", "kind", "status", "val accuracy [95% CI]", "macro-F1 [95% CI]", "n",
+               "dropped classes", "train s"]  # fmt: skip
     if affectnet:
         headers.append("seed's figure (test split)")
     body = []
     for r in rows:
         cells = [
             f"<b>{_esc(r['run'])}</b>", _esc(r["kind"]), _status(r["status"]),
-            f'<span class="acc">{_esc(accuracy_text(r))}</span>', _pct(r["macro_f1"]),
+            f'<span class="acc">{_esc(accuracy_text(r))}</span>', _esc(f1_text(r)),
             _esc(r["n"] if r["n"] is not None else "-"), _esc(r["dropped"]),
             _secs(r["train_seconds"]),
         ]  # fmt: skip
@@ -357,8 +417,12 @@ def _comparison_html(out: Path, study: dict[str, Any], rows: list[dict[str, Any]
         '<p class="note">Validation accuracy of each run on this study\'s validation split; '
         "happy-sad is scored on the happy and sad images only (its other classes are dropped), "
         "so its accuracy is a two-class figure. Train s: a network's training time summed over "
-        "every attempt (resumed runs included), an SVM stage's time (search, features, fit).</p>"
+        "every attempt (resumed runs included), an SVM stage's time (search, features, fit). "
+        f"{_esc(CI_NOTE)}</p>"
     )
+    if tests := paired_tests(study):
+        items = "".join(f"<li>{_esc(t)}</li>" for t in tests)
+        parts.append(f"<h3>Paired tests (McNemar, same validation items)</h3><ul>{items}</ul>")
     parts.append(_img(out, "compare/comparison.png", "accuracy and macro-F1 per run"))
     recipes = network_recipes(out, rows)
     if recipes:
@@ -469,6 +533,7 @@ def render_html(out: Path, study: dict[str, Any], m: dict[str, Any]) -> str:
     cfg = study["config"]
     rows = comparison_rows(study, out)
     sections = [
+        ("Warnings", _warnings_html(study)),
         ("Comparison", _comparison_html(out, study, rows)),
         ("Dataset", _dataset_html(out, study)),
         ("Runs: confusion matrices, training curves, misclassifications", _runs_html(out, rows)),
@@ -516,18 +581,22 @@ def render_markdown(study: dict[str, Any], m: dict[str, Any], out: Path | None =
     lines = [f"# ferkit study — {Path(cfg['data']).name} ({cfg['mode']})", ""]
     if study.get("in_progress"):
         lines += [f"**{progress_note(study)}**", ""]
+    lines += _warnings_markdown(study)
     lines += ["## Comparison", ""]
-    head = ["run", "kind", "status", "val accuracy", "macro-F1", "n"]
+    head = ["run", "kind", "status", "val accuracy [95% CI]", "macro-F1 [95% CI]", "n"]
     if affectnet:
         head.append("seed's figure (test split)")
     table = []
     for r in rows:
-        cells = [r["run"], r["kind"], r["status"], accuracy_text(r), _pct(r["macro_f1"]),
+        cells = [r["run"], r["kind"], r["status"], accuracy_text(r), f1_text(r),
                  str(r["n"] if r["n"] is not None else "-")]  # fmt: skip
         if affectnet:
             cells.append(_pct(r["seed_accuracy"]) if r["seed_accuracy"] else "-")
         table.append(cells)
     lines += _md_table(head, table)
+    lines += ["", CI_NOTE]
+    if tests := paired_tests(study):
+        lines += ["", "Paired tests (McNemar, same validation items):", *[f"- {t}" for t in tests]]
     if affectnet:
         figures = ", ".join(f"{label} {acc:.1%}" for label, _, acc in SEED_FIGURES)
         lines += ["", f"Seed notebook figures (AffectNet test split): {figures}.", "", SEED_NOTE]

@@ -28,8 +28,9 @@ import numpy as np
 import torch
 
 from ferkit import io
-from ferkit.data.balance import SEED_MARGIN, class_weights, stratified_split
+from ferkit.data.balance import SEED_MARGIN, class_weights
 from ferkit.data.dataset import Split, load_dataset, peek_format
+from ferkit.data.groups import describe, hold_out
 from ferkit.data.sharpness import MODES as SHARPNESS_MODES
 from ferkit.data.sharpness import matching_target
 from ferkit.data.vocabulary import CANONICAL, require_canonical
@@ -75,6 +76,7 @@ class TrainConfig:
     train_split: str = "train"
     val_split: str = "val"
     max_train: int | None = None
+    group_by: str | None = None  # no val split: subject regex of the hold-out (ferkit.data.groups)
     init: str | None = None
     threads: int | None = None
     nproc: int = 1
@@ -179,8 +181,11 @@ def _load_source(
         val = ds.usable_split(cfg.val_split)
         info["val_split"] = val.name
     except SplitNotFoundError:
-        train, val = _hold_out(train, cfg.seed)
-        info["val_split"] = f"10% of {train.name} (no {cfg.val_split!r} split)"
+        train, val, grouping = hold_out(train, cfg.seed, cfg.group_by)
+        info["val_split"] = f"{describe(grouping, train.name)}; no {cfg.val_split!r} split"
+        info["grouping"] = grouping
+        if "warning" in grouping:
+            _log(f"warning: {path}: {grouping['warning']}")
     info["train_split"] = train.name
     if cfg.dedupe:
         from ferkit.data.duplicates import dedupe_message, dedupe_train
@@ -386,6 +391,7 @@ def _provenance(
                 "data": source.info["data"],
                 "train_split": source.info["train_split"],
                 "val_split": source.info["val_split"],
+                "grouping": source.info.get("grouping"),  # how a held-out val was drawn
                 "skipped": source.info["skipped"],
                 "train_samples": len(tr),
                 "val_samples": len(va),
@@ -394,11 +400,6 @@ def _provenance(
             }
         )
     return entries
-
-
-def _hold_out(train: Split, seed: int) -> tuple[Split, Split]:
-    keep, held = stratified_split(train.labels, 0.1, seed=seed)
-    return train.subset(keep), train.subset(held)
 
 
 def _channel_stats(images: np.ndarray, seed: int, n: int = 5000) -> tuple[list[float], list[float]]:
@@ -535,6 +536,7 @@ def _card(out: Path, cfg: TrainConfig, prepared: PreparedData) -> dict[str, Any]
                     "data",
                     "train_split",
                     "val_split",
+                    "grouping",
                     "train_samples",
                     "val_samples",
                     "train_counts",

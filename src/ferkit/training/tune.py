@@ -339,6 +339,15 @@ def _setup(
     return {"model": model, "max_epochs": max_epochs, "space": space, "base": config}
 
 
+def _with_new_defaults(setup: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A stored setup with the TrainConfig settings added since it was stored at their
+    defaults: a search started before a new setting (``group_by``) resumes, as a run does."""
+    if setup is None or not isinstance(setup.get("base"), dict):
+        return setup
+    defaults = {k: v for k, v in asdict(TrainConfig()).items() if k not in _FREE}
+    return {**setup, "base": {**defaults, **setup["base"]}}
+
+
 def _open_study(
     out: Path,
     model: str,
@@ -368,7 +377,7 @@ def _open_study(
         load_if_exists=True,
     )
     wanted = _setup(model, max_epochs, base, space)
-    before = study.user_attrs.get("setup")
+    before = _with_new_defaults(study.user_attrs.get("setup"))
     if before is None:
         study.set_user_attr("setup", wanted)
     elif before != wanted:
