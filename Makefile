@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DATA ?= ../shared/data/affectnet_yolo
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test lint venv dev clean
+.PHONY: demo test test-fast lint typecheck venv dev clean
 
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,9 +45,19 @@ test: $(VENV)/.dev
 	$(PY) -m pytest -n 2 --dist loadgroup -q
 	$(VENV)/bin/ruff check src tests benchmarks
 
+# The everyday loop: the suite without the tests marked slow (builds, installs, training runs).
+# `make test` stays the whole suite.
+test-fast: $(VENV)/.dev
+	$(PY) -m pytest -n 2 --dist loadgroup -q -m "not slow"
+
+# CI runs it before the tests (.ci/run).
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
+
+# mypy over src/ferkit with pyproject's [tool.mypy]; not in CI until the tree is clean.
+typecheck: $(VENV)/.dev
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

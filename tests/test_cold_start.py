@@ -85,3 +85,18 @@ def test_network_names_listed_without_torch_match_the_registry() -> None:
     from ferkit.models.nets import list_models
 
     assert list(NETWORKS) == list_models()
+
+
+def test_import_ferkit_and_listing_its_exports_import_no_heavy_package() -> None:
+    """``ferkit.predict``, ``ferkit.Predictor``... are imported on first use, not by ``import
+    ferkit``, which every command runs first."""
+    code = (
+        "import json, sys, ferkit; names = dir(ferkit); assert 'predict' in names; "
+        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []

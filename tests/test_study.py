@@ -67,6 +67,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path
 RUNS = ["svm-raw", "svm-hog", "cnn10", "convnet", "fernet", "happy-sad"]
 
 
+@pytest.mark.slow
 def test_every_stage_writes_its_outputs(study: tuple[Path, Path, dict]) -> None:
     _, out, record = study
     assert record["runs"] == RUNS
@@ -101,6 +102,7 @@ def test_every_stage_writes_its_outputs(study: tuple[Path, Path, dict]) -> None:
     assert record["stages"]["eval-svm-hog"]["result"]["accuracy"] > 0.5  # chance is 0.25
 
 
+@pytest.mark.slow
 def test_report_names_every_run_with_its_accuracy(study: tuple[Path, Path, dict]) -> None:
     data, out, _record = study
     html = (out / "report.html").read_text()
@@ -125,6 +127,7 @@ def test_report_names_every_run_with_its_accuracy(study: tuple[Path, Path, dict]
     assert "Paired tests (McNemar" in html
 
 
+@pytest.mark.slow
 def test_report_says_how_each_network_was_trained_and_the_study_command(
     study: tuple[Path, Path, dict],
 ) -> None:
@@ -144,6 +147,7 @@ def test_report_says_how_each_network_was_trained_and_the_study_command(
     assert f"`{command}`" in markdown and command in html
 
 
+@pytest.mark.slow
 def test_the_study_command_gives_back_the_same_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -171,6 +175,7 @@ def test_the_study_command_gives_back_the_same_settings(
     )  # defaults are left out
 
 
+@pytest.mark.slow
 def test_rerun_reuses_every_done_stage(study: tuple[Path, Path, dict]) -> None:
     data, out, _ = study
     before = stage_files(out)
@@ -197,6 +202,7 @@ class Killed(BaseException):
     """Stands for a kill: not an Exception, so no stage catches it."""
 
 
+@pytest.mark.slow
 def test_kill_mid_training_resumes_and_failures_are_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -307,6 +313,7 @@ def test_happy_sad_is_skipped_with_the_reason_and_val_is_held_out(tmp_path: Path
     assert again["stages"]["happy-sad"]["reused"]
 
 
+@pytest.mark.slow
 def test_unsplit_class_folders_are_studied_with_a_held_out_validation(tmp_path: Path) -> None:
     data = make_dataset(tmp_path / "data", per_class=10, splits=("",))  # root/<emotion>/*.png
     out = tmp_path / "out"
@@ -320,6 +327,7 @@ def test_unsplit_class_folders_are_studied_with_a_held_out_validation(tmp_path: 
         assert stages[stage]["status"] == "done", (stage, stages[stage])
 
 
+@pytest.mark.slow
 def test_ferkit_recipe_trains_every_network_the_shipped_way(
     study: tuple[Path, Path, dict], tmp_path: Path
 ) -> None:
@@ -350,6 +358,7 @@ def test_ferkit_recipe_trains_every_network_the_shipped_way(
         StudyConfig(**cfg, recipe="nope")
 
 
+@pytest.mark.slow
 def test_large_images_are_studied_at_96_px_at_most(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -377,6 +386,7 @@ def test_large_images_are_studied_at_96_px_at_most(
     assert not again["stages"]["data"]["reused"]
 
 
+@pytest.mark.slow
 def test_report_in_headless_chromium(
     study: tuple[Path, Path, dict], tmp_path: Path, chromium: Any
 ) -> None:

@@ -132,6 +132,7 @@ def _start(data: Path, out: Path, resume: bool) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code], env=os.environ.copy())
 
 
+@pytest.mark.slow
 def test_kill_9_mid_epoch_then_resume_loses_at_most_that_epoch(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = _start(data, out, resume=False)
@@ -232,6 +233,7 @@ def test_init_from_gray_run_remaps_head_and_channels(data: Path, tmp_path: Path)
         )
 
 
+@pytest.mark.slow
 def test_ddp_two_gloo_processes(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "ddp"
     summary = train_network(data, out, _cfg(epochs=2, nproc=2), progress=False)

@@ -111,7 +111,7 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = ".tmp") -> Iterato
 
 
 def _write_with(
-    target: str | os.PathLike[str], mode: str, write: Callable[[IO[Any]], None]
+    target: str | os.PathLike[str], mode: str, write: Callable[[IO[Any]], object]
 ) -> None:
     with atomic_path(target) as tmp, open(tmp, mode) as fh:
         write(fh)

@@ -4,7 +4,7 @@ training images, and say which faces are too poor to classify.
 
 ``find_faces(image)`` does all of it; the steps are public for callers that need one of them.
 Detectors are pluggable by name (:func:`create_detector`, :func:`register_detector`).
-See docs/faces.md for the defaults and the measurements behind them.
+README (*Faces in photos*) and docs/BENCHMARKS.md have the defaults and their measurements.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 ``Predictor(model)`` holds a model and the face pipeline set up for it; ``predict_image``,
 ``predict_video`` and ``predict_many`` return JSON-serialisable results (``to_dict()``), and
 ``predict_many(..., out=DIR)`` writes annotated copies, video timelines and predictions.json.
-``ferkit predict`` is the command-line face of it (docs/predict.md).
+``ferkit predict`` is the command-line face of it (README, *Predicting on photos and videos*).
 """
 
 from __future__ import annotations

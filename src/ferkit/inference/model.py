@@ -73,7 +73,7 @@ def framing_name(card: Mapping[str, Any]) -> str:
     A card's explicit ``"framing"`` wins; else the name of the ``trained_on`` dataset (its last
     path component, or the folder of a ``data.yaml`` / CSV) is matched against affectnet and
     fer2013, because a model classifies best the crops framed like those it learnt from
-    (docs/faces.md measures both datasets' framing). Unknown data gets the "default" framing.
+    (docs/BENCHMARKS.md measures both datasets' framing). Unknown data gets the "default" framing.
     Only the last component is read, so a run trained on ``/data/fer2013-copy/x`` is not taken
     for FER2013 because of a parent folder's name.
     """

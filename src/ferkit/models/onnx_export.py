@@ -88,6 +88,8 @@ class _PixelsToLogits(nn.Module):
     def __init__(self, network: nn.Module, mean: list[float], std: list[float]) -> None:
         super().__init__()
         self.network = network
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
@@ -131,7 +133,7 @@ def _trace_to_bytes(module: nn.Module, example: torch.Tensor, opset: int, dynami
             torch.onnx.export(
                 module,
                 (example,),
-                buffer,
+                buffer,  # type: ignore[arg-type]  # a file object works; the stubs say a path
                 dynamo=False,
                 opset_version=opset,
                 input_names=[INPUT_NAME],

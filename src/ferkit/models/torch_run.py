@@ -50,6 +50,8 @@ _RATES = ("dropout", "conv_dropout")
 
 def _check_value(key: str, value: Any) -> None:
     """One architecture value against its range (unknown options are the registry's job)."""
+    low: float
+    high: float
     if key in _INT_RANGES:
         low, high = _INT_RANGES[key]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -134,7 +136,7 @@ def _check_budget(config: dict[str, Any]) -> None:
         )
 
 
-def build_network(config: dict[str, Any]) -> torch.nn.Module:
+def build_network(config: Any) -> torch.nn.Module:
     """Rebuild a registered network from its ``config`` (as ``Network.config`` gives it).
 
     Every value is range-checked and the size measured on the meta device first, so a
@@ -177,7 +179,7 @@ def save_torch_run(run_dir: str | Path, model: torch.nn.Module, card: dict[str, 
         "ferkit_version": __version__,
         "weights": WEIGHTS_FILE,
         "weights_sha256": sha256(data),
-        "architecture": model.config,  # type: ignore[attr-defined]
+        "architecture": model.config,
         **card,
     }
     io.write_json(run_dir / "model.json", full)
@@ -293,7 +295,7 @@ def load_torch_estimator(run_dir: Path, card: dict[str, Any]) -> TorchClassifier
             f"{card['color']})"
         )
     for key in ("mean", "std"):
-        value = card.get(key)
+        value: Any = card.get(key)
         numbers = isinstance(value, list) and all(
             isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
             for v in value

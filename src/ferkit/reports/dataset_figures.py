@@ -64,7 +64,9 @@ def sample_grid(split: Split, per_class: int = 8, seed: int = 0) -> Figure:
     gray = split.images.shape[-1] == 1
     for r, name in enumerate(split.classes):
         idx = np.flatnonzero(split.labels == r)
-        chosen = rng.choice(idx, min(per_class, len(idx)), replace=False) if len(idx) else []
+        chosen: np.ndarray | list[int] = (
+            rng.choice(idx, min(per_class, len(idx)), replace=False) if len(idx) else []
+        )
         for c in range(per_class):
             ax = axes[r, c]
             ax.set_xticks([])
@@ -188,7 +190,7 @@ def write_inspect_figures(
 ) -> tuple[dict[str, str], list[str]]:
     """Write every inspect figure into ``out``; returns ({name: path}, notes on skipped ones).
     ``pairs`` (duplicate pairs) adds ``duplicates.png`` when there is any."""
-    shown = ds.split(resolve_split_name(split, ds.splits)) if split else main_split(ds)
+    shown = ds.split(resolve_split_name(split, list(ds.splits))) if split else main_split(ds)
     figures: dict[str, str] = {}
     notes: list[str] = []
     builders = {

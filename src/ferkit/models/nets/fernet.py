@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from typing import cast
 
 import torch
 from torch import nn
@@ -130,15 +131,15 @@ class FerNet(Network):
 
         downsamples = _stem_downsamples(image_size, stem)
         convs = max(2, downsamples)
-        stem: OrderedDict[str, nn.Module] = OrderedDict()
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
         channels = in_channels
         for i in range(convs):
             out = widths[0] if i == convs - 1 else widths[0] // 2
             stride = 2 if i >= convs - downsamples else 1
-            stem[f"conv{i + 1}"] = _conv_bn(channels, out, stride=stride)
-            stem[f"relu{i + 1}"] = nn.ReLU(inplace=True)
+            layers[f"conv{i + 1}"] = _conv_bn(channels, out, stride=stride)
+            layers[f"relu{i + 1}"] = nn.ReLU(inplace=True)
             channels = out
-        self.stem = nn.Sequential(stem)
+        self.stem = nn.Sequential(layers)
 
         self.stage1 = self._stage(widths[0], widths[0], depth, stride=1)
         self.stage2 = self._stage(widths[0], widths[1], depth, stride=2)
@@ -173,7 +174,7 @@ class FerNet(Network):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
         for module in self.modules():
             if isinstance(module, Block):
-                nn.init.zeros_(module.conv2.bn.weight)
+                nn.init.zeros_(cast(nn.BatchNorm2d, module.conv2.bn).weight)
         init_linear(self.head)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

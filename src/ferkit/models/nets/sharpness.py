@@ -78,6 +78,7 @@ class SharpnessMatch(nn.Module):
         if not (isinstance(target, int | float) and math.isfinite(target) and target > 0):
             raise ValueError(f"sharpness target must be a number > 0, got {target!r}")
         self.target = float(target)
+        self.blurs: torch.Tensor
         self.register_buffer("blurs", blur_matrices(size), persistent=False)
 
     def extra_repr(self) -> str:
