@@ -108,6 +108,10 @@ def test_decode_image_drafts_a_jpeg_down_to_the_pixels_asked_for(tmp_path: Path)
     assert decode_image(path, min_pixels=30_000).shape == (150, 200, 3)  # 1/2 keeps 30,000
     assert decode_image(path, min_pixels=30_001).shape == (300, 400, 3)  # 1/2 would not
     assert decode_image(path, min_pixels=7_500).shape == (75, 100, 3)  # 1/4
+    odd = tmp_path / "odd.jpg"  # Pillow's draft divides sizes down: odd sides reduce too
+    Image.fromarray(noise(1, 401)[:301]).save(odd)
+    assert decode_image(odd, min_pixels=30_000).shape == (151, 201, 3)
+    assert decode_image(odd, max_pixels=30_000).shape == (76, 101, 3)  # forced: 1/4 fits
     Image.fromarray(noise(1, 400)[:300]).save(tmp_path / "a.png")
     assert decode_image(tmp_path / "a.png", min_pixels=7_500).shape == (300, 400, 3)
 

@@ -190,13 +190,20 @@ def _open_checked(
             target = (math.ceil(size / scale), math.ceil(size / scale))
         else:  # the least reduction (1/2, 1/4, 1/8) that fits the limit
             factor = next((f for f in (2, 4, 8) if pixels / (f * f) <= max_pixels), 8)
-            target = (math.ceil(width / factor), math.ceil(height / factor))
+            target = _draft_target(width, height, factor)
         img.draft(img.mode, target)
     elif img.format == "JPEG" and min_pixels is not None and box is None:
         factor = max(f for f in (1, 2, 4, 8) if f == 1 or pixels / (f * f) >= min_pixels)
-        if factor > 1:  # draft picks the smallest scale whose size is at least the target
-            img.draft(img.mode, (math.ceil(width / factor), math.ceil(height / factor)))
+        if factor > 1:
+            img.draft(img.mode, _draft_target(width, height, factor))
     return img
+
+
+def _draft_target(width: int, height: int, factor: int) -> tuple[int, int]:
+    """The size to ask ``Image.draft`` for to get 1/``factor`` scale: Pillow picks the scale
+    ``min(width // w, height // h)``, so the target is rounded down (a ceiling would make
+    4899 // 2450 = 1 and decode an odd-sized photo in full)."""
+    return max(1, width // factor), max(1, height // factor)
 
 
 def decode_image(
