@@ -82,12 +82,16 @@ def make_session(model: bytes | str | Path, threads: int | None = None) -> Any:
 
     One inter-op thread because these graphs are a single chain of convolutions: there is no
     parallel branch to run, and a second pool would only compete for the same two cores.
+    The intra-op threads sleep between ops instead of spinning: on a shared machine a spinning
+    thread burns the time slice its sibling needs (measured on the 2-core dev machine at load
+    5: 1.4x the faces/s at batch 256, 1.9x at batch 1; docs/BENCHMARKS.md).
     """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or default_threads()
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3  # errors only: ORT's info lines are noise for users
     source = model if isinstance(model, bytes) else str(model)
