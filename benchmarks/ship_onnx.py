@@ -1,21 +1,37 @@
 """Ship an ONNX export beside a shipped network's safetensors, so ``load_run(NAME)`` runs it
-with onnxruntime and ``ferkit predict`` never imports torch (issue 23's cold start).
+with onnxruntime and ``ferkit predict`` never imports torch (issue 23's cold start); with
+``--int8``, also its int8 graph, where it keeps val accuracy (issue 19).
 
     .venv/bin/python benchmarks/ship_onnx.py NAME [NAME ...]
+    .venv/bin/python benchmarks/ship_onnx.py NAME --int8 --data ../shared/data/fer2013 \\
+        [--val-split val] [--train-split train] [--calibration 500] [--seed 0]
 
 A maintainer's step, run after ``ship_row.py`` (or ``ship_run``) and committed with the weights:
 the export is made by ``export_onnx`` into a temporary copy of the run (``ferkit export`` never
 writes into the package), checked there against torch on a random batch, and its file and the
 card's ``onnx`` entry (sha256 of the graph and of the weights it came from) are then copied in.
 A stale or altered graph is refused at load time and the torch weights are used instead.
+
+``--int8`` quantises the shipped ``model.onnx`` statically (QDQ, per-channel int8 weights,
+uint8 activations, MinMax calibration on ``--calibration`` random train crops), scores the
+float and the int8 graph on the whole val split, and ships ``model.int8.onnx`` with a card
+entry ``onnx_int8`` (its sha256, the weights it came from, both accuracies) only when the
+int8 graph loses at most 0.3 points; otherwise it prints the drop and ships nothing (an
+earlier int8 graph of that model is removed from the card).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import tempfile
+from datetime import date
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from ferkit import io
 from ferkit.models.onnx_export import export_onnx
@@ -36,11 +52,102 @@ def ship_onnx(name: str, dest: Path = WEIGHTS_DIR) -> dict:
     return entry
 
 
+def ship_int8(
+    name: str,
+    data: Path,
+    *,
+    val_split: str = "val",
+    train_split: str = "train",
+    calibration: int = 500,
+    seed: int = 0,
+    dest: Path = WEIGHTS_DIR,
+) -> dict[str, Any]:
+    """Quantise ``name``'s shipped graph, score it, and ship it if the rule allows.
+
+    Returns what was measured, with ``adopted`` saying whether it was shipped."""
+    import onnxruntime
+
+    from ferkit.data import load_dataset
+    from ferkit.evaluation import evaluate_run
+    from ferkit.models import load_run
+    from ferkit.models.onnx_quantize import MAX_ACCURACY_DROP, quantize_graph
+    from ferkit.models.onnx_run import INT8_FILE, INT8_KEY, OnnxClassifier, make_session
+
+    run = load_run(name, backend="onnx-fp32")
+    source = run.path / run.card["onnx"]["file"]
+    train = load_dataset(
+        data, image_size=run.image_size, color=run.color, splits=[train_split], progress=False
+    ).usable_split(train_split)
+    rng = np.random.default_rng(seed)
+    images = train.images[rng.choice(len(train.images), calibration, replace=False)]
+    with tempfile.TemporaryDirectory() as tmp:
+        graph = quantize_graph(source, "qdq", images, Path(tmp) / INT8_FILE).read_bytes()
+    int8 = dataclasses.replace(run, estimator=OnnxClassifier(make_session(graph), precision="int8"))
+    fp32 = evaluate_run(run, data, val_split, progress=False)
+    low = evaluate_run(int8, data, val_split, progress=False)
+    drop = fp32["accuracy"] - low["accuracy"]
+    entry = {
+        "file": INT8_FILE,
+        "sha256": hashlib.sha256(graph).hexdigest(),
+        "weights_sha256": run.card["weights_sha256"],
+        "onnx_sha256": run.card["onnx"]["sha256"],
+        "format": "QDQ",
+        "quantization": (
+            f"onnxruntime {onnxruntime.__version__} quantize_static: per-channel int8 weights, "
+            f"uint8 activations, MinMax calibration on {calibration} random {train_split} "
+            f"crops (seed {seed})"
+        ),
+        "validation": {
+            "split": val_split,
+            "n": low["n"],
+            "accuracy_fp32": round(fp32["accuracy"], 4),
+            "accuracy_int8": round(low["accuracy"], 4),
+            "drop_points": round(100 * drop, 3),
+            "rule": f"shipped only if the drop is at most {100 * MAX_ACCURACY_DROP:g} points",
+            "date": date.today().isoformat(),
+        },
+    }
+    adopted = drop <= MAX_ACCURACY_DROP + 1e-12
+    card = json.loads((run.path / "model.json").read_text())
+    card.pop(INT8_KEY, None)
+    if adopted:
+        io.write_bytes(dest / name / INT8_FILE, graph)
+        card[INT8_KEY] = entry
+    elif (dest / name / INT8_FILE).exists():
+        (dest / name / INT8_FILE).unlink()
+    io.write_json(dest / name / "model.json", card)
+    return {**entry, "adopted": adopted}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="+")
+    parser.add_argument("--int8", action="store_true", help="quantise the shipped graph")
+    parser.add_argument("--data", type=Path, help="the dataset (with --int8)")
+    parser.add_argument("--val-split", default="val")
+    parser.add_argument("--train-split", default="train")
+    parser.add_argument("--calibration", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.int8 and args.data is None:
+        parser.error("--int8 needs --data")
     for name in args.names:
+        if args.int8:
+            result = ship_int8(
+                name,
+                args.data,
+                val_split=args.val_split,
+                train_split=args.train_split,
+                calibration=args.calibration,
+                seed=args.seed,
+            )
+            v = result["validation"]
+            verdict = "shipped" if result["adopted"] else "NOT shipped"
+            print(
+                f"{name}: int8 {v['accuracy_int8']:.4f} vs fp32 {v['accuracy_fp32']:.4f} "
+                f"on {v['split']} (n={v['n']}), drop {v['drop_points']} points: {verdict}"
+            )
+            continue
         entry = ship_onnx(name)
         print(
             f"{name}: {entry['file']} sha256 {entry['sha256'][:12]}..., "

@@ -279,3 +279,66 @@ def test_cli_export(exported: dict[str, Path], tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "--onnx" in missing.output
     bad = runner.invoke(app, ["export", str(tmp_path / "nope"), "--onnx"])
     assert bad.exit_code == 2 and "not a ferkit run" in bad.output.replace("\n", " ")
+
+
+# -- the int8 graph (issue 19): chosen when recorded, refused when tampered, missing or stale --
+
+
+@pytest.fixture(scope="module")
+def quantised(exported: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seedcnn run with a static QDQ int8 graph recorded in its card, as shipped."""
+    from ferkit.models.onnx_quantize import quantize_graph
+    from ferkit.models.onnx_run import INT8_FILE, INT8_KEY
+
+    run_dir = Path(shutil.copytree(exported["seedcnn"], tmp_path_factory.mktemp("q") / "run"))
+    graph = quantize_graph(
+        run_dir / "model.onnx", "qdq", images_for(run_dir, 64, seed=3), run_dir / INT8_FILE
+    )
+    card = json.loads((run_dir / "model.json").read_text())
+    card[INT8_KEY] = {
+        "file": INT8_FILE,
+        "sha256": sha256(graph.read_bytes()),
+        "weights_sha256": card["weights_sha256"],
+    }
+    (run_dir / "model.json").write_text(json.dumps(card))
+    return run_dir
+
+
+def test_int8_graph_is_the_default_and_close_to_the_float_one(quantised: Path) -> None:
+    images = images_for(quantised, 16, seed=5)
+    int8 = load_run(quantised)
+    assert int8.backend == "onnx" and int8.estimator.precision == "int8"
+    assert load_run(quantised, backend="onnx").estimator.precision == "int8"
+    fp32 = load_run(quantised, backend="onnx-fp32")
+    assert fp32.estimator.precision == "fp32"
+    torch_probs = load_run(quantised, backend="torch").estimator.predict_proba(images)
+    assert np.abs(fp32.estimator.predict_proba(images) - torch_probs).max() < TOL
+    # int8 is an approximation: close, not equal (the real models' accuracy is in the card)
+    assert np.abs(int8.estimator.predict_proba(images) - torch_probs).max() < 0.1
+
+
+@pytest.mark.parametrize("damage", ["tampered", "missing", "stale"])
+def test_bad_int8_graph_is_refused_or_falls_back_to_the_float_graph_loudly(
+    quantised: Path, tmp_path: Path, damage: str
+) -> None:
+    run_dir = copy_run(quantised, tmp_path)
+    path = run_dir / "model.int8.onnx"
+    if damage == "tampered":
+        blob = bytearray(path.read_bytes())
+        blob[-10] ^= 0xFF
+        path.write_bytes(bytes(blob))
+        reason = r"model\.int8\.onnx: does not match the sha256"
+    elif damage == "missing":
+        path.unlink()
+        reason = r"model\.int8\.onnx: the ONNX file named in model.json is missing"
+    else:
+        card = json.loads((run_dir / "model.json").read_text())
+        card["onnx_int8"]["weights_sha256"] = "0" * 64
+        (run_dir / "model.json").write_text(json.dumps(card))
+        reason = r"model\.int8\.onnx: was exported from other weights"
+    with pytest.raises(FerkitError, match=reason):
+        load_run(run_dir, backend="onnx")
+    with pytest.warns(UserWarning, match=reason + ".*using the float graph instead"):
+        run = load_run(run_dir)
+    assert run.backend == "onnx" and run.estimator.precision == "fp32"
+    assert load_run(run_dir, backend="onnx-fp32").estimator.precision == "fp32"  # untouched

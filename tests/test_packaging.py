@@ -88,6 +88,8 @@ def test_wheel_holds_the_code_the_weights_and_the_declared_requirements(wheel: P
         files = {"model.json", card["weights"], "train.json"}
         if "onnx" in card:  # a shipped network's graph: predict runs it without torch
             files.add(card["onnx"]["file"])
+        if "onnx_int8" in card:  # and its int8 graph, which predict runs by default
+            files.add(card["onnx_int8"]["file"])
         assert {f"ferkit/weights/{model}/{f}" for f in files} <= names, model
     assert not [n for n in names if "__pycache__" in n]
 

@@ -143,9 +143,16 @@ def _decode_problem(exc: BaseException) -> ImageProblem:
 
 
 def _open_checked(
-    path: Path, size: int | None, max_pixels: int, box: Box | None = None
+    path: Path,
+    size: int | None,
+    max_pixels: int,
+    box: Box | None = None,
+    min_pixels: int | None = None,
 ) -> Image.Image:
-    """Open lazily and refuse what is empty, unidentifiable or too large to decode safely."""
+    """Open lazily and refuse what is empty, unidentifiable or too large to decode safely.
+
+    ``min_pixels`` (JPEG only): decode at the largest reduction (1/2, 1/4, 1/8) that still
+    gives at least that many pixels, for a caller that needs no more (face detection)."""
     nbytes = check_regular_file(path)
     if nbytes == 0:
         raise ImageProblem("empty-file", "empty file (0 bytes)")
@@ -183,9 +190,20 @@ def _open_checked(
             target = (math.ceil(size / scale), math.ceil(size / scale))
         else:  # the least reduction (1/2, 1/4, 1/8) that fits the limit
             factor = next((f for f in (2, 4, 8) if pixels / (f * f) <= max_pixels), 8)
-            target = (math.ceil(width / factor), math.ceil(height / factor))
+            target = _draft_target(width, height, factor)
         img.draft(img.mode, target)
+    elif img.format == "JPEG" and min_pixels is not None and box is None:
+        factor = max(f for f in (1, 2, 4, 8) if f == 1 or pixels / (f * f) >= min_pixels)
+        if factor > 1:
+            img.draft(img.mode, _draft_target(width, height, factor))
     return img
+
+
+def _draft_target(width: int, height: int, factor: int) -> tuple[int, int]:
+    """The size to ask ``Image.draft`` for to get 1/``factor`` scale: Pillow picks the scale
+    ``min(width // w, height // h)``, so the target is rounded down (a ceiling would make
+    4899 // 2450 = 1 and decode an odd-sized photo in full)."""
+    return max(1, width // factor), max(1, height // factor)
 
 
 def decode_image(
@@ -194,15 +212,18 @@ def decode_image(
     color: Color = "rgb",
     max_pixels: int = DEFAULT_MAX_PIXELS,
     box: Box | None = None,
+    min_pixels: int | None = None,
 ) -> np.ndarray:
     """Decode ``path`` into an (H, W, C) uint8 array, C = 3 for rgb and 1 for gray.
 
     ``size`` resizes to size x size (as the seed's ``cv2.resize``); ``box`` first crops the
     square around that face (:func:`crop_box`, in the upright image, as YOLO tools label it).
+    ``min_pixels`` lets a large JPEG decode at 1/2, 1/4 or 1/8 scale (JPEG's free reduced
+    decoding) as long as at least that many pixels remain; other formats decode in full.
     Raises :class:`ImageProblem` with the reason when the file is not a usable image.
     """
     path = Path(path)
-    img = _open_checked(path, size, max_pixels, box)
+    img = _open_checked(path, size, max_pixels, box, min_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns on odd EXIF/ICC data; we still decode

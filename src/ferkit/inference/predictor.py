@@ -27,7 +27,7 @@ from ferkit.data.problems import Problem
 from ferkit.errors import FerkitError
 from ferkit.faces import FRAMINGS, THRESHOLDS, Box, FaceDetector, create_detector, find_faces
 from ferkit.faces.images import check_image
-from ferkit.faces.scale import DEFAULT_MAX_DETECT_PIXELS
+from ferkit.faces.scale import DEFAULT_MAX_DETECT_PIXELS, scaled_box
 from ferkit.inference.inputs import (
     InputFile,
     ReadImage,
@@ -54,15 +54,39 @@ DEFAULT_BATCH_SIZE = 64
 MAX_PENDING_PIXELS = 50_000_000
 
 
+# A JPEG decoded at a reduced scale for detection (``read_image_scaled(min_pixels=...)``) is
+# decoded again at full resolution only when a face's box in it is narrower than this many
+# times the model's input side (or the quality gate's minimum face): the crop, which frames
+# more than the box, then still has at least 1.5x the pixels of the model's input, so the full
+# image would add no detail the model sees.
+FULL_DECODE_BELOW = 1.5
+
+
 @dataclass
 class _Pending:
-    """An image whose faces are found, waiting for its crops to be classified in a batch."""
+    """An image whose faces are found, waiting for its crops to be classified in a batch.
+
+    ``result`` is in the coordinates of ``image`` (the pixels the faces were found in), and
+    ``read`` maps them back to the original (:func:`_to_original`)."""
 
     result: ImageResult
     image: np.ndarray
     tag: Any
     crops: list[np.ndarray]
     targets: list[int]  # indices into result.faces that get a label
+    read: ReadImage | None = None
+
+
+class _GivenBoxes:
+    """A detector that answers the boxes already found (in a reduced copy, scaled to this
+    image), so :func:`find_faces` takes landmarks and crops from the full-resolution image
+    without searching it again."""
+
+    def __init__(self, boxes: list[Box]) -> None:
+        self.boxes = boxes
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        return list(self.boxes)
 
 
 def whole_image_crop(image: np.ndarray, size: int, color: str) -> np.ndarray:
@@ -77,31 +101,41 @@ def whole_image_crop(image: np.ndarray, size: int, color: str) -> np.ndarray:
     return array[:, :, None] if array.ndim == 2 else array
 
 
-def _frame_items(video: VideoFrames, every: int) -> Iterator[tuple[np.ndarray, ImageResult, None]]:
+# What the stream takes: the decoded image, its result to fill, the caller's tag, and the file
+# it came from (to decode again at full resolution when it was drafted), or None.
+_Item = tuple[ReadImage, ImageResult, T, Path | None]
+
+
+def _frame_items(video: VideoFrames, every: int) -> Iterator[_Item[None]]:
     for frame in video.frames(every):
         height, width = frame.pixels.shape[:2]
         result = ImageResult(str(video.path), width, height, frame=frame.index, time_s=frame.time_s)
-        yield frame.pixels, result, None
+        yield ReadImage(frame.pixels, width, height), result, None, None
 
 
-def _to_original(result: ImageResult, read: ReadImage) -> ImageResult:
+def _to_original(result: ImageResult, read: ReadImage | None) -> ImageResult:
     """``result`` in the original image's coordinates when it was decoded at a reduced scale
-    (a JPEG over the pixel limit): boxes, landmarks and size multiplied back."""
-    if read.scale == 1.0:
+    (a JPEG over the pixel limit, or drafted for detection): boxes, landmarks, the measured
+    face size and the image size multiplied back."""
+    if read is None or read.scale == 1.0:
         return result
     s = read.scale
     result.width, result.height = read.width, read.height
     result.faces = [
         dataclasses.replace(
             face,
-            box=dataclasses.replace(
-                face.box,
-                left=round(face.box.left * s),
-                top=round(face.box.top * s),
-                width=round(face.box.width * s),
-                height=round(face.box.height * s),
+            box=face.box.mapped(
+                round(face.box.left * s),
+                round(face.box.top * s),
+                round(face.box.width * s),
+                round(face.box.height * s),
+                s,
+                s,
             ),
             landmarks=None if face.landmarks is None else face.landmarks * s,
+            quality=None
+            if face.quality is None
+            else dataclasses.replace(face.quality, face_px=face.quality.face_px * s),
         )
         for face in result.faces
     ]
@@ -221,38 +255,71 @@ class Predictor:
         """The faces of one photo: a uint8 array ((H, W) gray, (H, W, 1) or (H, W, 3) RGB) or
         an image file. An unreadable file raises :class:`UnreadableInputError` with the reason.
         """
+        path = None
         if isinstance(image, np.ndarray):
             pixels, source = check_image(image), "<array>"
             read = ReadImage(pixels, pixels.shape[1], pixels.shape[0])
         else:
-            read, source = read_image_scaled(image), str(image)
+            path, source = Path(image), str(image)
+            read = self._read(path)
         result = ImageResult(source, read.pixels.shape[1], read.pixels.shape[0])
-        return _to_original(next(self._stream([(read.pixels, result, None)]))[0], read)
+        done = next(self._stream([(read, result, None, path)]))
+        return _to_original(done.result, done.read)
 
-    def _prepare(self, image: np.ndarray, result: ImageResult, tag: Any) -> _Pending:
-        """Find (or, with ``detect=False``, take) the faces and cut the crops to classify."""
+    def _read(self, path: Path) -> ReadImage:
+        """``path`` decoded for this predictor: a large JPEG at the reduced scale detection
+        needs (at least ``max_detect_pixels``), when faces are to be found in it."""
+        wanted = self.max_detect_pixels if self.detect else None
+        return read_image_scaled(path, min_pixels=wanted)
+
+    def _find(self, image: np.ndarray, detector: FaceDetector, max_pixels: int | None) -> list[Any]:
         run = self.run
-        if not self.detect:
-            result.faces = [FaceResult(Box(0, 0, result.width, result.height), None)]
-            crop = whole_image_crop(image, run.image_size, run.color)
-            return _Pending(result, image, tag, [crop], [0])
-        found = find_faces(
+        return find_faces(
             image,
-            self._detector,
+            detector,
             size=run.image_size,
             color=run.color,  # type: ignore[arg-type]
             quality=self.quality,
-            max_detect_pixels=self.max_detect_pixels,
+            max_detect_pixels=max_pixels,
             landmarks="68" if self.landmarks else "auto",
             **self.framing,
         )
+
+    def _needs_full(self, found: list[Any]) -> bool:
+        """True when a face found in a drafted image is too small there to be cut from it."""
+        side = max(self.run.image_size, float(self.quality.get("min_face_px", 32.0)))
+        return any(min(f.box.width, f.box.height) < FULL_DECODE_BELOW * side for f in found)
+
+    def _prepare(
+        self, read: ReadImage, result: ImageResult, tag: Any, path: Path | None
+    ) -> _Pending:
+        """Find (or, with ``detect=False``, take) the faces and cut the crops to classify.
+
+        Faces are searched in ``read`` as decoded; when it was drafted (a large JPEG read at a
+        reduced scale) and a face is small in it, the file is decoded again at full resolution
+        and the landmarks, crops and quality come from there (the boxes are not searched again).
+        """
+        run, image = self.run, read.pixels
+        if not self.detect:
+            result.faces = [FaceResult(Box(0, 0, result.width, result.height), None)]
+            crop = whole_image_crop(image, run.image_size, run.color)
+            return _Pending(result, image, tag, [crop], [0], read)
+        found = self._find(image, self._detector, self.max_detect_pixels)
+        if read.draft and path is not None and self._needs_full(found):
+            full = read_image_scaled(path)
+            height, width = full.pixels.shape[:2]
+            sy, sx = height / image.shape[0], width / image.shape[1]
+            boxes = [scaled_box(f.box, sx, sy, width, height) for f in found]
+            found = self._find(full.pixels, _GivenBoxes(boxes), None)
+            read, image = full, full.pixels
+            result.width, result.height = width, height
         keep = self.landmarks
         result.faces = [
             FaceResult(f.box, None, quality=f.quality, landmarks=f.landmarks if keep else None)
             for f in found
         ]
         targets = [i for i, f in enumerate(found) if f.quality.ok or self.classify_rejected]
-        return _Pending(result, image, tag, [found[i].crop for i in targets], targets)
+        return _Pending(result, image, tag, [found[i].crop for i in targets], targets, read)
 
     def _classify(self, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         labels, probabilities = [], []
@@ -266,7 +333,7 @@ class Predictor:
         joined = None if probabilities[0] is None else np.concatenate(probabilities)
         return np.concatenate(labels), joined
 
-    def _flush(self, pending: list[_Pending]) -> Iterator[tuple[ImageResult, np.ndarray, Any]]:
+    def _flush(self, pending: list[_Pending]) -> Iterator[_Pending]:
         labels, probabilities = self._classify([crop for p in pending for crop in p.crops])
         names = self.classes
         k = 0
@@ -283,18 +350,17 @@ class Predictor:
                     faces[target], label=label, score=score, probabilities=probs
                 )
                 k += 1
-            yield item.result, item.image, item.tag
+            yield item
 
-    def _stream(
-        self, items: Iterable[tuple[np.ndarray, ImageResult, T]]
-    ) -> Iterator[tuple[ImageResult, np.ndarray, T]]:
-        """Results in input order, classifying the crops of several images in one batch."""
+    def _stream(self, items: Iterable[_Item[T]]) -> Iterator[_Pending]:
+        """Results in input order, classifying the crops of several images in one batch (all
+        faces of an image, and of consecutive images or frames, up to ``batch_size``)."""
         pending: list[_Pending] = []
         crops = pixels = 0
-        for image, result, tag in items:
-            pending.append(self._prepare(image, result, tag))
+        for read, result, tag, path in items:
+            pending.append(self._prepare(read, result, tag, path))
             crops += len(pending[-1].crops)
-            pixels += image.size
+            pixels += pending[-1].image.size
             if crops >= self.batch_size or pixels >= MAX_PENDING_PIXELS:
                 yield from self._flush(pending)
                 pending, crops, pixels = [], 0, 0
@@ -325,8 +391,8 @@ class Predictor:
             bar = tqdm(total=total, desc=item.path.name, unit="frame", disable=not progress)
             results = []
             with bar:
-                for result, _, _ in self._stream(_frame_items(video, every)):
-                    results.append(result)
+                for done in self._stream(_frame_items(video, every)):
+                    results.append(done.result)
                     bar.update()
             if not video.frames_read:
                 reason = "no decodable frame (corrupt or not a video)"
@@ -349,10 +415,10 @@ class Predictor:
 
     def _read_images(
         self, items: Sequence[InputFile], report: PredictionReport, bar: tqdm
-    ) -> Iterator[tuple[np.ndarray, ImageResult, tuple[InputFile, ReadImage]]]:
+    ) -> Iterator[_Item[InputFile]]:
         for item in items:
             try:
-                read = read_image_scaled(item.path)
+                read = self._read(item.path)
             except UnreadableInputError as exc:
                 report.errors.append(exc.problem)
                 bar.update()
@@ -360,7 +426,7 @@ class Predictor:
             if (reduced := read.reduction(item.path)) is not None:
                 report.warnings.append(reduced)
             height, width = read.pixels.shape[:2]
-            yield read.pixels, ImageResult(str(item.path), width, height), (item, read)
+            yield read, ImageResult(str(item.path), width, height), item, item.path
 
     def predict_many(
         self,
@@ -389,12 +455,11 @@ class Predictor:
         images = [item for item in found.files if item.kind == "image"]
         videos = [item for item in found.files if item.kind == "video"]
         with tqdm(total=len(found.files), desc="predict", unit="file", disable=not progress) as bar:
-            for result, pixels, (item, read) in self._stream(
-                self._read_images(images, report, bar)
-            ):
+            for done in self._stream(self._read_images(images, report, bar)):
+                result = done.result
                 if writer is not None:  # drawn on the pixels the faces were found in
-                    result.annotated = writer.write_image(item, pixels, result)
-                report.images.append(_to_original(result, read))
+                    result.annotated = writer.write_image(done.tag, done.image, result)
+                report.images.append(_to_original(result, done.read))
                 bar.update()
             for item in videos:
                 try:

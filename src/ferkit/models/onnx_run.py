@@ -7,6 +7,12 @@ onnxruntime-backed estimator whenever the backend allows it (see :func:`resolve_
 this module imports neither torch nor onnxruntime at import time, so a run that never uses the
 ONNX backend pays nothing for it.
 
+A run may also carry an int8 copy of the graph (``model.int8.onnx``, static QDQ quantisation,
+see :mod:`ferkit.models.onnx_quantize`), recorded in the card's ``onnx_int8`` entry with its own
+SHA-256 and the val accuracy that justified it. It is shipped only where it loses at most 0.3
+points of val accuracy, and then it is what ``auto`` and ``onnx`` run; ``onnx-fp32`` insists on
+the float graph.
+
 What the graph computes is fixed by the exporter: uint8 NHWC pixels in, the training
 normalisation inside the graph, ``logits`` and the penultimate ``embedding`` out. So
 ``predict_proba``, ``predict`` and ``embed`` all run in onnxruntime; what needs the torch
@@ -27,11 +33,14 @@ import numpy as np
 from ferkit.errors import FerkitError
 
 ONNX_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+ONNX_KEY = "onnx"  # the card entries that record each graph
+INT8_KEY = "onnx_int8"
 INPUT_NAME = "images"
 LOGITS = "logits"
 EMBEDDING = "embedding"
 BACKEND_ENV = "FERKIT_BACKEND"
-BACKENDS = ("auto", "torch", "onnx")
+BACKENDS = ("auto", "torch", "onnx", "onnx-fp32")
 INSTALL_HINT = "pip install 'ferkit[onnx]'"
 
 
@@ -73,12 +82,16 @@ def make_session(model: bytes | str | Path, threads: int | None = None) -> Any:
 
     One inter-op thread because these graphs are a single chain of convolutions: there is no
     parallel branch to run, and a second pool would only compete for the same two cores.
+    The intra-op threads sleep between ops instead of spinning: on a shared machine a spinning
+    thread burns the time slice its sibling needs (measured on the 2-core dev machine at load
+    5: 1.4x the faces/s at batch 256, 1.9x at batch 1; docs/BENCHMARKS.md).
     """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or default_threads()
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3  # errors only: ORT's info lines are noise for users
     source = model if isinstance(model, bytes) else str(model)
@@ -101,8 +114,9 @@ class OnnxClassifier:
 
     backend = "onnx"
 
-    def __init__(self, session: Any, batch_size: int = 256) -> None:
+    def __init__(self, session: Any, batch_size: int = 256, precision: str = "fp32") -> None:
         self.session = session
+        self.precision = precision  # "fp32", or "int8" for the quantised graph
         graph_input = session.get_inputs()[0]
         self.input_name = graph_input.name
         shape = list(graph_input.shape)
@@ -177,21 +191,27 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _checked_onnx_bytes(run_dir: Path, card: dict[str, Any]) -> tuple[Path, bytes]:
-    """The exported graph's bytes, after checking the card's export entry and checksums.
+def _checked_onnx_bytes(
+    run_dir: Path, card: dict[str, Any], key: str = ONNX_KEY
+) -> tuple[Path, bytes]:
+    """The graph's bytes (the card's ``key`` entry: ``onnx`` or ``onnx_int8``), after checking
+    the entry and the checksums.
 
     Any reason not to use the export raises FerkitError naming the file; ``_NoExport``
     marks the quiet case of a run that simply was never exported.
     """
-    entry = card.get("onnx")
+    entry = card.get(key)
     if not isinstance(entry, dict):
         raise _NoExport(
             f"{run_dir / 'model.json'}: the run has no ONNX export (run `ferkit export "
             f"{run_dir} --onnx`)"
+            if key == ONNX_KEY
+            else f"{run_dir / 'model.json'}: the run has no int8 graph"
         )
     from ferkit.models.checks import card_file
 
-    path = card_file(run_dir, entry.get("file") or ONNX_FILE, "ONNX file")
+    default = ONNX_FILE if key == ONNX_KEY else INT8_FILE
+    path = card_file(run_dir, entry.get("file") or default, "ONNX file")
     if not path.is_file():
         raise _NoExport(f"{path}: the ONNX file named in model.json is missing")
     data = path.read_bytes()  # hash the very bytes the session gets: no swap in between
@@ -207,38 +227,61 @@ def _checked_onnx_bytes(run_dir: Path, card: dict[str, Any]) -> tuple[Path, byte
     return path, data
 
 
-def load_onnx_estimator(
-    run_dir: Path, card: dict[str, Any], *, forced: bool, threads: int | None = None
+def _load_graph(
+    run_dir: Path, card: dict[str, Any], key: str, forced: bool, threads: int | None
 ) -> OnnxClassifier | None:
-    """The run's onnxruntime estimator, or None when the torch one should be used.
-
-    ``forced`` (backend "onnx"): every obstacle is a FerkitError. Otherwise (backend "auto"):
-    a run without an export, or without onnxruntime installed, quietly gets None; an export
-    that fails its checks (tampered, stale, unloadable) warns and gets None, so predictions
-    still come from the verified torch weights.
-    """
-    if not forced and not isinstance(card.get("onnx"), dict):
-        return None  # never exported (every shipped model): no onnxruntime import to learn it
-    if not onnxruntime_available():
-        if forced:
-            raise FerkitError(f"{run_dir}: the onnx backend needs onnxruntime ({INSTALL_HINT})")
-        return None
+    """The session of one recorded graph (``key``), or None (``forced``: a FerkitError) when
+    it is not there or fails a check; a failed check warns, naming the file."""
+    fallback = "the float graph" if key == INT8_KEY else "the torch weights"
     try:
-        path, data = _checked_onnx_bytes(run_dir, card)
+        path, data = _checked_onnx_bytes(run_dir, card, key)
     except _NoExport as exc:
         if forced:
             raise FerkitError(str(exc)) from None
+        if key == INT8_KEY:  # the card names an int8 graph that is not there: say so
+            warnings.warn(f"{exc}; using {fallback} instead", stacklevel=5)
         return None
     except FerkitError as exc:
         if forced:
             raise
-        warnings.warn(f"{exc}; using the torch weights instead", stacklevel=4)
+        warnings.warn(f"{exc}; using {fallback} instead", stacklevel=5)
         return None
     try:
-        return OnnxClassifier(make_session(data, threads))
+        precision = "int8" if key == INT8_KEY else "fp32"
+        return OnnxClassifier(make_session(data, threads), precision=precision)
     except Exception as exc:  # onnxruntime raises its own exception types on a bad graph
         error = FerkitError(f"{path}: onnxruntime cannot load it: {exc}")
         if forced:
             raise error from exc
-        warnings.warn(f"{error}; using the torch weights instead", stacklevel=4)
+        warnings.warn(f"{error}; using {fallback} instead", stacklevel=5)
         return None
+
+
+def load_onnx_estimator(
+    run_dir: Path,
+    card: dict[str, Any],
+    *,
+    forced: bool,
+    threads: int | None = None,
+    fp32: bool = False,
+) -> OnnxClassifier | None:
+    """The run's onnxruntime estimator, or None when the torch one should be used.
+
+    The int8 graph when the card records one (and not ``fp32``), else the float graph.
+    ``forced`` (backend "onnx" or "onnx-fp32"): every obstacle is a FerkitError. Otherwise
+    (backend "auto"): a run without an export, or without onnxruntime installed, quietly gets
+    None; an export that fails its checks (tampered, stale, unloadable) warns and gets None, so
+    predictions still come from the verified torch weights (a failed int8 graph falls back to
+    the verified float graph first).
+    """
+    if not forced and not isinstance(card.get(ONNX_KEY), dict):
+        return None  # never exported: no onnxruntime import to learn it
+    if not onnxruntime_available():
+        if forced:
+            raise FerkitError(f"{run_dir}: the onnx backend needs onnxruntime ({INSTALL_HINT})")
+        return None
+    if not fp32 and isinstance(card.get(INT8_KEY), dict):
+        estimator = _load_graph(run_dir, card, INT8_KEY, forced, threads)
+        if estimator is not None:
+            return estimator
+    return _load_graph(run_dir, card, ONNX_KEY, forced, threads)

@@ -125,13 +125,13 @@ RUN_RECORDS = ("train.json", "history.json")
 
 def copy_run(run: Run, dest: Path, card: dict[str, Any]) -> Path:
     """Copy ``run``'s weights and training records into ``dest`` under ``card``, for exporting
-    to a folder and for shipping a model alike. ``card`` loses any ``onnx`` entry: the graph is
-    not copied with it. The caller checks that the weights file exists."""
+    to a folder and for shipping a model alike. ``card`` loses its ``onnx`` and ``onnx_int8``
+    entries: the graphs are not copied with it. The caller checks that the weights file exists."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in (str(run.card["weights"]), *RUN_RECORDS):
         if (run.path / name).is_file():
             io.write_bytes(dest / name, (run.path / name).read_bytes())
-    io.write_json(dest / CARD, {k: v for k, v in card.items() if k != "onnx"})
+    io.write_json(dest / CARD, {k: v for k, v in card.items() if k not in ("onnx", "onnx_int8")})
     return dest
 
 
@@ -232,7 +232,8 @@ def _load_network_estimator(run_dir: Path, card: dict[str, Any], backend: str) -
     if backend != "torch":
         from ferkit.models.onnx_run import load_onnx_estimator  # no torch import on this path
 
-        estimator = load_onnx_estimator(run_dir, card, forced=backend == "onnx")
+        forced = backend in ("onnx", "onnx-fp32")
+        estimator = load_onnx_estimator(run_dir, card, forced=forced, fp32=backend == "onnx-fp32")
         if estimator is not None:
             return estimator
     from ferkit.models.torch_run import load_torch_estimator  # torch only when needed
@@ -281,8 +282,10 @@ def load_run(run_dir: str | Path, backend: str | None = None) -> Run:
     ``backend`` decides what runs a network run (default: ``$FERKIT_BACKEND``, else
     ``"auto"``): ``"auto"`` uses onnxruntime when the run has an ONNX export whose checksum
     matches its card and onnxruntime is installed, torch otherwise (a tampered or stale
-    export warns and falls back); ``"onnx"`` insists on onnxruntime and raises FerkitError for
-    anything that stands in the way; ``"torch"`` always loads the torch network (needed for
+    export warns and falls back); the run's int8 graph (``model.int8.onnx``) when its card
+    records one, else ``model.onnx``; ``"onnx"`` insists on onnxruntime and raises FerkitError
+    for anything that stands in the way; ``"onnx-fp32"`` likewise, on the float graph;
+    ``"torch"`` always loads the torch network (needed for
     Grad-CAM and fine-tuning). scikit-learn runs have one backend and ignore the setting.
     """
     from ferkit.models.onnx_run import resolve_backend
