@@ -158,7 +158,7 @@ def test_small_face_in_the_draft_is_cut_from_the_full_decode(
 ) -> None:
     """Searched on 65,536 pixels the 1024x1024 photo decodes at 1/4 (256x256), where the face's
     box (~45 px) is under 1.5x the model's 48 px input: the file is decoded again in full and
-    the face cut there, without searching again (the box differs only in its score)."""
+    the face cut there, without searching again."""
     path = big_jpeg(astronaut, tmp_path / "big.jpg", 2)
     predictor = Predictor("fer2013", max_detect_pixels=65_536, landmarks=True)
     calls = spy_reads(monkeypatch)
@@ -173,8 +173,15 @@ def test_small_face_in_the_draft_is_cut_from_the_full_decode(
     )
     full = Predictor("fer2013", max_detect_pixels=65_536).predict_image(decode_image(path))
     assert face.label == full.faces[0].label == "happy"
-    assert face.box.width == full.faces[0].box.width
-    assert (face.box.left, face.box.top) == (full.faces[0].box.left, full.faces[0].box.top)
+    # the draft (JPEG DCT scaling) and the shrunk full decode differ by resampling only: the
+    # boxes agree to one draft pixel (4 px here)
+    ours, theirs = face.box, full.faces[0].box
+    for a, b in zip(
+        (ours.left, ours.top, ours.width, ours.height),
+        (theirs.left, theirs.top, theirs.width, theirs.height),
+        strict=True,
+    ):
+        assert abs(a - b) <= 4, (ours, theirs)
 
 
 def test_crops_given_as_files_are_read_in_full(
