@@ -12,7 +12,8 @@ thread count, and go from a path on disk to emotions for every face found:
   (decoding, detection, landmarks, alignment, quality gate, classification). ``--model``
   defaults to the shipped ``fer2013`` network when it ships, else ferkit's default model
   (``Predictor(None)``; ``affectnet-hog-svm`` today). Threads: ``torch.set_num_threads`` /
-  ``set_num_interop_threads``, ``cv2.setNumThreads`` and a threadpoolctl limit on BLAS/OpenMP.
+  ``set_num_interop_threads``, ``cv2.setNumThreads``, ``FERKIT_THREADS`` (ferkit's onnxruntime
+  sessions: detector and classifier) and a threadpoolctl limit on BLAS/OpenMP.
 * fer (Justin Shenk's FER, PyPI ``fer``), as a subprocess of ``.bench-venv/bin/python
   benchmarks/_fer_worker.py``: ``FER(mtcnn=False)`` built once, then ``cv2.imread(path)`` +
   ``detect_emotions(image)`` for each path is timed. ``--fer-backend tflite`` is fer 25.x's
@@ -138,6 +139,14 @@ def collect_images(args: argparse.Namespace, scratch: Path) -> list[Path]:
 
 
 # -- ferkit -----------------------------------------------------------------------------------
+def backend_of(predictor: object) -> str:
+    """What classifies: ``onnx int8``, ``onnx fp32``, or the run's own estimator (torch, skops)."""
+    run = predictor.run  # type: ignore[attr-defined]
+    backend = getattr(run, "backend", None) or run.kind
+    precision = getattr(getattr(run, "estimator", None), "precision", None)
+    return f"{backend} {precision}" if precision else str(backend)
+
+
 def ferkit_model(name: str | None) -> str | None:
     """``--model``, else ``fer2013`` when it ships, else ``None`` (ferkit's default model)."""
     if name is not None:
@@ -252,6 +261,7 @@ def main() -> int:
 
     torch_threads(args.threads)
     cv2.setNumThreads(args.threads)
+    os.environ["FERKIT_THREADS"] = str(args.threads)  # ferkit's onnxruntime sessions
     import ferkit
     from ferkit.inference import Predictor
 
@@ -311,7 +321,8 @@ def main() -> int:
         f"{args.repeats} alternating repeats, {args.threads} threads"
     )
     print(
-        f"ferkit model {model['name']} ({model['kind']}, {model['image_size']}px "
+        f"ferkit model {model['name']} ({model['kind']} run on {backend_of(predictor)}, "
+        f"{model['image_size']}px "
         f"{model['color']}), detector {predictor.detector_name}, loaded in {load_s:.1f}s "
         f"(untimed); fer FER(mtcnn=False): Haar cascade"
     )

@@ -342,3 +342,19 @@ def test_bad_int8_graph_is_refused_or_falls_back_to_the_float_graph_loudly(
         run = load_run(run_dir)
     assert run.backend == "onnx" and run.estimator.precision == "fp32"
     assert load_run(run_dir, backend="onnx-fp32").estimator.precision == "fp32"  # untouched
+
+
+def test_ferkit_threads_sizes_every_onnxruntime_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ferkit.faces.retinaface import model_bytes
+    from ferkit.models.onnx_run import default_threads, make_session
+
+    monkeypatch.setenv("FERKIT_THREADS", "1")
+    assert default_threads() == 1
+    graph = make_session(model_bytes())  # the face detector's graph, threads left to default
+    assert graph.get_session_options().intra_op_num_threads == 1
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("FERKIT_THREADS", bad)
+        with pytest.raises(FerkitError, match="FERKIT_THREADS must be a positive integer"):
+            default_threads()
+    monkeypatch.delenv("FERKIT_THREADS")
+    assert default_threads() >= 1

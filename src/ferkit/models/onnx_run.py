@@ -68,9 +68,21 @@ def onnxruntime_available() -> bool:
     return True
 
 
+THREADS_ENV = "FERKIT_THREADS"
+
+
 def default_threads() -> int:
-    """Cores this process may run on (affinity-aware, so a pinned or containerised process
-    does not oversubscribe): onnxruntime's own default counts physical cores of the host."""
+    """``FERKIT_THREADS`` when set, else the cores this process may run on (affinity-aware, so
+    a pinned or containerised process does not oversubscribe): onnxruntime's own default counts
+    physical cores of the host. The variable is the one knob for every onnxruntime session
+    ferkit makes (face detector and classifier alike), e.g. ``FERKIT_THREADS=1`` for a fair
+    one-thread benchmark or one server worker per core; ``OMP_NUM_THREADS`` does not reach
+    onnxruntime's own pool."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise FerkitError(f"{THREADS_ENV} must be a positive integer, got {value!r}")
+        return int(value)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
