@@ -49,8 +49,8 @@ def test_choice_typo_is_refused_at_parse_time_with_the_list(tmp_path: Path) -> N
         assert bad.exit_code == 2 and "did you mean" in bad.stderr, option
     svm = runner.invoke(app, ["svm", str(tmp_path), "-o", str(tmp_path), "--kernel", "poly"])
     assert svm.exit_code == 2 and "'linear', 'rbf'" in svm.stderr
-    study = runner.invoke(app, ["study", str(tmp_path), "-o", str(tmp_path), "--recipe", "sed"])
-    assert study.exit_code == 2 and "did you mean 'seed'?" in study.stderr
+    study = runner.invoke(app, ["study", str(tmp_path), "-o", str(tmp_path), "--recipe", "notbook"])
+    assert study.exit_code == 2 and "did you mean 'notebook'?" in study.stderr
 
 
 def test_did_you_mean_split_model_class_and_shipped_name(

@@ -113,7 +113,7 @@ def test_report_names_every_run_with_its_accuracy(study: tuple[Path, Path, dict]
         assert f"| {run} | " in markdown and f"{accuracy:.1%}" in markdown
     for text in ("usable_cpus", "torch", "Stages, timings", "ferkit train ", "No stage failed"):
         assert text in html
-    assert "seed's figure" not in html  # not AffectNet: no seed column
+    assert "notebook's figure" not in html  # not AffectNet: no column of the notebook's
     broken = str(data / "train" / "happy" / "broken.png")
     assert _record["stages"]["inspect"]["result"]["problems"] == {"corrupt-image": 1}
     for text in (markdown, html_unescape(html)):
@@ -334,7 +334,7 @@ def test_ferkit_recipe_trains_every_network_the_shipped_way(
     from ferkit.training.recipes import FERKIT_RECIPE
 
     seed_data, seed_out, seed_record = study
-    assert "recipe" not in seed_record["stages"]["cnn10"]["params"]  # seed studies keep records
+    assert "recipe" not in seed_record["stages"]["cnn10"]["params"]  # old records stay
     out = tmp_path / "out"
     cfg = dict(data=seed_data, out=out, quick=True, epochs=1, features=["hog"],
                models=["fernet"], model_kwargs={"fernet": {"width": 0.25}}, **TINY)  # fmt: skip
@@ -354,7 +354,7 @@ def test_ferkit_recipe_trains_every_network_the_shipped_way(
     assert "| fernet | adamw | 0.002 | 0.0005 | cosine | strong | 8 | none |" in markdown
     seed_markdown = (seed_out / "report.md").read_text()
     assert "`ferkit study --recipe ferkit` trains every network that way" in seed_markdown
-    with pytest.raises(ValueError, match="unknown recipe 'nope'; known: seed, ferkit"):
+    with pytest.raises(ValueError, match="unknown recipe 'nope'; known: notebook, ferkit"):
         StudyConfig(**cfg, recipe="nope")
 
 
@@ -423,7 +423,7 @@ def test_cli_refuses_unknown_models_and_features(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
 
 
-def test_affectnet_report_shows_the_seed_figures_labelled_as_test_split(tmp_path: Path) -> None:
+def test_affectnet_report_shows_the_notebook_figures_labelled_as_test_split(tmp_path: Path) -> None:
     from ferkit.study.report import machine, render_html, render_markdown
 
     canonical = ["angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
@@ -440,14 +440,14 @@ def test_affectnet_report_shows_the_seed_figures_labelled_as_test_split(tmp_path
         },
     }
     html = render_html(tmp_path, study, machine())
-    assert "seed&#x27;s figure (test split)" in html
+    assert "notebook&#x27;s figure (test split)" in html
     assert "48.2%" in html and "50.7% (HOG SVM)" in html
     assert "ResNet18-feature SVM" in html and "69.4%" in html and "93.1%" in html
     assert "not comparable one-to-one" in html
     assert "RuntimeError: out of memory" in html
     assert "resnet50: not in this study (add it to --models)" in html  # runs: svm-hog, fernet
     assert "svm-raw: not in this study (add it to --features)" in html
-    assert "<td>svm-hog</td>" in html  # a seed figure with its counterpart run
+    assert "<td>svm-hog</td>" in html  # a notebook figure with its counterpart run
     markdown = render_markdown(study, machine())
     assert "| svm-hog | SVM | done | 48.2% | 47.0% | 800 | 50.7% |" in markdown
     assert "| fernet | network | failed | - |" in markdown

@@ -32,7 +32,7 @@ def _cfg(**kw) -> TrainConfig:
         epochs=2,
         batch_size=16,
         lr=3e-3,
-        augment="seed",
+        augment="notebook",
         balance="none",
         threads=1,
         seed=0,
@@ -171,6 +171,26 @@ def test_resume_refuses_other_settings_and_fresh_run_refuses_existing(
         train_network(data, out, _cfg(epochs=2, lr=0.5), resume=True, progress=False)
     # more epochs on a finished run continue it
     summary = train_network(data, out, _cfg(epochs=2), resume=True, progress=False)
+    assert summary["epochs_run"] == 2
+
+
+def test_run_started_when_notebook_was_called_seed_resumes(data: Path, tmp_path: Path) -> None:
+    """A checkpoint from before the rename holds ``augment: "seed"``: resuming it with today's
+    default (``notebook``, the same augmentation) continues the run, silently."""
+    import warnings
+
+    from ferkit.training.checkpoint import load_checkpoint, save_checkpoint
+
+    out = tmp_path / "run"
+    train_network(data, out, _cfg(epochs=1), progress=False)
+    saved = load_checkpoint(out)
+    config = json.loads(saved["config"])
+    assert config["augment"] == "notebook"
+    saved["config"] = json.dumps({**config, "augment": "seed"})  # as an old ferkit wrote it
+    save_checkpoint(out, saved)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # nothing the user typed is deprecated
+        summary = train_network(data, out, _cfg(epochs=2), resume=True, progress=False)
     assert summary["epochs_run"] == 2
 
 

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from conftest import make_folders
 from ferkit.errors import FerkitError
 from ferkit.training.deep import TrainConfig
-from ferkit.training.tune import SEED_SPACE, STUDY_NAME, search_space, tune
+from ferkit.training.tune import SEED_SPACE, STUDY_NAME, search_space, trial_config, tune
 
 MODEL = "seedcnn"  # the smallest registered network that has a dense head (dense_units, dropout)
 
@@ -73,6 +73,22 @@ def test_search_space_is_the_seeds_restricted_to_the_model() -> None:
     assert cnn10["dense_units"]["high"] == 256 and cnn10["conv_dropout"]["low"] == 0.1
     with pytest.raises(FerkitError, match="cannot tune"):
         search_space("convnet", {"dense_units": SEED_SPACE["dense_units"]})
+
+
+def test_search_stored_when_notebook_was_called_seed_resumes(data: Path, tmp_path: Path) -> None:
+    """A study.db from before the rename holds ``augment: "seed"`` in its setup, and a space may
+    offer "seed" as a choice: both resume or train under the new name ``notebook``."""
+    out = tmp_path / "tune"
+    base = _base(augment="notebook")
+    args = dict(model=MODEL, max_epochs=1, seed=0, base=base, progress=False)
+    tune(data, out, trials=1, **args)
+    study = _study(out)
+    setup = study.user_attrs["setup"]
+    assert setup["base"]["augment"] == "notebook"
+    study.set_user_attr("setup", {**setup, "base": {**setup["base"], "augment": "seed"}})
+    assert len(tune(data, out, trials=1, **args)["table"]) == 1  # same search: nothing to run
+    params = {"augment": "seed", "dropout": 0.1}
+    assert trial_config(base, params, 2).augment == "notebook"
 
 
 def test_tune_writes_artefacts_then_resumes_without_rerunning(

@@ -105,8 +105,9 @@ class ScheduleOption(StrEnum):
 
 class AugmentOption(StrEnum):  # ferkit.training.augment.AUGMENTATIONS
     none = "none"
-    seed = "seed"
+    notebook = "notebook"
     strong = "strong"
+    seed = "seed"  # notebook's old name (ferkit.training.recipes.OLD_NAMES): accepted, warns
 
 
 class KernelOption(StrEnum):  # ferkit.models.svm.SVMClassifier
@@ -115,8 +116,9 @@ class KernelOption(StrEnum):  # ferkit.models.svm.SVMClassifier
 
 
 class RecipeOption(StrEnum):  # ferkit.training.recipes.RECIPES
-    seed = "seed"
+    notebook = "notebook"
     ferkit = "ferkit"
+    seed = "seed"  # notebook's old name (ferkit.training.recipes.OLD_NAMES): accepted, warns
 
 
 # help panels of the long commands (train, svm, tune, study), so that --help can be scanned
@@ -424,7 +426,7 @@ def svm(
     method: Annotated[
         MethodOption,
         typer.Option(
-            help="pca (SVC on PCA-256, the recommended path), exact SVC (the seed's) or fast "
+            help="pca (SVC on PCA-256, the recommended path), exact SVC (the notebook's) or fast "
             "(PCA+Nystroem+linear).",
             rich_help_panel=FEATURES_PANEL,
         ),
@@ -453,7 +455,7 @@ def svm(
     search_on: Annotated[
         str,
         typer.Option(
-            help="Split to search on (the seed: val), or 'train' for plain CV.",
+            help="Split to search on (the notebook's: val), or 'train' for plain CV.",
             rich_help_panel=SEARCH_PANEL,
         ),
     ] = "val",
@@ -495,7 +497,7 @@ def svm(
         typer.Option("--json", help="Print the summary as JSON.", rich_help_panel=OUTPUT_PANEL),
     ] = False,
 ) -> None:
-    """Train the seed's SVM baseline on raw, HOG, landmark, dlib-embedding or CNN features."""
+    """Train the notebook's SVM baseline on raw, HOG, landmark, dlib-embedding or CNN features."""
     from ferkit.training.svm import train_svm
 
     params = None if search else {"kernel": kernel.value, "C": c, "gamma": _number(gamma)}
@@ -604,7 +606,7 @@ def train(
     balance: Annotated[
         BalanceOption,
         typer.Option(
-            help="undersample (the seed's, largest - margin), weights or none.",
+            help="undersample (the notebook's, largest - margin), weights or none.",
             rich_help_panel=DATA_PANEL,
         ),
     ] = BalanceOption.undersample,
@@ -660,7 +662,7 @@ def train(
     schedule: Annotated[
         ScheduleOption,
         typer.Option(
-            help="plateau (ReduceLROnPlateau 0.1/3, the seed's) or cosine.",
+            help="plateau (ReduceLROnPlateau 0.1/3, the notebook's) or cosine.",
             rich_help_panel=OPTIM_PANEL,
         ),
     ] = ScheduleOption.plateau,
@@ -676,8 +678,12 @@ def train(
     ] = 0,
     augment: Annotated[
         AugmentOption,
-        typer.Option(help="Training-image augmentation.", rich_help_panel=AUGMENT_PANEL),
-    ] = AugmentOption.seed,
+        typer.Option(
+            help="Training-image augmentation (notebook: the notebook's flip, rotation, zoom and "
+            "shear; 'seed' is its deprecated old name).",
+            rich_help_panel=AUGMENT_PANEL,
+        ),
+    ] = AugmentOption.notebook,
     mixup: Annotated[
         float, typer.Option(help="Mixup alpha (0 = off).", rich_help_panel=AUGMENT_PANEL)
     ] = 0.0,
@@ -816,8 +822,12 @@ def tune(
     ] = 64,
     augment: Annotated[
         AugmentOption,
-        typer.Option(help="Training-image augmentation.", rich_help_panel=AUGMENT_PANEL),
-    ] = AugmentOption.seed,
+        typer.Option(
+            help="Training-image augmentation (notebook: the notebook's flip, rotation, zoom and "
+            "shear; 'seed' is its deprecated old name).",
+            rich_help_panel=AUGMENT_PANEL,
+        ),
+    ] = AugmentOption.notebook,
     epochs: Annotated[
         int,
         typer.Option(help="Epochs of the final command in best.json.", rich_help_panel=OPTIM_PANEL),
@@ -835,7 +845,7 @@ def tune(
         bool, typer.Option("--json", help="Print best.json.", rich_help_panel=OUTPUT_PANEL)
     ] = False,
 ) -> None:
-    """Hyperband search (Optuna) over the seed's space: dense units, dropout, lr, L2."""
+    """Hyperband search (Optuna) over the notebook's space: dense units, dropout, lr, L2."""
     from ferkit.training.deep import TrainConfig
 
     try:
@@ -1494,10 +1504,11 @@ def study(
     recipe: Annotated[
         RecipeOption,
         typer.Option(
-            help="How every network is trained: seed (the notebook's) or ferkit (ours).",
+            help="How every network is trained: notebook (the notebook's; 'seed' is its "
+            "deprecated old name) or ferkit (ours).",
             rich_help_panel=OPTIM_PANEL,
         ),
-    ] = RecipeOption.seed,
+    ] = RecipeOption.notebook,
     epochs: Annotated[
         int | None,
         typer.Option(min=1, help="Epochs (quick 3, full 50).", rich_help_panel=OPTIM_PANEL),
@@ -1506,7 +1517,7 @@ def study(
         int | None,
         typer.Option(
             min=2,
-            help="Network batch size (the recipe's: seed 32).",
+            help="Network batch size (the recipe's: notebook 32).",
             rich_help_panel=OPTIM_PANEL,
         ),
     ] = None,
@@ -1526,7 +1537,7 @@ def study(
         typer.Option("--json", help="Print study.json's content.", rich_help_panel=OUTPUT_PANEL),
     ] = False,
 ) -> None:
-    """The seed study in one command: SVMs, CNNs, happy vs sad, evaluation and DIR/report.html.
+    """The notebook's study in one command: SVMs, CNNs, happy vs sad, evaluation, DIR/report.html.
 
     Inspects the data, fits the SVM baselines, trains the networks and the happy-vs-sad
     model, evaluates and compares them and explains the best; re-running resumes where it

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-SEED_MARGIN = 750  # the seed notebook's "undersample the majority classes by 750 images"
+SEED_MARGIN = 750  # the notebook's "undersample the majority classes by 750 images"
 
 
 def _as_labels(labels: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -30,7 +30,7 @@ def undersample(
 ) -> np.ndarray:
     """Indices that cap every class at (largest class - ``margin``), drawn without replacement.
 
-    This is the seed's soft balancing: majority classes are cut down, minority classes are kept
+    This is the notebook's soft balancing: majority classes are cut down, minority classes are kept
     whole and never oversampled (duplicates invite overfitting). Use :func:`cap_per_class` for
     an explicit cap.
     """
@@ -99,8 +99,8 @@ def stratified_split(
 
 
 def stratified_subset(labels: Sequence[int] | np.ndarray, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` indices with the class proportions of ``labels`` (the seed's ~2000-image grid-search
-    subset of the validation split); all indices when ``n`` covers them."""
+    """``n`` indices with the class proportions of ``labels`` (the notebook's ~2000-image
+    grid-search subset of the validation split); all indices when ``n`` covers them."""
     y = _as_labels(labels)
     if n >= len(y):
         return np.arange(len(y))

@@ -65,7 +65,7 @@ class Split:
         )
 
     def balanced(self, margin: int, seed: int = 0) -> Split:
-        """The seed's undersampling (every class capped at largest - ``margin``).
+        """The notebook's undersampling (every class capped at largest - ``margin``).
 
         A split whose largest class is not above the margin (or ``margin <= 0``) stays whole,
         so small class subsets and toy sets train on everything they have.
@@ -79,7 +79,7 @@ class Split:
     def select_classes(self, names: Sequence[str]) -> Split:
         """Keep the samples of ``names`` (any synonym) and relabel them 0..k-1 in that order.
 
-        ``select_classes(["happiness", "sadness"])`` gives the seed's happy-vs-sad split.
+        ``select_classes(["happiness", "sadness"])`` gives the notebook's happy-vs-sad split.
         """
         wanted = [self._class_index(n) for n in names]
         if len(set(wanted)) != len(wanted):

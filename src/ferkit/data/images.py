@@ -216,7 +216,7 @@ def decode_image(
 ) -> np.ndarray:
     """Decode ``path`` into an (H, W, C) uint8 array, C = 3 for rgb and 1 for gray.
 
-    ``size`` resizes to size x size (as the seed's ``cv2.resize``); ``box`` first crops the
+    ``size`` resizes to size x size (as the notebook's ``cv2.resize``); ``box`` first crops the
     square around that face (:func:`crop_box`, in the upright image, as YOLO tools label it).
     ``min_pixels`` lets a large JPEG decode at 1/2, 1/4 or 1/8 scale (JPEG's free reduced
     decoding) as long as at least that many pixels remain; other formats decode in full.

@@ -62,7 +62,7 @@ class Scan:
 
 
 def list_files(folder: Path) -> list[os.DirEntry[str]]:
-    """Directory entries sorted by name (the seed sorts too, so order is reproducible)."""
+    """Directory entries sorted by name (the notebook sorts too, so order is reproducible)."""
     with os.scandir(folder) as it:
         return sorted(it, key=lambda e: e.name)
 

@@ -1,6 +1,6 @@
 """Explanations for neural-network runs: Grad-CAM overlays and feature-map grids.
 
-The seed notebook's "Viewing The Filters" section cut a Keras model at a named conv layer and
+The notebook's "Viewing The Filters" section cut a Keras model at a named conv layer and
 showed every channel of its output for one test image (``coolwarm``, a square grid). This module
 does the same for any torch ``nn.Module`` through forward hooks on a module named as in
 ``named_modules()`` (so it needs no model surgery and works for every ferkit network), and adds
@@ -84,7 +84,7 @@ def list_layers(model: nn.Module) -> list[str]:
     """Names (as ``named_modules()`` spells them) a user can pass as ``--layer``.
 
     These are the layers whose output is a spatial (N, C, H, W) map: every ``Conv2d``, every
-    ``BatchNorm2d`` (the seed's Keras blocks end in one), every named block that contains a
+    ``BatchNorm2d`` (the notebook's Keras blocks end in one), every named block that contains a
     conv (a stage or residual block, whose output is the block's result), and the model's own
     ``cam_layer``. Listed in registration order, which for the ferkit networks is input to
     output, so the last entries are the deep, class-specific layers.
@@ -414,7 +414,7 @@ def feature_maps(
     model: nn.Module, x: torch.Tensor | np.ndarray, layer: str | None = None
 ) -> np.ndarray:
     """The (C, h, w) output of ``layer`` (default: :func:`default_layer`) for one normalised image,
-    as float32; the seed's per-filter view, without building a truncated model."""
+    as float32; the notebook's per-filter view, without building a truncated model."""
     name = resolve_layer(model, layer, x)
     xx = _one_image(model, x)
     with _explaining(model), torch.no_grad():
@@ -438,9 +438,9 @@ def _show_image(ax: Any, image: np.ndarray) -> None:
 
 
 def feature_map_figure(maps: np.ndarray, max_maps: int = 32, title: str | None = None) -> Figure:
-    """The seed's filter grid: the first ``max_maps`` channels in a near-square grid, in
+    """The notebook's filter grid: the first ``max_maps`` channels in a near-square grid, in
     ``coolwarm`` (red = strongly present, blue = absent), each scaled to its own range as the
-    seed's per-subplot ``imshow`` did, so weak and strong channels are both readable.
+    notebook's per-subplot ``imshow`` did, so weak and strong channels are both readable.
 
     The tiles are drawn as one mosaic image rather than one subplot per channel: the picture
     is the same, but laying out dozens of axes costs seconds per figure.

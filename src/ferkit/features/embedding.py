@@ -18,7 +18,7 @@ from ferkit.features.landmarks import DlibFaceExtractor
 class DlibEmbedding(DlibFaceExtractor):
     """dlib's 128-d face descriptor of the largest face (or of the whole crop when none is found).
 
-    This is the offline stand-in for the seed notebook's img2vec ResNet18 features (43.3% with
+    This is the offline stand-in for the notebook's img2vec ResNet18 features (43.3% with
     an SVM on AffectNet), whose ImageNet weights cannot be downloaded here. The network was
     trained for identity, not expression, so expect it to trail HOG; once ferkit trains its own
     networks, their penultimate layer replaces it.

@@ -1,6 +1,6 @@
-"""HOG: the seed notebook's best classical feature (HOG + SVM, 50.7% on AffectNet).
+"""HOG: the notebook's best classical feature (HOG + SVM, 50.7% on AffectNet).
 
-The defaults are the seed's: 96x96 gray, 9 orientations, 8x8-pixel cells, 2x2-cell blocks,
+The defaults are the notebook's: 96x96 gray, 9 orientations, 8x8-pixel cells, 2x2-cell blocks,
 L2-Hys block normalisation, which gives 11 * 11 * 2 * 2 * 9 = 4356 values per image.
 
 Parallelism, measured on 3000 AffectNet 96x96 images on this 2-core machine: serial 7.75 s

@@ -1,6 +1,6 @@
-"""CNN embeddings: the penultimate layer of a trained ferkit network (the seed's img2vec row).
+"""CNN embeddings: the penultimate layer of a trained ferkit network (the notebook's img2vec row).
 
-The seed fed ResNet18 ImageNet features (via img2vec) to an SVM. No ImageNet weights can be
+The notebook fed ResNet18 ImageNet features (via img2vec) to an SVM. No ImageNet weights can be
 fetched here, so the embedding comes from a network ferkit trained itself: any neural run
 folder or shipped model name. Images are brought to the run's size and colour first, so a
 96x96 RGB dataset can be embedded by a 48x48 gray FER2013 network.

@@ -1,4 +1,4 @@
-"""Raw pixels: the seed notebook's weakest baseline (SVM on flattened pixels, 36.4% on AffectNet).
+"""Raw pixels: the notebook's weakest baseline (SVM on flattened pixels, 36.4% on AffectNet).
 
 Kept because every other feature has to beat it, and because it is the only feature that needs
 no library beyond numpy and skimage.

@@ -1,11 +1,11 @@
-"""The seed's SVM on feature vectors, with an exact and two fast solvers behind one estimator.
+"""The notebook's SVM on feature vectors, with an exact and two fast solvers behind one estimator.
 
-``exact`` is scikit-learn's SVC on standardised features, as the seed used (its HOG fit took 24
+``exact`` is scikit-learn's SVC on standardised features, as the notebook used (its HOG fit took 24
 minutes). ``pca`` is the same SVC on the first 256 principal components: an RBF kernel's cost
 is proportional to the dimension and HOG's 4,356 dimensions are highly redundant, so it keeps
 the exact kernel machine at a fraction of the time. ``fast`` standardises, reduces with PCA,
 maps to an approximate RBF feature space (Nystroem) and fits a linear head: cost grows
-linearly with the number of samples instead of quadratically. All take the seed's
+linearly with the number of samples instead of quadratically. All take the notebook's
 hyper-parameters (kernel, C, gamma), so GridSearchCV searches them the same way.
 
 Measured in one process on one dedicated core (``benchmarks/svm_fast_vs_exact.py``,

@@ -1,4 +1,4 @@
-"""The seed's dataset views as files: class distribution, sample grid, PCA and t-SNE scatter.
+"""The notebook's dataset views as files: class distribution, sample grid, PCA and t-SNE scatter.
 
 Figures are built with matplotlib's object API (no pyplot, no display), so they render the same
 on a headless server, in CI and in a notebook.

@@ -1,4 +1,4 @@
-"""Confusion-matrix heatmap and misclassification gallery, as the seed notebook drew them."""
+"""Confusion-matrix heatmap and misclassification gallery, as the notebook drew them."""
 
 from __future__ import annotations
 

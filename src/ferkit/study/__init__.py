@@ -1,4 +1,4 @@
-"""``ferkit study``: the seed study (data, SVMs, CNNs, happy vs sad, evaluation, comparison,
+"""``ferkit study``: the notebook's study (data, SVMs, CNNs, happy vs sad, evaluation, comparison,
 explanations) as one resumable command with an HTML report."""
 
 from ferkit.study.config import StudyConfig

@@ -12,20 +12,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ferkit.training.recipes import recipe
+from ferkit.training.recipes import NOTEBOOK, current_name, recipe
 
 DEFAULT_MODELS = ("cnn10", "convnet", "fernet")
 DEFAULT_FEATURES = ("raw", "hog")
 HAPPY_SAD = ("happy", "sad")
-HAPPY_SAD_MODEL = "convnet"  # the seed's happy-vs-sad network
+HAPPY_SAD_MODEL = "convnet"  # the notebook's happy-vs-sad network
 
-# Networks and SVMs run at the data's own size up to this (the seed's AffectNet size): a 224-px
+# Networks and SVMs run at the data's own size up to this (the notebook's AffectNet size): a 224-px
 # dataset would cost ~5x the CPU time per image for little gain on expression crops.
 MAX_AUTO_SIZE = 96
 
 # --quick: sized to finish on 2 CPU cores in about 15 minutes on affectnet_yolo (96x96 RGB).
 QUICK = {"max_train": 2000, "max_val": 800, "epochs": 3, "search_size": 400, "embed_samples": 500}
-# full mode: the seed's settings (all the data, early stopping on validation accuracy).
+# full mode: the notebook's settings (all the data, early stopping on validation accuracy).
 FULL = {
     "max_train": None,
     "max_val": None,
@@ -34,7 +34,7 @@ FULL = {
     "embed_samples": 1000,
 }
 
-# The seed notebook's accuracies, on AffectNet's withheld *test* split (not shipped here): shown
+# The notebook's accuracies, on AffectNet's withheld *test* split (not shipped here): shown
 # beside ours for orientation only. Keys are study run names; None = no ferkit counterpart run.
 SEED_FIGURES: list[tuple[str, str | None, float]] = [
     ("raw-pixel SVM", "svm-raw", 0.364),
@@ -63,9 +63,9 @@ class StudyConfig:
     search_size: int | None = None
     embed_samples: int | None = None
     svm_method: str = "pca"
-    recipe: str = "seed"  # how every network is trained (ferkit.training.recipes)
-    batch_size: int | None = None  # None: the recipe's (seed 32: 64 gives 3 quick epochs too
-    patience: int | None = None  # few steps to learn); None: the recipe's (seed 8)
+    recipe: str = NOTEBOOK  # how every network is trained (ferkit.training.recipes)
+    batch_size: int | None = None  # None: the recipe's (notebook 32: 64 gives 3 quick epochs too
+    patience: int | None = None  # few steps to learn); None: the recipe's (notebook 8)
     happy_sad: bool = True
     explain_images: int = 4
     model_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -77,6 +77,7 @@ class StudyConfig:
     def __post_init__(self) -> None:
         self.data = Path(self.data)
         self.out = Path(self.out)
+        self.recipe = current_name(self.recipe, "recipe")  # "seed" warns, becomes "notebook"
         preset = QUICK if self.quick else FULL
         trained = recipe(self.recipe)  # an unknown recipe fails here, before any work
         preset = {**preset, "batch_size": trained["batch_size"], "patience": trained["patience"]}
@@ -118,7 +119,7 @@ class StudyConfig:
         base = StudyConfig(self.data, self.out, quick=self.quick, recipe=self.recipe)
         parts = ["ferkit", "study", str(self.data), "--out", str(self.out)]
         parts += ["--quick"] if self.quick else []
-        parts += ["--recipe", self.recipe] if self.recipe != "seed" else []
+        parts += ["--recipe", self.recipe] if self.recipe != NOTEBOOK else []
         for key, option in CLI_OPTIONS.items():
             value = getattr(self, key)
             if value != getattr(base, key):

@@ -9,7 +9,7 @@ same images. When no sampling or hold-out is needed, the original dataset is use
 Consistency with ``ferkit train``: a dataset without a validation split gets the same 10%
 hold-out of train (``ferkit.data.groups.hold_out``: by subject when ``group_by`` or the file
 names name one, else stratified at random) that ``ferkit.training.deep`` would make.
-``--quick`` then applies the seed's undersampling (largest class - 750) before drawing a
+``--quick`` then applies the notebook's undersampling (largest class - 750) before drawing a
 stratified subset, as ``TrainConfig.max_train`` does.
 """
 

@@ -1,4 +1,4 @@
-"""``ferkit study``: the seed notebook's whole study as resumable stages over ferkit's APIs.
+"""``ferkit study``: the notebook's whole study as resumable stages over ferkit's APIs.
 
 Stages, in order (each in its own folder of ``out`` with a ``stage.json``):
 
@@ -6,7 +6,7 @@ Stages, in order (each in its own folder of ``out`` with a ``stage.json``):
 ``inspect``   dataset figures (``ferkit inspect``) of the original dataset
 ``svm-<f>``   one SVM baseline per feature (``ferkit svm``), into ``runs/``
 ``<model>``   each network (``ferkit train --resume``), into ``runs/``
-``happy-sad`` the seed's two-class ConvNet, when the data has both emotions
+``happy-sad`` the notebook's two-class ConvNet, when the data has both emotions
 ``eval-<r>``  each run on the validation split (``ferkit evaluate``), into ``eval/``, right
               after that run is trained
 ``compare``   one table + bar chart (``ferkit compare``)
@@ -31,7 +31,7 @@ from typing import Any
 from ferkit import io
 from ferkit.study.config import HAPPY_SAD, HAPPY_SAD_MODEL, StudyConfig
 from ferkit.study.stages import Stage, StageSkipped, plain, read_record, run_stage, utc_now
-from ferkit.training.recipes import recipe, train_options
+from ferkit.training.recipes import NOTEBOOK, recipe, train_options
 
 Log = Callable[[str], None]
 
@@ -261,7 +261,7 @@ class Study:
                     "train_seconds_total": summary.get("train_seconds_total")}  # fmt: skip
 
         args = [f"--arg={k}={v}" for k, v in tcfg.model_kwargs.items()]
-        if self.cfg.recipe != "seed":  # the seed's settings are ferkit train's defaults
+        if self.cfg.recipe != NOTEBOOK:  # the notebook's settings are ferkit train's defaults
             args += train_options(self.cfg.recipe)
         command = _cmd(
             "train", self.dataset, "--model", model, *args,
@@ -279,7 +279,7 @@ class Study:
             "patience": tcfg.patience,
             "seed": tcfg.seed,
         }
-        if self.cfg.recipe != "seed":  # only then: studies of the seed's recipe keep their records
+        if self.cfg.recipe != NOTEBOOK:  # only then: notebook-recipe studies keep their records
             params["recipe"] = self.cfg.recipe
         title = f"Network {model}" + (f" on {' vs '.join(classes)}" if classes else "")
         self._run(Stage(name, folder, params, work, [command], title))

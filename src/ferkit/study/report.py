@@ -20,10 +20,11 @@ from ferkit import __version__, io
 from ferkit.study.config import SEED_FIGURES
 from ferkit.study.stages import utc_now
 from ferkit.training.history import history_summary
+from ferkit.training.recipes import current_name
 
 AFFECTNET8 = {"angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
 SEED_NOTE = (
-    "The seed notebook's figures are accuracies on AffectNet's withheld test split (not shipped "
+    "The notebook's figures are accuracies on AffectNet's withheld test split (not shipped "
     "here), with its own sampling, training and ImageNet-pretrained ResNets; ours are on the "
     "validation split of this run's data. They orient, they are not comparable one-to-one."
 )
@@ -56,7 +57,7 @@ def machine() -> dict[str, Any]:
 
 
 def is_affectnet(study: dict[str, Any]) -> bool:
-    """The seed's dataset: named so, or the same eight emotions."""
+    """The notebook's dataset: named so, or the same eight emotions."""
     data = study["stages"].get("data", {}).get("result", {})
     name = Path(study["config"]["data"]).name.lower()
     return "affectnet" in name or set(data.get("source_canonical", [])) == AFFECTNET8
@@ -166,7 +167,7 @@ def _warnings_markdown(study: dict[str, Any]) -> list[str]:
 
 
 def comparison_rows(study: dict[str, Any], out: Path | None = None) -> list[dict[str, Any]]:
-    """One row per run: its evaluation (or why there is none) and the seed's figure if any;
+    """One row per run: its evaluation (or why there is none) and the notebook's figure if any;
     with ``out`` (the study folder), a network still training also gets its progress so far."""
     seed = {run: (label, acc) for label, run, acc in SEED_FIGURES if run}
     affectnet = is_affectnet(study)
@@ -223,6 +224,9 @@ def network_recipes(out: Path, rows: list[dict[str, Any]]) -> dict[str, dict[str
             continue  # not trained yet
         if isinstance(card.get("training"), dict):
             recipes[row["run"]] = {key: card["training"].get(key) for _, key in RECIPE}
+            augment = recipes[row["run"]]["augment"]  # a card from when "notebook" was "seed"
+            if isinstance(augment, str):
+                recipes[row["run"]]["augment"] = current_name(augment, "augment", warn=False)
     return recipes
 
 
@@ -385,7 +389,7 @@ def _dataset_html(out: Path, study: dict[str, Any]) -> str:
 
 
 def _counterpart(run: str | None, runs: list[str]) -> str:
-    """The study run a seed figure is set beside, or why there is none."""
+    """The study run a notebook figure is set beside, or why there is none."""
     if run is None:
         return "no ferkit counterpart run"
     if run in runs:
@@ -399,7 +403,7 @@ def _comparison_html(out: Path, study: dict[str, Any], rows: list[dict[str, Any]
     headers = ["run", "kind", "status", "val accuracy [95% CI]", "macro-F1 [95% CI]", "n",
                "dropped classes", "train s"]  # fmt: skip
     if affectnet:
-        headers.append("seed's figure (test split)")
+        headers.append("notebook's figure (test split)")
     body = []
     for r in rows:
         cells = [
@@ -435,8 +439,10 @@ def _comparison_html(out: Path, study: dict[str, Any], rows: list[dict[str, Any]
     if affectnet:
         seed_rows = [[_esc(label), _pct(acc), _esc(_counterpart(run, study["runs"]))]
                      for label, run, acc in SEED_FIGURES]  # fmt: skip
-        parts.append("<h3>The seed notebook's published figures (its AffectNet test split)</h3>")
-        parts.append(_table(["seed model", "seed test accuracy", "study run"], seed_rows, "seed"))
+        parts.append("<h3>The notebook's published figures (its AffectNet test split)</h3>")
+        parts.append(
+            _table(["notebook model", "its test accuracy", "study run"], seed_rows, "notebook")
+        )
         parts.append(f'<p class="note">{_esc(SEED_NOTE)}</p>')
     return "\n".join(parts)
 
@@ -551,7 +557,7 @@ def render_html(out: Path, study: dict[str, Any], m: dict[str, Any]) -> str:
         f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>"
-        f"<h1>{_esc(title)}</h1><p class='note'>The seed study (inspect data, SVM baselines, "
+        f"<h1>{_esc(title)}</h1><p class='note'>The notebook's study (inspect data, SVM baselines, "
         f"CNNs, happy vs sad, confusion matrices, feature maps, misclassifications) reproduced "
         f"by <code>ferkit study</code>. Rendered {_esc(m['rendered'])}; this invocation took "
         f"{_esc(study.get('seconds_this_invocation', '-'))} s (reused stages cost nothing).</p>"
@@ -585,7 +591,7 @@ def render_markdown(study: dict[str, Any], m: dict[str, Any], out: Path | None =
     lines += ["## Comparison", ""]
     head = ["run", "kind", "status", "val accuracy [95% CI]", "macro-F1 [95% CI]", "n"]
     if affectnet:
-        head.append("seed's figure (test split)")
+        head.append("notebook's figure (test split)")
     table = []
     for r in rows:
         cells = [r["run"], r["kind"], r["status"], accuracy_text(r), f1_text(r),
@@ -599,7 +605,7 @@ def render_markdown(study: dict[str, Any], m: dict[str, Any], out: Path | None =
         lines += ["", "Paired tests (McNemar, same validation items):", *[f"- {t}" for t in tests]]
     if affectnet:
         figures = ", ".join(f"{label} {acc:.1%}" for label, _, acc in SEED_FIGURES)
-        lines += ["", f"Seed notebook figures (AffectNet test split): {figures}.", "", SEED_NOTE]
+        lines += ["", f"The notebook's figures (AffectNet test split): {figures}.", "", SEED_NOTE]
     if out is not None and (out / "compare" / "comparison.png").is_file():
         lines += ["", "![comparison](compare/comparison.png)"]
     recipes = network_recipes(out, rows) if out is not None else {}

@@ -1,10 +1,11 @@
 """Batch augmentation with kornia (torchvision does not load with this torch build).
 
-``seed`` reproduces the seed notebook's Keras ImageDataGenerator: horizontal flip, rotation 5
-degrees, zoom 0.1, shear 0.1 (Keras' shear_range is in degrees), edges filled with the nearest
-pixel. ``strong`` adds translation, more rotation, brightness/contrast jitter and random erasing:
-the usual recipe for training small expression networks from scratch, where overfitting and not
-capacity limits accuracy. Augmentation runs on whole batches on the training device.
+``notebook`` reproduces the study notebook's Keras ImageDataGenerator: horizontal flip, rotation
+5 degrees, zoom 0.1, shear 0.1 (Keras' shear_range is in degrees), edges filled with the nearest
+pixel; its old name ``seed`` still works, with a warning. ``strong`` adds translation, more
+rotation, brightness/contrast jitter and random erasing: the usual recipe for training small
+expression networks from scratch, where overfitting and not capacity limits accuracy.
+Augmentation runs on whole batches on the training device.
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ import kornia.augmentation as K
 import torch
 from torch import nn
 
-AUGMENTATIONS = ("none", "seed", "strong")
+from ferkit.training.recipes import NOTEBOOK, current_name
+
+AUGMENTATIONS = ("none", NOTEBOOK, "strong")
 
 
 def build_augmentation(name: str) -> nn.Module:
     """The named augmentation pipeline, for float NCHW batches in [0, 1] (before normalising)."""
+    name = current_name(name, "augmentation")
     if name == "none":
         return nn.Identity()
-    if name == "seed":
+    if name == NOTEBOOK:
         return K.AugmentationSequential(
             K.RandomHorizontalFlip(),
             K.RandomAffine(degrees=5.0, scale=(0.9, 1.1), shear=0.1, padding_mode="border", p=1.0),

@@ -1,6 +1,6 @@
 """``ferkit train``: a registered network trained on a dataset into a run folder.
 
-What the seed did in Keras, made restartable: augmentation (kornia), Adam, early stopping on
+What the notebook did in Keras, made restartable: augmentation (kornia), Adam, early stopping on
 validation accuracy restoring the best weights, ReduceLROnPlateau(0.1, patience 3) on validation
 loss. Every epoch ends with an atomic checkpoint (model, optimiser, scheduler, history, early-stop
 state), so a run killed at any moment resumes with ``resume=True`` having lost at most the
@@ -40,6 +40,7 @@ from ferkit.models.torch_run import build_network
 from ferkit.training.checkpoint import CHECKPOINT, load_checkpoint, remove_stale_temps
 from ferkit.training.history import history_summary
 from ferkit.training.loop import Loop, Progress, TrainState, _log
+from ferkit.training.recipes import current_name
 
 BALANCING = ("none", "undersample", "weights")
 TTA_MODES = ("none", "flip")  # test-time augmentation recorded in the saved architecture
@@ -66,7 +67,7 @@ class TrainConfig:
     plateau_factor: float = 0.1
     plateau_patience: int = 3
     patience: int = 8
-    augment: str = "seed"
+    augment: str = "notebook"  # the notebook's; "seed" is its old name
     label_smoothing: float = 0.0
     mixup: float = 0.0
     seed: int = 0
@@ -83,6 +84,9 @@ class TrainConfig:
     match_sharpness: str = "auto"
     tta: str = "none"  # "flip": evaluate on each image and its mirror (validation included)
     dedupe: bool = False  # drop train images that duplicate a validation/test image
+
+    def __post_init__(self) -> None:
+        self.augment = current_name(self.augment, "augment")  # "seed" warns, becomes "notebook"
 
     def check(self) -> None:
         """Reject impossible settings before any data is loaded."""
@@ -432,6 +436,8 @@ def _check_run_dir(out: Path, resume: bool) -> dict[str, Any] | None:
 def _same_setup(saved: dict[str, Any], cfg: TrainConfig, out: Path) -> None:
     """A resumed run must be the run that was started (epochs/patience may be extended)."""
     before = json.loads(saved["config"])
+    if isinstance(before.get("augment"), str):  # a run started when "notebook" was "seed"
+        before["augment"] = current_name(before["augment"], "augment", warn=False)
     free = {"epochs", "patience", "threads", "device", "nproc", "init"}
     defaults = asdict(TrainConfig())  # a setting added since the run started has its default
     changed = {

@@ -1,6 +1,6 @@
 """``ferkit svm``: features -> grid search -> SVM fitted on the balanced train split -> run.
 
-As in the seed, the search runs by default on a stratified subset of the validation split
+As in the notebook, the search runs by default on a stratified subset of the validation split
 (~2000 images, 5-fold CV) and the final model is fitted on the train split undersampled by
 750; ``search_on="train"`` searches by plain CV on a subset of train instead, which keeps the
 validation split untouched for reporting (the benchmarks use that). The folds are
@@ -41,10 +41,10 @@ def search_svm(
     pca_components: int | None = None,
     groups: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """GridSearchCV over the seed's grid; returns best params, score and the ranked table.
+    """GridSearchCV over the notebook's grid; returns best params, score and the ranked table.
 
     ``pca_components`` is fixed during the search (it is a speed/accuracy dial of the ``pca``
-    and ``fast`` methods, not one of the seed's hyper-parameters). ``groups`` (a subject per
+    and ``fast`` methods, not one of the notebook's hyper-parameters). ``groups`` (a subject per
     sample) makes the folds subject-disjoint (``StratifiedGroupKFold``): with frames of one
     person in several folds, every setting that memorises scores ~100% and the search picks
     among them blindly.
@@ -163,7 +163,7 @@ def train_svm(
     ``log`` gets a line as each step (search, features, fit) ends: with ``progress`` off, as in
     a study, an exact fit on a large split is otherwise hours without a word.
 
-    HOG runs at the data's own image size unless ``feature_params`` says otherwise (the seed's
+    HOG runs at the data's own image size unless ``feature_params`` says otherwise (the notebook's
     96x96 on AffectNet; FER2013's 48x48 is not upsampled). ``match_sharpness`` ("auto", "on",
     "off") puts :class:`~ferkit.features.sharpness.MatchSharpness` before the extractor, as
     ``ferkit train`` does for networks: "auto" when train is much blurrier than val.

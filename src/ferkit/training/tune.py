@@ -1,6 +1,6 @@
-"""``ferkit tune``: the seed's keras-tuner Hyperband search, redone with Optuna and made resumable.
+"""``ferkit tune``: the notebook's keras-tuner Hyperband search, redone with Optuna, resumable.
 
-The seed notebook tuned its networks with ``kt.Hyperband(build_model, objective='val_accuracy',
+The study notebook tuned its networks with ``kt.Hyperband(build_model, objective='val_accuracy',
 max_epochs=10)`` (keras-tuner's default ``factor=3``) over a dense head (units, dropout), the Adam
 learning rate and an L2 penalty. Here an Optuna study does the same: a TPE sampler proposes the
 settings, a :class:`optuna.pruners.HyperbandPruner` (``min_resource=1``, ``max_resource`` = the
@@ -38,22 +38,23 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from ferkit import io
 from ferkit.errors import FerkitError, did_you_mean
 from ferkit.training.deep import TrainConfig, prepare_data, train_network
+from ferkit.training.recipes import current_name
 
 STUDY_FILE = "study.db"
 STUDY_NAME = "ferkit-tune"
 LOCK_FILE = ".tune.lock"
-SEED_FACTOR = 3  # keras-tuner Hyperband's default ``factor``, which the seed left unchanged
-SEED_MAX_EPOCHS = 10  # the seed's ``kt.Hyperband(..., max_epochs=10)``
-SEED_PATIENCE = 3  # the seed's EarlyStopping(monitor='val_accuracy', patience=3) during search
+SEED_FACTOR = 3  # keras-tuner Hyperband's default ``factor``, which the notebook left unchanged
+SEED_MAX_EPOCHS = 10  # the notebook's ``kt.Hyperband(..., max_epochs=10)``
+SEED_PATIENCE = 3  # the notebook's EarlyStopping(monitor='val_accuracy', patience=3) during search
 
-# The seed's ResNet-50 ``build_model(hp)``; the generic space for every model with a dense head:
+# The notebook's ResNet-50 ``build_model(hp)``; the generic space for every model with a dense head:
 #   reg = l2(hp.Float('l2_reg', min_value=1e-5, max_value=1e-2, sampling='LOG', default=1e-4))
 #   Dense(units=hp.Int('units', min_value=32, max_value=512, step=32), ...)
 #   Dropout(rate=hp.Float('dropout', min_value=0.0, max_value=0.5, default=0.25, step=0.05))
 #   learning_rate = hp.Choice('learning_rate', values=[1e-2, 1e-3, 1e-4])
 # Keras's l2(lam) adds lam * sum(w^2) to the loss of the two dense layers only; ferkit's Adam
-# weight_decay adds wd * w to every gradient, i.e. l2(wd / 2) on all parameters. The seed's range
-# is searched as is: over three decades the factor 2 is immaterial, and "weight decay on every
+# weight_decay adds wd * w to every gradient, i.e. l2(wd / 2) on all parameters. The notebook's
+# range is searched as is: over three decades the factor 2 is immaterial, and "weight decay on every
 # layer" is what a PyTorch user means by L2.
 SEED_SPACE: dict[str, dict[str, Any]] = {
     "dense_units": {"type": "int", "low": 32, "high": 512, "step": 32},
@@ -62,7 +63,7 @@ SEED_SPACE: dict[str, dict[str, Any]] = {
     "weight_decay": {"type": "float", "low": 1e-5, "high": 1e-2, "log": True},
 }
 
-# The seed's CNN-10 ``build_model(hp)`` had its own, narrower head space (and no L2, which is
+# The notebook's CNN-10 ``build_model(hp)`` had its own, narrower head space (and no L2, which is
 # kept here as for every model: L2 is a training setting that always applies):
 #   hp_dropout_rate = hp.Float('dropout_1', min_value=0.1, max_value=0.5, step=0.1)
 #   hp_units = hp.Int('units', min_value=32, max_value=256, step=32)
@@ -123,7 +124,7 @@ def search_space(
 ) -> dict[str, dict[str, Any]]:
     """The space :func:`tune` searches for ``model``, each key checked and its spec normalised.
 
-    Without ``space``: the seed's space for that model (:data:`MODEL_SPACES`, else
+    Without ``space``: the notebook's space for that model (:data:`MODEL_SPACES`, else
     :data:`SEED_SPACE`) restricted to the options the model's factory accepts, so ``convnet``
     (no options) gets only lr and L2. With ``space``: every key must be a tunable TrainConfig
     field or an option of the model, since a typo silently left untuned would waste a search.
@@ -213,6 +214,8 @@ def trial_params(trial: FrozenTrial, space: dict[str, dict[str, Any]]) -> dict[s
 def trial_config(base: TrainConfig, params: dict[str, Any], epochs: int) -> TrainConfig:
     """``base`` with ``params`` applied: config fields set directly, the rest as model options."""
     config_params = {k: v for k, v in params.items() if k in TUNABLE_CONFIG}
+    if isinstance(config_params.get("augment"), str):  # a space's old "seed" choice: no warning
+        config_params["augment"] = current_name(config_params["augment"], "augment", warn=False)
     model_params = {k: v for k, v in params.items() if k not in TUNABLE_CONFIG}
     return replace(
         base,
@@ -243,10 +246,10 @@ def tune(
     the same search. Each trial trains for at most ``max_epochs`` (the Hyperband budget);
     ``base`` supplies everything not searched (its ``epochs`` is the length of the final
     training written into best.json's command; its ``patience`` applies inside trials, and
-    defaults to the seed's 3 when ``base`` is None). ``seed`` drives the sampler and every
+    defaults to the notebook's 3 when ``base`` is None). ``seed`` drives the sampler and every
     trial's training seed is ``base.seed``, so trials differ by their settings and not by their
     initialisation. ``timeout`` (seconds) stops starting new trials. ``pruner`` replaces the
-    seed's Hyperband (tests use it to force pruning).
+    notebook's Hyperband (tests use it to force pruning).
 
     Returns the best.json dict plus ``"table"``: one row per trial, as in trials.csv.
     """
@@ -345,7 +348,10 @@ def _with_new_defaults(setup: dict[str, Any] | None) -> dict[str, Any] | None:
     if setup is None or not isinstance(setup.get("base"), dict):
         return setup
     defaults = {k: v for k, v in asdict(TrainConfig()).items() if k not in _FREE}
-    return {**setup, "base": {**defaults, **setup["base"]}}
+    base = {**defaults, **setup["base"]}
+    if isinstance(base.get("augment"), str):  # stored when the notebook's was called "seed"
+        base["augment"] = current_name(base["augment"], "augment", warn=False)
+    return {**setup, "base": base}
 
 
 def _open_study(

@@ -5,7 +5,8 @@ import), so ``create_model("fernet", num_classes=7)`` works without further impo
 
 Families: ``cnn10`` (Dada et al. 2023), ``convnet`` (Debnath et al. 2022), ``resnet50`` /
 ``resnet18`` (from scratch, with the study notebook's dense head), ``seedcnn`` (the small 48x48
-FER2013 CNN) and ``fernet`` (ferkit's own CPU-efficient ResNet).
+FER2013 CNN of the second notebook; the name, kept so saved runs and commands stay valid, is
+the notebook's, not the RNG seed's) and ``fernet`` (ferkit's own CPU-efficient ResNet).
 A new family is also named in ``ferkit.models.catalog.NETWORKS``, which ``ferkit models`` lists
 without importing torch (a test keeps the two equal).
 """

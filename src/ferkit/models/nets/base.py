@@ -132,7 +132,7 @@ class Network(nn.Module):
 def init_linear(layer: nn.Linear | nn.Conv2d) -> None:
     """Keras' default init (Glorot-uniform kernel, zero bias).
 
-    Used for the seed reproductions, whose results were obtained with it, and for every fresh
+    Used for the notebook reproductions, whose results were obtained with it, and for every fresh
     head: a zero bias starts the classifier at a uniform prior over the classes.
     """
     nn.init.xavier_uniform_(layer.weight)
