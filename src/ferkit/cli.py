@@ -242,6 +242,7 @@ def _typer_output() -> None:
     def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
         return None if self.is_flag and self.metavar is None else shown(self, ctx)
 
+    # a marker on the function and a patched method of typer's class: neither is in its types
     display_type_rich._ferkit = True  # type: ignore[attr-defined]
     TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
 

@@ -281,7 +281,7 @@ class Predictor:
             image,
             detector,
             size=run.image_size,
-            color=run.color,  # type: ignore[arg-type]
+            color=run.color,
             quality=self.quality,
             max_detect_pixels=max_pixels,
             landmarks="68" if self.landmarks else "auto",

@@ -484,7 +484,7 @@ def explain_examples(run_dir: Path, dataset: Path, folder: Path, n: int, seed: i
     from ferkit.models.store import load_run
 
     run = load_run(run_dir, backend="torch")
-    ds = load_dataset(dataset, image_size=run.image_size, color=run.color,  # type: ignore[arg-type]
+    ds = load_dataset(dataset, image_size=run.image_size, color=run.color,
                       splits=["val"], progress=False)  # fmt: skip
     val = ds.usable_split("val")
     rng = np.random.default_rng(seed)
