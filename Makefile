@@ -55,7 +55,7 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 
-# mypy over src/ferkit with pyproject's [tool.mypy]; not in CI until the tree is clean.
+# mypy over src/ferkit with pyproject's [tool.mypy]; CI runs it after lint (.ci/run).
 typecheck: $(VENV)/.dev
 	$(VENV)/bin/mypy
 

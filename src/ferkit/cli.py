@@ -9,7 +9,7 @@ import time
 import warnings
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -233,7 +233,9 @@ def _typer_output() -> None:
     from typer import rich_utils
     from typer.core import TyperOption
 
-    rich_utils.rich_format_error = _usage_error
+    # a monkeypatch of typer's function, which it calls positionally: its parameter's name
+    # (self) is not part of the contract
+    rich_utils.rich_format_error = _usage_error  # type: ignore[assignment]
 
     shown = TyperOption.display_type_rich
     if getattr(shown, "_ferkit", False):
@@ -242,6 +244,7 @@ def _typer_output() -> None:
     def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
         return None if self.is_flag and self.metavar is None else shown(self, ctx)
 
+    # a marker on the function and a patched method of typer's class: neither is in its types
     display_type_rich._ferkit = True  # type: ignore[attr-defined]
     TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
 
@@ -754,7 +757,7 @@ def train(
             dedupe=dedupe,
         )
         # bars on a terminal; a line per epoch in a log (a background run's only news)
-        progress = True if sys.stderr.isatty() else "epochs"
+        progress: bool | Literal["epochs"] = True if sys.stderr.isatty() else "epochs"
         started = time.perf_counter()
         summary = train_network(data, out, cfg, resume=resume, progress=progress)
         wall = time.perf_counter() - started

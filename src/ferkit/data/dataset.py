@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 from PIL import Image
@@ -152,7 +153,7 @@ class Dataset:
         return part
 
 
-def resolve_split_name(name: str, available: Sequence[str] | dict[str, object]) -> str:
+def resolve_split_name(name: str, available: Iterable[str]) -> str:
     """The split in ``available`` that ``name`` means; else an error listing what exists."""
     names = list(available)
     if name in names:
@@ -286,17 +287,27 @@ def _convert_pixels(pixels: np.ndarray, size: int, color: Color) -> np.ndarray:
     return np.repeat(pixels, 3, axis=3) if color == "rgb" else pixels
 
 
+class _DecodeOptions(TypedDict):
+    """What ``load_dataset`` passes on to :func:`decode_cached` for every split, typed so the
+    keyword unpacking is checked."""
+
+    max_pixels: int
+    cache_dir: Path | None
+    workers: int | None
+    progress: bool
+
+
 def _materialise(
     scanned: ScannedSplit,
     size: int,
     color: Color,
-    options: dict[str, object],
+    options: _DecodeOptions,
     problems: list[Problem],
     source: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str], bool, str]:
     """Pixels, labels, refs of one split, decoding (or reading the cache) when needed, whether
     they came from the cache, and the split's key (:attr:`Dataset.keys`)."""
-    max_pixels = int(options["max_pixels"])  # type: ignore[call-overload]
+    max_pixels = int(options["max_pixels"])
     if scanned.pixels is not None and scanned.labels is not None and scanned.refs is not None:
         key = cache_key([source or "", f"split={scanned.name}"], size, color, max_pixels)
         pixels = _convert_pixels(scanned.pixels, size, color)
@@ -386,7 +397,7 @@ def load_dataset(
     size, colour = _infer_format(scan, image_size, color)
     canonical = [canonical_name(c) or c.strip().lower() for c in scan.classes]
     problems = list(scan.problems)
-    options: dict[str, object] = {
+    options: _DecodeOptions = {
         "max_pixels": max_pixels,
         "cache_dir": (Path(cache_dir) if cache_dir else default_cache_dir()) if cache else None,
         "workers": workers,

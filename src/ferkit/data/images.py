@@ -242,6 +242,15 @@ def decode_image(
     return arr[:, :, None] if arr.ndim == 2 else arr
 
 
+# Everything peek_image turns into "unreadable": a named tuple so the type checker sees exception
+# classes (it cannot follow a star-unpacked tuple inside an ``except`` clause).
+_PEEK_ERRORS: tuple[type[BaseException], ...] = (
+    ImageProblem,
+    Image.DecompressionBombError,
+    *DECODE_ERRORS,
+)
+
+
 def peek_image(path: str | os.PathLike[str]) -> tuple[int, int, str] | None:
     """(width, height, mode) from the header without decoding, or None if unreadable (or not
     a regular file: a FIFO would block the ``open``)."""
@@ -251,5 +260,5 @@ def peek_image(path: str | os.PathLike[str]) -> tuple[int, int, str] | None:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 return img.size[0], img.size[1], img.mode
-    except (ImageProblem, Image.DecompressionBombError, *DECODE_ERRORS):
+    except _PEEK_ERRORS:
         return None

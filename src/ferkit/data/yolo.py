@@ -212,9 +212,9 @@ def _split_dirs(doc: dict[str, Any], yaml_path: Path, problems: list[Problem]) -
             if folder is not None:
                 found[key] = folder
     if not any(k in doc for k in SPLIT_KEYS):
-        for key, folder in _DEFAULT_FOLDERS:
-            if key not in found and (base / folder / "images").is_dir():
-                found[key] = base / folder / "images"
+        for key, name in _DEFAULT_FOLDERS:
+            if key not in found and (base / name / "images").is_dir():
+                found[key] = base / name / "images"
     return found
 
 
@@ -290,7 +290,8 @@ def read_labels(
             "image; image skipped"
         )
         return [], [("too-many-faces", reason)]
-    faces, problems = [], []
+    faces: list[tuple[int, Box | None, int]] = []
+    problems: list[tuple[str, str]] = []
     where = (lambda n: f"line {n}: ") if len(lines) > 1 else (lambda n: "")
     for n, tokens in lines:
         cid, kind, reason = _class_id(tokens[0], n_classes)

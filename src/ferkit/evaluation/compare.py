@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io as _stdio
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,7 @@ def _bar_chart(rows: list[dict[str, Any]], title: str) -> Figure:
 
 
 def compare_runs(
-    runs: list[str | Path],
+    runs: Sequence[str | Path],
     data: str | Path,
     split: str | None = None,
     out: str | Path | None = None,

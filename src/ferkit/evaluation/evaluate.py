@@ -170,7 +170,7 @@ def _load_split(
         return load_dataset(
             data,
             image_size=model.image_size,
-            color=model.color,  # type: ignore[arg-type]
+            color=model.color,
             splits=[name],
             **load_options,
         )

@@ -35,7 +35,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ferkit import io
-from ferkit.data.images import ImageProblem, decode_image, peek_image
+from ferkit.data.images import Color, ImageProblem, decode_image, peek_image
 from ferkit.errors import FerkitError
 
 GRADCAM_FILE = "gradcam.png"
@@ -551,7 +551,7 @@ def resolve_target(
     return index
 
 
-def _decode(image_path: Path, size: int | None, color: str) -> np.ndarray:
+def _decode(image_path: Path, size: int | None, color: Color) -> np.ndarray:
     """The image at the run's size/colour; any failure names the file."""
     if not image_path.exists():
         raise FerkitError(f"{image_path}: no such image file")
@@ -559,7 +559,7 @@ def _decode(image_path: Path, size: int | None, color: str) -> np.ndarray:
         raise FerkitError(f"{image_path}: is a folder, not an image file")
     try:
         # a writable copy: torch warns on (and must not alias) Pillow's read-only buffer
-        return np.array(decode_image(image_path, size=size, color=color))  # type: ignore[arg-type]
+        return np.array(decode_image(image_path, size=size, color=color))
     except ImageProblem as exc:
         raise FerkitError(f"{image_path}: {exc}") from exc
 

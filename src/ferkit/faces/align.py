@@ -48,6 +48,8 @@ is applied.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import numpy as np
 from skimage.filters import gaussian
 from skimage.transform import AffineTransform, warp
@@ -62,7 +64,18 @@ DEFAULT_MARGIN = 0.2
 DEFAULT_LIFT = 0.2
 # The face size s from 5 points, per sqrt(eye distance * eye-to-mouth height) (module doc).
 FIVE_SIZE = 2.2
-FRAMINGS: dict[str, dict[str, float]] = {
+
+
+class Framing(TypedDict):
+    """How a crop frames the face (see the module doc): a TypedDict, so ``**framing`` passes
+    ``margin`` and ``lift`` to :func:`face_transform` or :func:`ferkit.faces.find_faces` with
+    their types checked."""
+
+    margin: float
+    lift: float
+
+
+FRAMINGS: dict[str, Framing] = {
     "default": {"margin": DEFAULT_MARGIN, "lift": DEFAULT_LIFT},
     "fer2013": {"margin": 0.13, "lift": 0.13},
     "affectnet": {"margin": 0.31, "lift": 0.10},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -64,7 +64,7 @@ def _thresholds(min_size: float, quality: Mapping[str, float] | None) -> dict[st
     return {"min_face_px": min_size, **(quality or {})}
 
 
-def _plausible(five: np.ndarray | None, box: Box) -> bool:
+def _plausible(five: np.ndarray | None, box: Box) -> TypeGuard[np.ndarray]:
     """Whether a detector's 5 points can frame the face: 5 finite points whose face size is
     within 0.3-3x the box's side. Otherwise (the mouth on or above the eye line, points
     bunched together: no face size to frame from) the 68-point fit from the box frames it.

@@ -204,7 +204,8 @@ class RetinaFaceDetector:
         tensor, scale = network_input(image, self.max_side, self.min_side, self.upscale)
         graph = session(self.threads)
         outputs = graph.run(None, {graph.get_inputs()[0].name: tensor})
-        boxes, scores, points = decode(outputs, *tensor.shape[2:], self.score, self.nms)
+        height, width = tensor.shape[2:]
+        boxes, scores, points = decode(outputs, height, width, self.score, self.nms)
         return [
             box
             for b, s, p in zip(boxes / scale, scores, points / scale, strict=True)

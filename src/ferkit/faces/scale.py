@@ -15,7 +15,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from ferkit.faces.detectors import Box
+from ferkit.faces.detectors import Box, FaceDetector
 
 # 4 MP: a 12 MP photo is scanned at 0.58x, so faces down to about 70 px (dlib finds ~40 px
 # faces at upsample 1) are still found there; a 48 MP photo costs what a 4 MP one does.
@@ -45,14 +45,14 @@ def scaled_box(box: Box, sx: float, sy: float, width: int, height: int) -> Box:
     return box.mapped(left, top, right - left, bottom - top, sx, sy)
 
 
-def detect_scaled(detector: object, image: np.ndarray, max_pixels: int | None) -> list[Box]:
+def detect_scaled(detector: FaceDetector, image: np.ndarray, max_pixels: int | None) -> list[Box]:
     """``detector.detect`` on ``image`` shrunk to ``max_pixels`` (None: full size), boxes in
     ``image``'s pixels."""
     if max_pixels is not None and max_pixels < 1:
         raise ValueError("max_pixels must be >= 1 (or None for no limit)")
     height, width = image.shape[:2]
     small = image if max_pixels is None else shrink(image, max_pixels)
-    boxes = list(detector.detect(small))  # type: ignore[attr-defined]
+    boxes = list(detector.detect(small))
     sh, sw = small.shape[:2]
     if (sh, sw) == (height, width):
         return boxes

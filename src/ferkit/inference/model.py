@@ -99,7 +99,7 @@ def largest_face(
         image,
         detector,
         size=run.image_size,
-        color=run.color,  # type: ignore[arg-type]
+        color=run.color,
         **FRAMINGS[framing_name(run.card)],
     )
     if not faces:

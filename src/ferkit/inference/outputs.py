@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io as text_io
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,7 @@ def timeline_rows(
 class OutputWriter:
     """Writes one ``predict_many`` call's files under ``root``, claiming each name once."""
 
-    def __init__(self, root: str | Path, landmarks: bool = False) -> None:
+    def __init__(self, root: str | os.PathLike[str], landmarks: bool = False) -> None:
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir():
             raise FerkitError(f"{self.root}: --out must be a folder, and this is a file")

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from ferkit.data.problems import Problem
 from ferkit.errors import FerkitError
 from ferkit.faces import FRAMINGS, THRESHOLDS, Box, FaceDetector, create_detector, find_faces
+from ferkit.faces.align import Framing
 from ferkit.faces.images import check_image
 from ferkit.faces.scale import DEFAULT_MAX_DETECT_PIXELS, scaled_box
 from ferkit.inference.inputs import (
@@ -148,18 +149,20 @@ def _positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
-def _framing(framing: str | Mapping[str, float] | None, run: Run) -> tuple[str, dict[str, float]]:
+def _framing(framing: str | Mapping[str, float] | None, run: Run) -> tuple[str, Framing]:
     if framing is None:
         name = framing_name(run.card)
-        return name, dict(FRAMINGS[name])
+        return name, FRAMINGS[name].copy()
     if isinstance(framing, str):
         if framing not in FRAMINGS:
             raise FerkitError(f"unknown framing {framing!r}; known: {', '.join(FRAMINGS)}")
-        return framing, dict(FRAMINGS[framing])
+        return framing, FRAMINGS[framing].copy()
     unknown = sorted(set(framing) - {"margin", "lift"})
     if unknown:
         raise FerkitError(f"a framing takes margin and lift, got {', '.join(unknown)}")
-    return "custom", {**FRAMINGS["default"], **{k: float(v) for k, v in framing.items()}}
+    default = FRAMINGS["default"]
+    margin = float(framing.get("margin", default["margin"]))
+    return "custom", Framing(margin=margin, lift=float(framing.get("lift", default["lift"])))
 
 
 class Predictor:
@@ -278,7 +281,7 @@ class Predictor:
             image,
             detector,
             size=run.image_size,
-            color=run.color,  # type: ignore[arg-type]
+            color=run.color,
             quality=self.quality,
             max_detect_pixels=max_pixels,
             landmarks="68" if self.landmarks else "auto",
@@ -322,15 +325,17 @@ class Predictor:
         return _Pending(result, image, tag, [found[i].crop for i in targets], targets, read)
 
     def _classify(self, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
-        labels, probabilities = [], []
+        labels: list[np.ndarray] = []
+        probabilities: list[np.ndarray] = []  # stays empty for a model without probabilities
         for start in range(0, len(crops), self.batch_size):
             batch = np.stack(crops[start : start + self.batch_size])
             index, probs = classify(self.run, batch)
             labels.append(index)
-            probabilities.append(probs)
+            if probs is not None:
+                probabilities.append(probs)
         if not labels:
             return np.zeros(0, dtype=np.int64), None
-        joined = None if probabilities[0] is None else np.concatenate(probabilities)
+        joined = np.concatenate(probabilities) if probabilities else None
         return np.concatenate(labels), joined
 
     def _flush(self, pending: list[_Pending]) -> Iterator[_Pending]:

@@ -46,6 +46,7 @@ from torch import nn
 
 from ferkit import __version__, io
 from ferkit.errors import FerkitError
+from ferkit.models.nets.base import Network
 from ferkit.models.onnx_run import (
     EMBEDDING,
     INPUT_NAME,
@@ -85,7 +86,7 @@ class OnnxExport:
 class _PixelsToLogits(nn.Module):
     """The network behind the run's own preprocessing: uint8 NHWC -> (logits, embedding)."""
 
-    def __init__(self, network: nn.Module, mean: list[float], std: list[float]) -> None:
+    def __init__(self, network: Network, mean: list[float], std: list[float]) -> None:
         super().__init__()
         self.network = network
         self.mean: torch.Tensor
@@ -96,8 +97,8 @@ class _PixelsToLogits(nn.Module):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = images.permute(0, 3, 1, 2).float() / 255.0  # as torch_run.to_input, op for op
         x = (x - self.mean) / self.std
-        features = self.network.embed(x)  # type: ignore[operator]
-        return self.network.head(features), features  # type: ignore[operator]
+        features = self.network.embed(x)
+        return self.network.head(features), features
 
 
 def _require_onnx() -> None:

@@ -35,6 +35,7 @@ from ferkit.models.checks import (
 
 if TYPE_CHECKING:  # the dataset layer is only an annotation here: loading a run skips it
     from ferkit.data.dataset import Split
+    from ferkit.data.images import Color
 
 SKOPS_FILE = "model.skops"
 # numpy scalar types an array node may be cast to: plain numbers, nothing callable beyond that
@@ -88,7 +89,7 @@ class Run:
     classes: list[str]
     canonical: list[str]
     image_size: int
-    color: str
+    color: Color
     estimator: Any
     card: dict[str, Any] = field(default_factory=dict)
 
@@ -302,6 +303,7 @@ def load_run(run_dir: str | Path, backend: str | None = None) -> Run:
     if kind not in ("sklearn", "torch"):
         raise FerkitError(f"{card_path}: unsupported run kind {kind!r}")
     check_card(card, card_path)
+    color: Color = "gray" if card["color"] == "gray" else "rgb"  # check_card allows only these
     if kind == "sklearn":
         estimator = _load_sklearn_estimator(run_dir, card)
     else:
@@ -312,7 +314,7 @@ def load_run(run_dir: str | Path, backend: str | None = None) -> Run:
         list(card["classes"]),
         list(card["canonical"]),
         int(card["image_size"]),
-        str(card["color"]),
+        color,
         estimator,
         card,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ from ferkit.models.checks import (
     expected_sha256,
     sha256,
 )
+
+if TYPE_CHECKING:  # the nets are imported when a network is built, not with this module
+    from ferkit.models.nets.base import Network
 
 WEIGHTS_FILE = "model.safetensors"
 # A network over either budget is refused before any real allocation: ferkit's largest family
@@ -136,7 +139,7 @@ def _check_budget(config: dict[str, Any]) -> None:
         )
 
 
-def build_network(config: Any) -> torch.nn.Module:
+def build_network(config: Any) -> Network:
     """Rebuild a registered network from its ``config`` (as ``Network.config`` gives it).
 
     Every value is range-checked and the size measured on the meta device first, so a

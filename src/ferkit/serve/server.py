@@ -102,6 +102,7 @@ class GuardedH11Protocol(H11Protocol):
 
     # -- protocol events ----------------------------------------------------------------------
 
+    # typeshed says BaseTransport; a TCP server's loop always passes a Transport (write, close)
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.max_connections:

@@ -52,6 +52,14 @@ def available_threads() -> int:
         return os.cpu_count() or 1
 
 
+def _filled(value: int | None, name: str) -> int:
+    """A size or epoch count of the config: ``StudyConfig.__post_init__`` fills each None from
+    the quick or full preset, so it is an int here (checked, so the type checker knows too)."""
+    if value is None:
+        raise RuntimeError(f"StudyConfig left {name} unset; its __post_init__ fills it")
+    return value
+
+
 class Study:
     """Builds and runs the stages of one study; ``records`` holds every stage's outcome."""
 
@@ -162,7 +170,11 @@ class Study:
 
         def work() -> dict[str, Any]:
             _, summary = inspect_dataset(
-                cfg.data, folder, seed=cfg.seed, embed_samples=cfg.embed_samples, progress=False
+                cfg.data,
+                folder,
+                seed=cfg.seed,
+                progress=False,
+                embed_samples=_filled(cfg.embed_samples, "embed_samples"),
             )
             return {
                 "figures": {k: Path(v).name for k, v in summary.get("figures", {}).items()},
@@ -194,7 +206,8 @@ class Study:
         def work() -> dict[str, Any]:
             summary = train_svm(
                 self.dataset, folder, features=feature, method=cfg.svm_method, search=True,
-                search_on="train", search_size=cfg.search_size, seed=cfg.seed, progress=False,
+                search_on="train", search_size=_filled(cfg.search_size, "search_size"),
+                seed=cfg.seed, progress=False,
                 log=lambda line: self.log(f"{name}: {line}"),
                 validate=False,  # the study's evaluate stage scores it
                 group_by=group_by,
@@ -234,7 +247,7 @@ class Study:
             model=model,
             model_kwargs=dict(cfg.model_kwargs.get(model, {})),
             classes=classes,
-            epochs=cfg.epochs,
+            epochs=_filled(cfg.epochs, "epochs"),
             seed=cfg.seed,
             threads=cfg.threads or available_threads(),
             **settings,
@@ -471,7 +484,7 @@ def explain_examples(run_dir: Path, dataset: Path, folder: Path, n: int, seed: i
     from ferkit.models.store import load_run
 
     run = load_run(run_dir, backend="torch")
-    ds = load_dataset(dataset, image_size=run.image_size, color=run.color,  # type: ignore[arg-type]
+    ds = load_dataset(dataset, image_size=run.image_size, color=run.color,
                       splits=["val"], progress=False)  # fmt: skip
     val = ds.usable_split("val")
     rng = np.random.default_rng(seed)

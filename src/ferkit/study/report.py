@@ -32,10 +32,12 @@ SEED_NOTE = (
 
 def machine() -> dict[str, Any]:
     """Where the study ran: timings mean little without it."""
+    usable: int | None
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count()
+    torch_version: str
     try:
         import torch
 
@@ -177,8 +179,8 @@ def comparison_rows(study: dict[str, Any], out: Path | None = None) -> list[dict
         ev = study["stages"].get(f"eval-{run}", {})
         result = ev.get("result", {}) if ev.get("status") == "done" else {}
         label, figure = seed.get(run, (None, None)) if affectnet else (None, None)
-        running = train.get("status") == "running" and out is not None
-        so_far = training_so_far(out / "runs" / run) if running else None
+        running = train.get("status") == "running"
+        so_far = training_so_far(out / "runs" / run) if running and out is not None else None
         rows.append(
             {
                 "run": run,
@@ -613,8 +615,8 @@ def render_markdown(study: dict[str, Any], m: dict[str, Any], out: Path | None =
         lines += ["", "### How the networks were trained", ""]
         table = [[run, *_recipe_cells(r)] for run, r in recipes.items()]
         lines += _md_table(["run"] + [c for c, _ in RECIPE], table)
-        head, shipped = recipe_note(recipes)
-        lines += ["", head, *[f"- {n}: `{c}`" for n, c in shipped]]
+        note, shipped = recipe_note(recipes)
+        lines += ["", note, *[f"- {n}: `{c}`" for n, c in shipped]]
     lines += ["", "## Dataset", "", source_line(study)]
     if out is not None:
         lines += _problems_markdown(out)

@@ -585,17 +585,18 @@ def run_worker(
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", rank % torch.cuda.device_count())
     torch.manual_seed(cfg.seed)
+    kwargs: dict[str, Any] = dict(cfg.model_kwargs)
+    if prepared.sharpness_target is not None:
+        kwargs["sharpness_target"] = prepared.sharpness_target
+    if cfg.tta == "flip":
+        kwargs["flip_average"] = True
     arch = {
         "name": cfg.model,
         "num_classes": len(prepared.classes),
         "in_channels": 1 if prepared.color == "gray" else 3,
         "image_size": prepared.image_size,
-        "kwargs": dict(cfg.model_kwargs),
+        "kwargs": kwargs,
     }
-    if prepared.sharpness_target is not None:
-        arch["kwargs"]["sharpness_target"] = prepared.sharpness_target
-    if cfg.tta == "flip":
-        arch["kwargs"]["flip_average"] = True
     model = build_network(arch)
     if saved is None and cfg.init:
         from ferkit.training.finetune import load_init

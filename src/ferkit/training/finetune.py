@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from ferkit.errors import FerkitError
+from ferkit.models.nets.base import Network
 from ferkit.models.store import load_run
 
 
@@ -29,20 +29,20 @@ def _adapt_channels(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor 
     return None
 
 
-def load_init(model: nn.Module, run_dir: str | Path) -> dict[str, list[str]]:
+def load_init(model: Network, run_dir: str | Path) -> dict[str, list[str]]:
     """Copy ``run_dir``'s weights into ``model``; returns what was adapted or re-initialised."""
     run = load_run(run_dir, backend="torch")  # the weights themselves, not an ONNX session
     if run.kind != "torch":
         raise FerkitError(f"--init {run_dir}: a {run.kind} run has no network weights")
     source_name = run.card["architecture"]["name"]
-    target_name = model.config["name"]  # type: ignore[attr-defined]
+    target_name = model.config["name"]
     if source_name != target_name:
         raise FerkitError(
             f"--init {run_dir}: is a {source_name!r} network, this run trains {target_name!r}"
         )
     source = run.estimator.model.state_dict()
     target = model.state_dict()
-    head = {f"head.{name}" for name, _ in model.head.named_parameters()}  # type: ignore[union-attr]
+    head = {f"head.{name}" for name, _ in model.head.named_parameters()}
     merged, adapted, reset = {}, [], []
     for key, value in target.items():
         src = source.get(key)

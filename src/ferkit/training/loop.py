@@ -95,7 +95,8 @@ class Loop:
         self.on_batch = on_batch
         self.on_epoch = on_epoch  # may raise to stop the run (a tuner pruning a trial)
         memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        self.net = model.to(device=device, memory_format=memory)
+        # Module.to takes memory_format (documented; _parse_to reads it): torch's overloads omit it
+        self.net = model.to(device=device, memory_format=memory)  # type: ignore[call-overload]
         self.model: nn.Module = self.net
         if world > 1:
             self.model = nn.parallel.DistributedDataParallel(self.net)

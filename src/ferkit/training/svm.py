@@ -72,7 +72,7 @@ def search_svm(
         warnings.simplefilter("ignore", UserWarning)
         search.fit(features, labels, groups=codes)
     res = search.cv_results_
-    table = sorted(
+    table: list[dict[str, Any]] = sorted(
         (
             {
                 "params": {k: _plain(v) for k, v in p.items()},

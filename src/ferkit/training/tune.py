@@ -614,6 +614,7 @@ def _markdown(table: list[dict[str, Any]], best: dict[str, Any]) -> str:
 def _plot(trials: list[FrozenTrial], best: int | None, target: Path) -> None:
     """Validation accuracy per epoch of every trial; pruned dashed, failed dotted, best bold."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax = fig.subplots()
@@ -639,7 +640,9 @@ def _plot(trials: list[FrozenTrial], best: int | None, target: Path) -> None:
         ylabel="validation accuracy",
         title="validation accuracy per trial (pruned dashed, failed dotted)",
     )
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    locator = ax.xaxis.get_major_locator()
+    if isinstance(locator, MaxNLocator):  # the default AutoLocator is one
+        locator.set_params(integer=True)
     ax.grid(alpha=0.3)
     if best is not None:
         ax.legend(loc="best", fontsize=8)
