@@ -88,6 +88,7 @@ def main() -> int:
 
     faces = 0
     per_image: list[int] = []
+    boxes: list[list[list[int]]] = []  # first pass: each image's boxes, [x, y, w, h]
     start = time.perf_counter()
     for _ in range(args.passes):
         for path in paths:
@@ -97,6 +98,8 @@ def main() -> int:
             found = detector.detect_emotions(image)
             faces += len(found)
             per_image.append(len(found))
+            if len(boxes) < len(paths):
+                boxes.append([[int(v) for v in face["box"]] for face in found])
     seconds = time.perf_counter() - start
     images = len(paths) * args.passes
     print(
@@ -107,6 +110,7 @@ def main() -> int:
                 "images_per_second": images / seconds,
                 "faces": faces,
                 "faces_per_image": per_image[: len(paths)],
+                "boxes_per_image": boxes,
                 "threads": args.threads,
                 "backend": args.backend,
                 "intra_threads": tf.config.threading.get_intra_op_parallelism_threads(),

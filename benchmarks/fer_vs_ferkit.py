@@ -159,6 +159,7 @@ def ferkit_model(name: str | None) -> str | None:
 def ferkit_run(predictor: Any, paths: list[Path], passes: int) -> dict[str, Any]:
     faces = classified = 0
     per_image: list[int] = []
+    boxes: list[list[list[int]]] = []  # first pass: each image's boxes, [x, y, w, h]
     start = time.perf_counter()
     for _ in range(passes):
         for path in paths:
@@ -166,6 +167,10 @@ def ferkit_run(predictor: Any, paths: list[Path], passes: int) -> dict[str, Any]
             faces += len(result.faces)
             classified += sum(f.classified for f in result.faces)
             per_image.append(len(result.faces))
+            if len(boxes) < len(paths):
+                boxes.append(
+                    [[f.box.left, f.box.top, f.box.width, f.box.height] for f in result.faces]
+                )
     seconds = time.perf_counter() - start
     images = len(paths) * passes
     return {
@@ -176,6 +181,7 @@ def ferkit_run(predictor: Any, paths: list[Path], passes: int) -> dict[str, Any]
         "faces": faces,
         "classified": classified,
         "faces_per_image": per_image[: len(paths)],
+        "boxes_per_image": boxes,
     }
 
 
@@ -229,10 +235,31 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 # fer classifies every face it finds; ferkit only those passing its gate
                 "classified_per_pass": group[0]["classified"] // passes_of(group[0]),
                 "faces_per_image": group[0]["faces_per_image"],
+                "boxes_per_image": group[0].get("boxes_per_image"),
                 "ratio_ferkit_over_this": round(ferkit / medians[side], 3),
             }
         )
     return rows
+
+
+def _centre_in(box: list[int], truth: list[int]) -> bool:
+    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+    return truth[0] <= cx < truth[0] + truth[2] and truth[1] <= cy < truth[1] + truth[3]
+
+
+def score_against_truth(rows: list[dict[str, Any]], paths: list[Path], truth_file: Path) -> None:
+    """Add ``true_faces`` (true faces with a found box centred inside) and ``false_boxes`` (found
+    boxes centred in no true face) to each row, from a ``boxes.json`` written by
+    ``benchmarks/_scenes.py`` (file name -> [{"box": [x, y, w, h]}, ...])."""
+    truth = json.loads(truth_file.read_text())
+    for row in rows:
+        hit = false = total = 0
+        for path, found in zip(paths, row["boxes_per_image"] or [], strict=False):
+            faces = [t["box"] for t in truth.get(path.name, [])]
+            total += len(faces)
+            hit += sum(any(_centre_in(b, t) for b in found) for t in faces)
+            false += sum(not any(_centre_in(b, t) for t in faces) for b in found)
+        row.update(true_faces=hit, truth_total=total, false_boxes=false)
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -312,6 +339,14 @@ def main() -> int:
     }
     after = machine_note()
     today = date.today().isoformat()
+    truth_file = args.images / "boxes.json" if args.images else None
+    if truth_file is not None and truth_file.is_file():  # scenes from benchmarks/_scenes.py
+        score_against_truth(rows, paths, truth_file)
+        for row in rows:
+            print(
+                f"{row['side']}: {row['true_faces']} of {row['truth_total']} true faces found, "
+                f"{row['false_boxes']} boxes on no true face (first pass, box centre in face)"
+            )
     print(markdown(rows))
     print()
     source = f"--images {args.images}" if args.images else "scikit-image default set"
