@@ -21,13 +21,7 @@ import numpy as np
 
 from ferkit.errors import FerkitError
 from ferkit.faces.images import check_image, to_gray
-from ferkit.faces.retinaface import (
-    DEFAULT_MAX_SIDE,
-    DEFAULT_MIN_SIDE,
-    DEFAULT_NMS,
-    DEFAULT_SCORE,
-    RetinaFaceDetector,
-)
+from ferkit.faces.retinaface import RetinaFaceDetector
 from ferkit.features import dlib_models
 from ferkit.features.dlib_models import MissingModelError
 
@@ -259,33 +253,20 @@ def dlib_haar_detector(
     return FallbackDetector(DlibDetector(**(dlib or {})), HaarDetector(**(haar or {})))
 
 
-def auto_detector(
-    score: float = DEFAULT_SCORE,
-    nms: float = DEFAULT_NMS,
-    max_side: int = DEFAULT_MAX_SIDE,
-    min_side: int = DEFAULT_MIN_SIDE,
-    upscale: float = 1.0,
-    threads: int | None = None,
-) -> RetinaFaceDetector:
-    """The default detector: RetinaFace with its defaults (options as :class:`RetinaFaceDetector`).
-
-    Chosen by benchmarks/detectors.py (docs/BENCHMARKS.md, "Face detectors (issue 19)"): on 200
-    synthetic 640x480 scenes with 416 dataset faces of 24-200 px it finds as many faces as
-    ``"dlib-haar"`` (recall 0.611 for both) with half its false positives in scenes, none on
-    skimage's face-free images (dlib-haar: 0.43 per image), in about an eighth of the time; it
-    finds more of the faces over 80 px and of the rotated ones, fewer of those under 80 px.
-    It also gives the 5 points that align a face without dlib's 68-point fit.
-    """
-    return RetinaFaceDetector(score, nms, max_side, min_side, upscale, threads)
-
-
 DetectorFactory = Callable[..., FaceDetector]
+# "auto" is RetinaFace with its defaults (options as :class:`RetinaFaceDetector`).
+# Chosen by benchmarks/detectors.py (docs/BENCHMARKS.md, "Face detectors (issue 19)"): on 200
+# synthetic 640x480 scenes with 416 dataset faces of 24-200 px it finds as many faces as
+# ``"dlib-haar"`` (recall 0.611 for both) with half its false positives in scenes, none on
+# skimage's face-free images (dlib-haar: 0.43 per image), in about an eighth of the time; it
+# finds more of the faces over 80 px and of the rotated ones, fewer of those under 80 px.
+# It also gives the 5 points that align a face without dlib's 68-point fit.
 _REGISTRY: dict[str, DetectorFactory] = {
     "dlib": DlibDetector,
     "haar": HaarDetector,
     "retinaface": RetinaFaceDetector,
     "dlib-haar": dlib_haar_detector,
-    "auto": auto_detector,
+    "auto": RetinaFaceDetector,
 }
 
 
