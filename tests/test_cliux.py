@@ -61,7 +61,7 @@ def test_did_you_mean_split_model_class_and_shipped_name(
     from ferkit.errors import SplitNotFoundError
     from ferkit.models import load_run
     from ferkit.models.nets import create_model
-    from ferkit.training.deep import TrainConfig
+    from ferkit.training.config import TrainConfig
 
     ds = load_dataset(make_folders(tmp_path / "d"), progress=False)
     with pytest.raises(SplitNotFoundError, match="did you mean 'train'"):
@@ -91,7 +91,7 @@ def test_cli_errors_are_one_error_line_without_tuples(tmp_path: Path) -> None:
     split = runner.invoke(app, ["evaluate", "fer2013", str(root), "--split", "vall"])
     assert split.exit_code == 2 and split.stderr.startswith("error: no split 'vall'")
     assert "did you mean 'val'?" in split.stderr
-    from ferkit.training.deep import TrainConfig
+    from ferkit.training.config import TrainConfig
 
     with pytest.raises(FerkitError) as caught:
         TrainConfig(balance="often").check()

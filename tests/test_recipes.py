@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from ferkit.cli import app
 from ferkit.study.config import StudyConfig
 from ferkit.training.augment import AUGMENTATIONS, build_augmentation
-from ferkit.training.deep import TrainConfig
+from ferkit.training.config import TrainConfig
 from ferkit.training.recipes import NOTEBOOK_RECIPE, RECIPES, current_name, recipe, train_options
 
 DEPRECATED = r"'seed' is deprecated, use 'notebook'"

@@ -269,7 +269,7 @@ def test_a_tune_search_from_before_group_by_resumes() -> None:
     pytest.importorskip("optuna")
     from dataclasses import asdict
 
-    from ferkit.training.deep import TrainConfig
+    from ferkit.training.config import TrainConfig
     from ferkit.training.tune import _setup, _with_new_defaults
 
     wanted = _setup("convnet", 5, TrainConfig(), {})

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from conftest import make_folders
 from ferkit.errors import FerkitError
-from ferkit.training.deep import TrainConfig
+from ferkit.training.config import TrainConfig
 from ferkit.training.tune import SEED_SPACE, STUDY_NAME, search_space, trial_config, tune
 
 MODEL = "seedcnn"  # the smallest registered network that has a dense head (dense_units, dropout)

@@ -849,7 +849,7 @@ def tune(
     ] = False,
 ) -> None:
     """Hyperband search (Optuna) over the notebook's space: dense units, dropout, lr, L2."""
-    from ferkit.training.deep import TrainConfig
+    from ferkit.training.config import TrainConfig
 
     try:
         from ferkit.training.tune import tune as run_tune

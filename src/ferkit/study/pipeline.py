@@ -239,7 +239,7 @@ class Study:
         return name
 
     def _train_config(self, model: str, classes: list[str] | None = None) -> Any:
-        from ferkit.training.deep import TrainConfig
+        from ferkit.training.config import TrainConfig
 
         cfg = self.cfg
         settings = {**recipe(cfg.recipe), "batch_size": cfg.batch_size, "patience": cfg.patience}

@@ -16,7 +16,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from ferkit.training.deep import PreparedData, TrainConfig, resolve_device, run_worker
+from ferkit.training.config import PreparedData, TrainConfig, resolve_device
+from ferkit.training.deep import run_worker
 from ferkit.training.loop import Progress
 
 

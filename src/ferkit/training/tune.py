@@ -37,7 +37,8 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from ferkit import io
 from ferkit.errors import FerkitError, did_you_mean
-from ferkit.training.deep import TrainConfig, prepare_data, train_network
+from ferkit.training.config import TrainConfig
+from ferkit.training.deep import prepare_data, train_network
 from ferkit.training.recipes import current_name
 
 STUDY_FILE = "study.db"
