@@ -86,7 +86,7 @@ class CropOption(StrEnum):  # ferkit.evaluation.explain.CROPS
     whole = "whole"
 
 
-class BalanceOption(StrEnum):  # ferkit.training.deep.BALANCING
+class BalanceOption(StrEnum):  # ferkit.training.config.BALANCING
     undersample = "undersample"
     weights = "weights"
     none = "none"

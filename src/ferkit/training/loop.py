@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -29,10 +29,7 @@ from ferkit.errors import FerkitError
 from ferkit.models.torch_run import load_state, save_torch_run
 from ferkit.training.augment import augment, build_augmentation
 from ferkit.training.checkpoint import CHECKPOINT, save_checkpoint
-
-if TYPE_CHECKING:
-    from ferkit.training.deep import PreparedData, TrainConfig
-
+from ferkit.training.config import PreparedData, TrainConfig
 
 # True: progress bars and a line per epoch; "epochs": the lines only (logs); False: silent
 Progress = bool | Literal["epochs"]
