@@ -262,3 +262,41 @@ def test_ddp_two_gloo_processes(data: Path, tmp_path: Path) -> None:
     assert summary["val_accuracy"] > 1 / 3
     probs = load_run(out).estimator.predict_proba(np.zeros((2, 32, 32, 1), np.uint8))
     assert probs.shape == (2, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_epoch_end_callbacks_run_in_order_and_on_rank_0_except_early_stopping(
+    tmp_path: Path,
+) -> None:
+    """Early stopping decides on every rank (they must stop together); saving, history,
+    curves, the log line and the caller's hooks run on rank 0 only, after it, in that order."""
+    import torch
+
+    from ferkit.models.torch_run import build_network
+    from ferkit.training.callbacks import (
+        BatchHook,
+        Checkpoint,
+        Curves,
+        EarlyStopping,
+        EpochHook,
+        EpochLog,
+        History,
+        standard_callbacks,
+    )
+    from ferkit.training.config import PreparedData
+    from ferkit.training.loop import Loop
+
+    callbacks = standard_callbacks("epochs", on_batch=lambda e, b: None, on_epoch=lambda r: None)
+    kinds = [EarlyStopping, Checkpoint, History, Curves, EpochLog, BatchHook, EpochHook]
+    assert [type(c) for c in callbacks] == kinds
+    assert [type(c) for c in standard_callbacks(False)] == kinds[:4]
+    pixels, labels = torch.zeros(4, 8, 8, 1, dtype=torch.uint8), torch.tensor([0, 1, 0, 1])
+    data = PreparedData(pixels, labels, pixels, labels, ["a", "b"], ["angry", "happy"], 8,
+                        "gray", [0.5], [0.25], None, {})  # fmt: skip
+    arch = {"name": "fernet", "num_classes": 2, "in_channels": 1, "image_size": 8, "kwargs": {}}
+
+    def loop(rank: int) -> Loop:
+        net = build_network(arch)
+        return Loop(rank, 1, _cfg(), data, {}, tmp_path, net, torch.device("cpu"), False, callbacks)
+
+    assert loop(0).callbacks == callbacks
+    assert [type(c) for c in loop(1).callbacks] == [EarlyStopping]

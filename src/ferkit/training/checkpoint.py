@@ -23,7 +23,7 @@ import torch
 
 from ferkit import io
 from ferkit.errors import FerkitError
-from ferkit.models.checks import sha256, trust_hint
+from ferkit.models.checks import CARD, sha256, trust_hint
 
 CHECKPOINT = "checkpoint.pt"
 SIDECAR = "checkpoint.sha256.json"
@@ -163,6 +163,22 @@ def trust_checkpoint(out: Path, force: bool = False) -> str:
         )
     _write_sidecar(out, [digest])
     return f"{path}: checksum recorded in {SIDECAR}"
+
+
+def trust_run(run_dir: str | Path, force: bool = False) -> list[str]:
+    """``ferkit trust``: record the checksums of the run's weights and of its training
+    checkpoint (whichever it has); the lines say what was done."""
+    from ferkit.models.trust import trust_card  # loads the model store: only for this command
+
+    run_dir = Path(run_dir)
+    lines = []
+    if (run_dir / CARD).is_file():
+        lines.append(trust_card(run_dir, force))
+    if (run_dir / CHECKPOINT).exists():
+        lines.append(trust_checkpoint(run_dir, force))
+    if not lines:
+        raise FerkitError(f"{run_dir}: not a ferkit run (no {CARD} or {CHECKPOINT})")
+    return lines
 
 
 def remove_stale_temps(out: Path, log: Callable[[str], None]) -> list[Path]:

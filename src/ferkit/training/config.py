@@ -2,8 +2,9 @@
 
 They live apart from :mod:`ferkit.training.deep` (which loads data and starts workers) so the
 loop, the DDP launcher, tuning and the CLI can import them without importing each other: the
-package's imports form a chain, ``config`` -> ``loop`` -> ``worker`` -> ``distributed`` ->
-``deep`` -> ``tune``, with no cycle.
+package's imports form a chain, ``config`` -> ``loop`` -> ``callbacks`` -> ``worker`` ->
+``distributed`` -> ``deep`` -> ``tune``, with no cycle (the ``[tool.importlinter]`` contracts in
+pyproject.toml check it).
 """
 
 from __future__ import annotations

@@ -35,16 +35,16 @@ from ferkit.data.sharpness import matching_target
 from ferkit.data.vocabulary import CANONICAL, require_canonical
 from ferkit.data.yolo import find_yaml
 from ferkit.errors import FerkitError, SplitNotFoundError
-from ferkit.models.torch_run import build_network
 from ferkit.training.checkpoint import CHECKPOINT, load_checkpoint, remove_stale_temps
 from ferkit.training.config import (
     PreparedData,
     TrainConfig,
-    resolve_device,
 )
+from ferkit.training.distributed import spawn
 from ferkit.training.history import history_summary
-from ferkit.training.loop import Loop, Progress, TrainState, _log
+from ferkit.training.loop import Progress, _log
 from ferkit.training.recipes import current_name
+from ferkit.training.worker import run_worker
 
 DataArg = str | Path | Sequence[str | Path]
 # Several datasets without --size: their largest natural side, but no larger than this (the
@@ -403,8 +403,6 @@ def train_network(
     card = _card(out, cfg, prepared)
     start = time.perf_counter()
     if cfg.nproc > 1:
-        from ferkit.training.distributed import spawn
-
         spawn(cfg, prepared, card, out, saved, progress)
     else:
         run_worker(0, 1, cfg, prepared, card, out, saved, progress, on_batch, on_epoch)
@@ -458,44 +456,3 @@ def _card(out: Path, cfg: TrainConfig, prepared: PreparedData) -> dict[str, Any]
         "training": {k: v for k, v in asdict(cfg).items() if k not in ("threads", "device")},
         **({"dedupe": prepared.info["dedupe"]} if "dedupe" in prepared.info else {}),
     }
-
-
-def run_worker(
-    rank: int,
-    world: int,
-    cfg: TrainConfig,
-    prepared: PreparedData,
-    card: dict[str, Any],
-    out: Path,
-    saved: dict[str, Any] | None,
-    progress: Progress,
-    on_batch: Callable[[int, int], None] | None = None,
-    on_epoch: Callable[[dict[str, float]], None] | None = None,
-) -> None:
-    """One training process (the only one, or one DDP rank): build, maybe resume, loop."""
-    threads = cfg.threads or max(1, (os.cpu_count() or 1) // world)
-    torch.set_num_threads(threads)
-    device = resolve_device(cfg.device)
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", rank % torch.cuda.device_count())
-    torch.manual_seed(cfg.seed)
-    kwargs: dict[str, Any] = dict(cfg.model_kwargs)
-    if prepared.sharpness_target is not None:
-        kwargs["sharpness_target"] = prepared.sharpness_target
-    if cfg.tta == "flip":
-        kwargs["flip_average"] = True
-    arch = {
-        "name": cfg.model,
-        "num_classes": len(prepared.classes),
-        "in_channels": 1 if prepared.color == "gray" else 3,
-        "image_size": prepared.image_size,
-        "kwargs": kwargs,
-    }
-    model = build_network(arch)
-    if saved is None and cfg.init:
-        from ferkit.training.finetune import load_init
-
-        load_init(model, cfg.init)
-    state = TrainState.from_checkpoint(saved) if saved is not None else TrainState()
-    loop = Loop(rank, world, cfg, prepared, card, out, model, device, progress, on_batch, on_epoch)
-    loop.run(state, saved)

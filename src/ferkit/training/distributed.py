@@ -17,8 +17,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from ferkit.training.config import PreparedData, TrainConfig, resolve_device
-from ferkit.training.deep import run_worker
 from ferkit.training.loop import Progress
+from ferkit.training.worker import run_worker
 
 
 def _free_port() -> int:

@@ -2,7 +2,10 @@
 
 Every rank runs the same code on its shard of each epoch's permutation; validation metrics are
 summed over ranks, so every rank takes the same early-stopping and learning-rate decisions
-without extra messages. Rank 0 alone writes files.
+without extra messages. What happens at the end of an epoch besides the learning-rate step
+(early stopping, checkpoints, history and curves, the log line, a tuner's hook) is a
+:class:`Callback` the loop calls at fixed points (:mod:`ferkit.training.callbacks` has them);
+callbacks run on rank 0 only, except those that take a decision every rank must share.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,11 +27,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ferkit import io
 from ferkit.errors import FerkitError
-from ferkit.models.torch_run import load_state, save_torch_run
+from ferkit.models.torch_run import load_state
 from ferkit.training.augment import augment, build_augmentation
-from ferkit.training.checkpoint import CHECKPOINT, save_checkpoint
+from ferkit.training.checkpoint import CHECKPOINT
 from ferkit.training.config import PreparedData, TrainConfig
 
 # True: progress bars and a line per epoch; "epochs": the lines only (logs); False: silent
@@ -58,6 +60,28 @@ class TrainState:
         )
 
 
+class Callback:
+    """What the loop calls at fixed points of training; every method does nothing here, a
+    subclass overrides the ones it needs (as Keras and Lightning callbacks do, but two points).
+
+    The loop passes itself, so a callback reaches the network, optimiser, config and run folder
+    (``loop.net``, ``loop.optimizer``, ``loop.cfg``, ``loop.out``). Under DDP a callback runs on
+    rank 0 only, unless ``every_rank`` is true: then it must decide the same on every rank from
+    the metrics, which are already summed over ranks (early stopping).
+    """
+
+    every_rank = False
+
+    def on_batch_end(self, loop: Loop, epoch: int, batch: int) -> None:
+        """After optimiser step ``batch`` (from 0) of ``epoch`` (from 1)."""
+
+    def on_epoch_end(self, loop: Loop, state: TrainState, metrics: dict[str, float]) -> None:
+        """After ``state.epoch``'s validation and learning-rate step, its row appended to
+        ``state.history`` (rounded; ``metrics`` is the same row unrounded), in list order.
+        Setting ``state.stopped_early`` ends training after this epoch's callbacks; raising
+        ends it at once (a tuner pruning a trial)."""
+
+
 def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
     """bf16 autocast on CPU (AMX) and on CUDA when supported, else fp16 on CUDA."""
     if not enabled:
@@ -82,15 +106,12 @@ class Loop:
         model: nn.Module,
         device: torch.device,
         progress: Progress,
-        on_batch: Callable[[int, int], None] | None,
-        on_epoch: Callable[[dict[str, float]], None] | None = None,
+        callbacks: Sequence[Callback] = (),
     ) -> None:
         self.rank, self.world, self.cfg, self.data = rank, world, cfg, data
         self.card, self.out, self.device = card, out, device
         self.progress = progress is True and rank == 0  # bars
-        self.epoch_lines = bool(progress) and rank == 0
-        self.on_batch = on_batch
-        self.on_epoch = on_epoch  # may raise to stop the run (a tuner pruning a trial)
+        self.callbacks = [cb for cb in callbacks if rank == 0 or cb.every_rank]
         memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
         # Module.to takes memory_format (documented; _parse_to reads it): torch's overloads omit it
         self.net = model.to(device=device, memory_format=memory)  # type: ignore[call-overload]
@@ -208,8 +229,8 @@ class Loop:
             loss_sum, correct, seen = loss_sum + batch_loss, correct + batch_correct, seen + len(y)
             if self.progress and i % 10 == 0:
                 bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-            if self.on_batch is not None:
-                self.on_batch(epoch, i)
+            for callback in self.callbacks:
+                callback.on_batch_end(self, epoch, i)
         seconds = time.perf_counter() - start
         totals = self._all_sum([loss_sum, correct, seen])
         return {
@@ -272,25 +293,10 @@ class Loop:
             if not math.isfinite(row["train_loss"]):
                 raise FloatingPointError(f"training diverged at epoch {epoch} (loss is not finite)")
             self._schedule(row["val_loss"])
-            improved = row["val_accuracy"] > state.best_accuracy
-            if improved:
-                state.best_accuracy, state.best_epoch, state.bad_epochs = (
-                    row["val_accuracy"],
-                    epoch,
-                    0,
-                )
-            else:
-                state.bad_epochs += 1
-            # early only when epochs were left: patience running out on the budget's last
-            # epoch stops nothing
-            state.stopped_early = state.bad_epochs >= self.cfg.patience and epoch < self.cfg.epochs
             state.epoch = epoch
             state.history.append({k: _round(v) for k, v in row.items()})
-            if self.rank == 0:
-                self._save(state, improved)
-                self._report(row, state)
-            if self.on_epoch is not None:
-                self.on_epoch(state.history[-1])
+            for callback in self.callbacks:
+                callback.on_epoch_end(self, state, row)
         return state
 
     def _schedule(self, val_loss: float) -> None:
@@ -299,34 +305,7 @@ class Loop:
         else:
             self.scheduler.step()
 
-    # -- files ------------------------------------------------------------------------------
-    def _save(self, state: TrainState, improved: bool) -> None:
-        """Best weights when they improved, then the checkpoint, history and curves."""
-        if improved:
-            card = {**self.card, "val_accuracy": state.best_accuracy, "epoch": state.best_epoch}
-            save_torch_run(self.out, self.net, card)
-        checkpoint = {
-            "epoch": state.epoch,
-            "model": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "history": json.dumps(state.history),
-            "best_accuracy": state.best_accuracy,
-            "best_epoch": state.best_epoch,
-            "bad_epochs": state.bad_epochs,
-            "stopped_early": state.stopped_early,
-            "finished": state.stopped_early or state.epoch >= self.cfg.epochs,
-            "config": json.dumps(asdict(self.cfg)),
-            "data": json.dumps([d["data"] for d in self.card.get("datasets", [])]),
-            "parameters": sum(p.numel() for p in self.net.parameters()),
-        }
-        save_checkpoint(self.out, checkpoint)
-        io.write_json(self.out / "history.json", state.history)
-        from ferkit.reports.training_figures import training_curves
-
-        title = f"{self.cfg.model} - {self.out.name}"
-        io.save_figure(training_curves(state.history, title), self.out / "curves.png", dpi=100)
-
+    # -- resuming ---------------------------------------------------------------------------
     def _restore(self, saved: dict[str, Any]) -> None:
         """Model, optimiser and scheduler state from a validated checkpoint; a state that does
         not fit them (another architecture or optimiser) is a FerkitError naming the file."""
@@ -337,18 +316,6 @@ class Loop:
             self.scheduler.load_state_dict(saved["scheduler"])
         except (KeyError, ValueError, TypeError, RuntimeError) as exc:
             raise FerkitError(f"{path}: optimiser or scheduler state does not fit: {exc}") from exc
-
-    def _report(self, row: dict[str, float], state: TrainState) -> None:
-        if not self.epoch_lines:
-            return
-        say = tqdm.write if self.progress else _log
-        say(
-            f"epoch {row['epoch']}: loss {row['train_loss']:.3f} acc {row['train_accuracy']:.3f}"
-            f" | val loss {row['val_loss']:.3f} acc {row['val_accuracy']:.3f}"
-            f" | lr {row['lr']:.2g} | {row['images_per_second']:.0f} img/s"
-            + (" | best" if state.best_epoch == row["epoch"] else "")
-            + (" | early stop" if state.stopped_early else "")
-        )
 
 
 def _log(line: str) -> None:
