@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DATA ?= ../shared/data/affectnet_yolo
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test test-fast lint typecheck venv dev clean
+.PHONY: demo test test-fast lint typecheck layers venv dev clean
 
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,11 @@ lint: $(VENV)/.dev
 # mypy over src/ferkit with pyproject's [tool.mypy]; CI runs it after lint (.ci/run).
 typecheck: $(VENV)/.dev
 	$(VENV)/bin/mypy
+
+# The import layers of pyproject's [tool.importlinter] (cli -> study -> serve/inference ->
+# training/evaluation -> faces/reports -> features -> models -> data); CI runs it (.ci/run).
+layers: $(VENV)/.dev
+	$(VENV)/bin/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

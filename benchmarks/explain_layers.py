@@ -158,7 +158,7 @@ def faces_for(run, data: Path | None, split: str | None, n: int, seed: int):
     """(label, uint8 crop, landmarks or None) for the astronaut and the sampled files."""
     from skimage.data import astronaut
 
-    from ferkit.inference.model import largest_face
+    from ferkit.faces import largest_face
 
     face, _ = largest_face(astronaut(), run)
     if face is None:

@@ -16,7 +16,7 @@ from datetime import date
 from pathlib import Path
 
 from ferkit.evaluation import evaluate_run
-from ferkit.weights import ship_run
+from ferkit.models.shipping import ship_run
 
 
 def train_command(cfg: dict, data: str, name: str) -> str:

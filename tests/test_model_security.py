@@ -28,7 +28,7 @@ from ferkit.models.nets import create_model
 from ferkit.models.store import ALLOWED_SKOPS_TYPES, CARD, SKOPS_FILE
 from ferkit.models.svm import SVMClassifier
 from ferkit.models.torch_run import save_torch_run
-from ferkit.models.trust import trust_run
+from ferkit.training.checkpoint import trust_run
 
 runner = CliRunner()
 CLASSES = ["angry", "happy", "sad"]

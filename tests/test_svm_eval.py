@@ -471,6 +471,7 @@ def test_ship_run_copies_a_loadable_run_with_its_command(
     from ferkit.data import load_dataset
     from ferkit.errors import FerkitError
     from ferkit.models import load_run
+    from ferkit.models.shipping import ship_run
     from ferkit.training.svm import train_svm
 
     root = make_folders(tmp_path / "d", per_class=4, size=24)
@@ -478,7 +479,7 @@ def test_ship_run_copies_a_loadable_run_with_its_command(
     train_svm(root, tmp_path / "r", features="raw", search=False, params=fixed, progress=False)
     dest = tmp_path / "weights"
     command = "ferkit svm d --features raw --out r"
-    target = weights.ship_run(tmp_path / "r", "tiny", command, {"accuracy": 0.5}, dest=dest)
+    target = ship_run(tmp_path / "r", "tiny", command, {"accuracy": 0.5}, dest=dest)
     run = load_run(target)
     assert run.card["command"] == command and run.card["validation"] == {"accuracy": 0.5}
     assert run.card["name"] == "tiny" and (target / "train.json").is_file()
@@ -486,10 +487,10 @@ def test_ship_run_copies_a_loadable_run_with_its_command(
     assert (run.predict(run.prepare(val)) == load_run(tmp_path / "r").predict(val.images)).all()
     monkeypatch.setattr(weights, "MAX_SHIPPED_BYTES", 100)
     with pytest.raises(FerkitError, match="over the"):
-        weights.ship_run(tmp_path / "r", "big", command, dest=dest)
+        ship_run(tmp_path / "r", "big", command, dest=dest)
     (tmp_path / "r" / "model.skops").write_bytes(b"not a zip")
     with pytest.raises(FerkitError, match="weights do not match the checksum"):
-        weights.ship_run(tmp_path / "r", "broken", command, dest=dest)
+        ship_run(tmp_path / "r", "broken", command, dest=dest)
     assert not (dest / "big").exists() and not (dest / "broken").exists()
 
 
@@ -511,7 +512,7 @@ def test_evaluate_photos_scores_their_largest_faces(tmp_path: Path) -> None:
     from PIL import Image
 
     from ferkit.evaluation import evaluate_run
-    from ferkit.inference.model import largest_face
+    from ferkit.faces import largest_face
     from ferkit.models import Run
 
     photo = skimage_data.astronaut()

@@ -1082,7 +1082,7 @@ def trust(
     ] = False,
 ) -> None:
     """Verify a run's files load safely and record their SHA-256 (runs from older ferkit)."""
-    from ferkit.models.trust import trust_run
+    from ferkit.training.checkpoint import trust_run
 
     try:
         lines = trust_run(run, force=force)

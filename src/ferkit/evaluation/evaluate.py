@@ -130,7 +130,7 @@ def _detected_faces(
     from tqdm.auto import tqdm
 
     from ferkit.data.images import ImageProblem, decode_image
-    from ferkit.inference.model import largest_face
+    from ferkit.faces.framing import largest_face
 
     boxed = next((ref for ref in part.refs if "#box" in ref), None)
     if boxed is not None:

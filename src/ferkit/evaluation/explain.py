@@ -582,7 +582,7 @@ def _explained_pixels(
         return _decode(image_path, run.image_size, run.color), None
     photo = _decode(image_path, None, "rgb")
     height, width = photo.shape[:2]
-    from ferkit.inference.model import framing_name, largest_face
+    from ferkit.faces.framing import framing_name, largest_face
 
     face, found = largest_face(photo, run, detector)
     if face is None:

@@ -31,6 +31,7 @@ from ferkit.faces.detectors import (
     register_detector,
     unregister_detector,
 )
+from ferkit.faces.framing import framing_name, largest_face
 from ferkit.faces.pipeline import DetectedFace, find_faces
 from ferkit.faces.quality import THRESHOLDS, Quality, assess_face, yaw_degrees
 from ferkit.faces.retinaface import RetinaFaceDetector
@@ -55,7 +56,9 @@ __all__ = [
     "face_size",
     "face_transform",
     "find_faces",
+    "framing_name",
     "landmarks_68",
+    "largest_face",
     "register_detector",
     "roll_degrees",
     "transform_points",

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from ferkit.faces.framing import framing_name  # how a model's faces are cut
 from ferkit.inference.inputs import (
     VIDEO_EXTENSIONS,
     UnreadableInputError,
@@ -15,7 +16,7 @@ from ferkit.inference.inputs import (
     is_video_name,
     read_image,
 )
-from ferkit.inference.model import DEFAULT_MODEL, default_model_path, framing_name
+from ferkit.inference.model import DEFAULT_MODEL, default_model_path
 from ferkit.inference.outputs import REPORT_FILE, timeline_header
 from ferkit.inference.predictor import Predictor
 from ferkit.inference.results import FaceResult, ImageResult, PredictionReport, VideoResult

@@ -27,6 +27,7 @@ from ferkit.data.problems import Problem
 from ferkit.errors import FerkitError
 from ferkit.faces import FRAMINGS, THRESHOLDS, Box, FaceDetector, create_detector, find_faces
 from ferkit.faces.align import Framing
+from ferkit.faces.framing import framing_name
 from ferkit.faces.images import check_image
 from ferkit.faces.scale import DEFAULT_MAX_DETECT_PIXELS, scaled_box
 from ferkit.inference.inputs import (
@@ -39,7 +40,6 @@ from ferkit.inference.inputs import (
 )
 from ferkit.inference.model import (
     classify,
-    framing_name,
     has_probabilities,
     quiet_features,
     resolve_model,

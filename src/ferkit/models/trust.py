@@ -5,6 +5,9 @@ hash), so runs written by an older ferkit need this one step. It never trusts bl
 weights must load under the same rules as ``load_run`` (skops files against the allow-list,
 safetensors files parsed and fitted to the card's architecture) and a checkpoint must have
 the structure training needs, before the hash is written (atomically) into the card.
+
+Here the model files; the training checkpoint's trust and ``trust_run`` (both, as ``ferkit
+trust`` does) are in :mod:`ferkit.training.checkpoint`, above the models in the layers.
 """
 
 from __future__ import annotations
@@ -60,19 +63,3 @@ def trust_card(run_dir: Path, force: bool = False) -> str:
         )
     io.write_json(run_dir / CARD, {**card, "weights_sha256": digest})
     return f"{path}: loads safely; checksum recorded in {CARD}"
-
-
-def trust_run(run_dir: str | Path, force: bool = False) -> list[str]:
-    """Record the checksums of the run's weights and of its training checkpoint (whichever
-    it has); the lines say what was done."""
-    run_dir = Path(run_dir)
-    lines = []
-    if (run_dir / CARD).is_file():
-        lines.append(trust_card(run_dir, force))
-    from ferkit.training.checkpoint import CHECKPOINT, trust_checkpoint
-
-    if (run_dir / CHECKPOINT).exists():
-        lines.append(trust_checkpoint(run_dir, force))
-    if not lines:
-        raise FerkitError(f"{run_dir}: not a ferkit run (no {CARD} or {CHECKPOINT})")
-    return lines

@@ -3,7 +3,8 @@
 Each is an ordinary run folder (``model.json`` + ``model.safetensors`` for networks or
 ``model.skops`` for scikit-learn pipelines) whose card also says the exact command that trained
 it and what it scored on the validation split, so the weights can be re-created and checked
-rather than trusted.
+rather than trusted. This package is the shipped data and its lookup only: shipping a run
+(``ship_run``) is a maintainer's step in :mod:`ferkit.models.shipping`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ WEIGHTS_DIR = Path(__file__).resolve().parent
 # defined here, beside the shipped models, so ``ferkit models`` marks it without importing the
 # inference stack.
 DEFAULT_MODEL = "fer2013"
-# Per-file size cap for a shipped model: keeps the wheel and the repository small.
+# Per-file size cap for a shipped model: keeps the wheel and the repository small
+# (ferkit.models.shipping enforces it; tests/test_shipped.py checks the shipped files).
 MAX_SHIPPED_BYTES = 25 * 2**20
 
 
@@ -172,37 +174,6 @@ def shipped_path(name: str) -> Path:
     raise FerkitError(
         f"{name}: no such run folder, and not a shipped model{hint} (shipped: {known})"
     )
-
-
-def ship_run(
-    run_dir: str | Path,
-    name: str,
-    command: str,
-    metrics: dict[str, Any] | None = None,
-    dest: Path = WEIGHTS_DIR,
-) -> Path:
-    """Copy run ``run_dir`` to ``dest/name`` as a shipped model, its card extended with the
-    ``command`` that trained it and the validation ``metrics`` it reached.
-
-    The run is loaded first (so a damaged or untrusted file is never shipped) and each file
-    must stay under ``MAX_SHIPPED_BYTES``.
-    """
-    from ferkit.models.store import copy_run, load_run  # the store imports this module
-
-    run = load_run(run_dir)
-    weights = run.path / str(run.card.get("weights", ""))
-    if not weights.is_file():
-        raise FerkitError(f"{run.path}: the card names no weights file")
-    if weights.stat().st_size > MAX_SHIPPED_BYTES:
-        raise FerkitError(
-            f"{weights}: {weights.stat().st_size / 2**20:.1f} MiB is over the "
-            f"{MAX_SHIPPED_BYTES / 2**20:.0f} MiB limit for a shipped model"
-        )
-    card = {**run.card, "name": name, "command": command}
-    if metrics:
-        card["validation"] = metrics
-    # only the weights are shipped, not an ONNX export of them (benchmarks/ship_onnx.py adds one)
-    return copy_run(run, dest / name, card)
 
 
 def _percent(value: Any) -> str:

@@ -1,0 +1,45 @@
+"""The maintainer's side of shipped models: turning a finished run into one.
+
+:mod:`ferkit.weights` is the shipped models themselves and their lookup (what ``predict``,
+``serve`` and ``ferkit models`` read); copying a run in is a step a maintainer takes once per
+model (``benchmarks/ship_row.py``), and it needs the model store, so it lives here, above it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ferkit import weights
+from ferkit.errors import FerkitError
+from ferkit.models.store import copy_run, load_run
+
+
+def ship_run(
+    run_dir: str | Path,
+    name: str,
+    command: str,
+    metrics: dict[str, Any] | None = None,
+    dest: Path = weights.WEIGHTS_DIR,
+) -> Path:
+    """Copy run ``run_dir`` to ``dest/name`` as a shipped model, its card extended with the
+    ``command`` that trained it and the validation ``metrics`` it reached.
+
+    The run is loaded first (so a damaged or untrusted file is never shipped) and each file
+    must stay under :data:`ferkit.weights.MAX_SHIPPED_BYTES`.
+    """
+    run = load_run(run_dir)
+    path = run.path / str(run.card.get("weights", ""))
+    if not path.is_file():
+        raise FerkitError(f"{run.path}: the card names no weights file")
+    limit = weights.MAX_SHIPPED_BYTES  # read at call time: a test lowers it
+    if path.stat().st_size > limit:
+        raise FerkitError(
+            f"{path}: {path.stat().st_size / 2**20:.1f} MiB is over the "
+            f"{limit / 2**20:.0f} MiB limit for a shipped model"
+        )
+    card = {**run.card, "name": name, "command": command}
+    if metrics:
+        card["validation"] = metrics
+    # only the weights are shipped, not an ONNX export of them (benchmarks/ship_onnx.py adds one)
+    return copy_run(run, dest / name, card)
