@@ -384,9 +384,10 @@ def train_network(
 
     ``progress``: ``True`` draws progress bars and prints a line per epoch, ``"epochs"`` only
     the lines (for logs of background runs, where bars are noise), ``False`` neither.
-    ``on_batch(epoch, batch)`` and ``on_epoch(history_row)`` are hooks (single process only);
-    an exception from ``on_epoch`` stops training after that epoch's checkpoint, which is how a
-    tuner prunes a trial. ``prepared`` reuses data already loaded by :func:`prepare_data`.
+    ``on_batch(epoch, batch)`` and ``on_epoch(history_row)`` are hooks (single process only),
+    run after the standard callbacks (:mod:`ferkit.training.callbacks`); an exception from
+    ``on_epoch`` stops training after that epoch's checkpoint, which is how a tuner prunes a
+    trial. ``prepared`` reuses data already loaded by :func:`prepare_data`.
     """
     cfg = cfg or TrainConfig()
     cfg.check()
