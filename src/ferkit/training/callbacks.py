@@ -60,7 +60,8 @@ class EarlyStopping(Callback):
 
 class Checkpoint(Callback):
     """The best weights (``model.safetensors`` + card) when the epoch improved, then every
-    epoch the checkpoint ``--resume`` continues from (:mod:`ferkit.training.checkpoint`)."""
+    epoch the checkpoint ``--resume`` continues from (:mod:`ferkit.training.checkpoint`).
+    "Improved" is :class:`EarlyStopping`'s bookkeeping, so it must come after that one."""
 
     def on_epoch_end(self, loop: Loop, state: TrainState, metrics: dict[str, float]) -> None:
         if improved(state):
