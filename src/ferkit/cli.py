@@ -550,9 +550,9 @@ def svm(
         "seed": seed,
     }  # fmt: skip
     try:
-        _check_out(out)
         values = _with_file(ctx, config, values, SVMConfig, params={"image_size": "size", "C": "c"})
         cfg = SVMConfig(**values)
+        _check_out(out)
         summary = train_svm(
             data,
             out,
@@ -795,10 +795,10 @@ def train(
         "tta": tta.value, "dedupe": dedupe,
     }  # fmt: skip
     try:
-        _check_out(out)
         values["model_kwargs"] = _kwargs(arg)
         fields = {"image_size": "size", "model_kwargs": "arg"}
         cfg = TrainConfig(**_with_file(ctx, config, values, TrainConfig, params=fields))
+        _check_out(out)  # after the settings: a bad --config file creates no folder
         # bars on a terminal; a line per epoch in a log (a background run's only news)
         progress: bool | Literal["epochs"] = True if sys.stderr.isatty() else "epochs"
         started = time.perf_counter()
@@ -910,13 +910,13 @@ def tune(
         "max_train": max_train, "epochs": epochs, "device": device, "threads": threads,
     }  # fmt: skip
     try:
-        _check_out(out)
         values = _with_file(
             ctx, config, values, TuneConfig, TrainConfig, params={"image_size": "size"}
         )
         settings = TuneConfig(**{k: values.pop(k) for k in own})
         # the base of every trial: the data settings, and each trial's model and seed
         base = TrainConfig(**values, model=settings.model, seed=settings.seed)
+        _check_out(out)
         result = run_tune(
             data,
             out,
