@@ -12,37 +12,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+from dataclasses import fields
 from datetime import date
 from pathlib import Path
 
 from ferkit.evaluation import evaluate_run
 from ferkit.models.shipping import ship_run
+from ferkit.training.config import TrainConfig
+
+# shown at their default too: the recipe a reader of a card compares first
+SHOWN = ("model", "balance", "augment", "label_smoothing", "optimizer", "lr", "weight_decay",
+         "schedule", "batch_size", "patience", "epochs", "seed", "threads")  # fmt: skip
 
 
 def train_command(cfg: dict, data: str, name: str) -> str:
-    """The ``ferkit train`` command line of a ``TrainConfig`` as saved in ``train.json``."""
-    flags = [
-        f"--model {cfg['model']}",
-        f"--balance {cfg['balance']}",
-        f"--augment {cfg['augment']}",
-        f"--label-smoothing {cfg['label_smoothing']}",
-        f"--optimizer {cfg['optimizer']}",
-        f"--lr {cfg['lr']}",
-        f"--weight-decay {cfg['weight_decay']}",
-        f"--schedule {cfg['schedule']}",
-        f"--batch-size {cfg['batch_size']}",
-        f"--patience {cfg['patience']}",
-        f"--epochs {cfg['epochs']}",
-        f"--seed {cfg['seed']}",
-        "--threads 1",
-    ]
-    if cfg.get("classes"):
-        flags.append("--classes " + ",".join(cfg["classes"]))
-    if cfg.get("tta", "none") != "none":
-        flags.append(f"--tta {cfg['tta']}")
-    if cfg.get("match_sharpness", "auto") != "auto":
-        flags.append(f"--match-sharpness {cfg['match_sharpness']}")
-    return f"ferkit train {data} " + " ".join(flags) + f" --out runs/{name}"
+    """The ``ferkit train`` command line of a ``TrainConfig`` as saved in ``train.json``
+    (``TrainConfig.to_argv``: every setting off its default, network arguments included), on
+    one thread as the shipped timings were measured."""
+    known = {f.name for f in fields(TrainConfig)}
+    config = TrainConfig(**{**{k: v for k, v in cfg.items() if k in known}, "threads": 1})
+    argv = ["ferkit", "train", data, *config.to_argv(always=SHOWN), "--out", f"runs/{name}"]
+    return shlex.join(argv)
 
 
 def main() -> int:

@@ -150,6 +150,42 @@ GroupByArg = Annotated[
         rich_help_panel=DATA_PANEL,
     ),
 ]
+ConfigFileArg = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="YAML file of settings (keys: the option names, e.g. lr: 0.01); options given "
+        "on the command line override it.",
+        dir_okay=False,
+    ),
+]
+
+
+def _with_file(
+    ctx: typer.Context,
+    file: Path | None,
+    values: dict[str, Any],
+    *classes: type,
+    params: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """``values`` (config field -> the command line's value) under the settings of the
+    ``--config`` file: a setting of the file wins over an option left at its default, an option
+    typed on the command line wins over the file. ``params`` names the parameter of a field
+    whose option is not named after it (``image_size``: ``size``)."""
+    if file is None:
+        return values
+    from ferkit.options import load_settings
+
+    settings = load_settings(file, *classes)
+    given = {k for k in values if _typed(ctx, (params or {}).get(k, k))}
+    return {**values, **{k: v for k, v in settings.items() if k not in given}}
+
+
+def _typed(ctx: typer.Context, param: str) -> bool:
+    """Whether option ``param`` was given on the command line (or its environment variable),
+    not left at its default. By the source's name: typer vendors its own click."""
+    source = ctx.get_parameter_source(param)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
 
 
 def _version(value: bool) -> None:
@@ -412,6 +448,7 @@ class MethodOption(StrEnum):
 
 @app.command()
 def svm(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Dataset folder, data.yaml or FER2013 CSV.")],
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Run folder to write.", rich_help_panel=OUTPUT_PANEL)
@@ -495,37 +532,33 @@ def svm(
     seed: Annotated[
         int, typer.Option(help="Seed for sampling and solvers.", rich_help_panel=DATA_PANEL)
     ] = 0,
+    config: ConfigFileArg = None,
     as_json: Annotated[
         bool,
         typer.Option("--json", help="Print the summary as JSON.", rich_help_panel=OUTPUT_PANEL),
     ] = False,
 ) -> None:
     """Train the notebook's SVM baseline on raw, HOG, landmark, dlib-embedding or CNN features."""
-    from ferkit.training.svm import train_svm
+    from ferkit.training.svm import SVMConfig, train_svm
 
-    params = None if search else {"kernel": kernel.value, "C": c, "gamma": _number(gamma)}
+    values: dict[str, Any] = {
+        "features": features.value, "network": network, "method": method.value,
+        "pca_components": pca_components, "kernel": kernel.value, "C": c, "gamma": gamma,
+        "search": search, "search_on": search_on, "search_size": search_size, "margin": margin,
+        "image_size": size, "color": None if color is ColorOption.auto else color.value,
+        "match_sharpness": match_sharpness.value, "dedupe": dedupe, "group_by": group_by,
+        "seed": seed,
+    }  # fmt: skip
     try:
+        values = _with_file(ctx, config, values, SVMConfig, params={"image_size": "size", "C": "c"})
+        cfg = SVMConfig(**values)
         _check_out(out)
         summary = train_svm(
             data,
             out,
-            features=features.value,
-            method=method.value,
-            search=search,
-            search_on=search_on,
-            search_size=search_size,
-            params=params,
-            margin=margin,
-            seed=seed,
-            image_size=size,
-            color=None if color is ColorOption.auto else color.value,
+            **cfg.train_kwargs(),
             progress=sys.stderr.isatty(),
-            feature_params={"run": network} if network else None,
-            pca_components=pca_components,
-            match_sharpness=match_sharpness.value,
-            dedupe=dedupe,
             log=_stderr_line if sys.stderr.isatty() else None,  # the fit has no progress bar
-            group_by=group_by,
         )
     except (FerkitError, ValueError) as exc:
         raise _fail(exc) from None
@@ -571,6 +604,7 @@ def _kwargs(pairs: list[str] | None) -> dict[str, Any]:
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data: Annotated[
         list[Path],
         typer.Argument(
@@ -616,6 +650,9 @@ def train(
     margin: Annotated[
         int, typer.Option(help="Undersampling margin.", rich_help_panel=DATA_PANEL)
     ] = 750,
+    train_split: Annotated[
+        str, typer.Option(help="Training split.", rich_help_panel=DATA_PANEL)
+    ] = "train",
     val_split: Annotated[
         str, typer.Option(help="Validation split.", rich_help_panel=DATA_PANEL)
     ] = "val",
@@ -669,6 +706,18 @@ def train(
             rich_help_panel=OPTIM_PANEL,
         ),
     ] = ScheduleOption.plateau,
+    plateau_factor: Annotated[
+        float,
+        typer.Option(
+            help="Learning-rate factor of the plateau schedule.", rich_help_panel=OPTIM_PANEL
+        ),
+    ] = 0.1,
+    plateau_patience: Annotated[
+        int,
+        typer.Option(
+            help="Epochs without progress before plateau cuts it.", rich_help_panel=OPTIM_PANEL
+        ),
+    ] = 3,
     patience: Annotated[
         int, typer.Option(help="Early-stopping patience (epochs).", rich_help_panel=OPTIM_PANEL)
     ] = 8,
@@ -701,6 +750,13 @@ def train(
             rich_help_panel=HARDWARE_PANEL,
         ),
     ] = True,
+    channels_last: Annotated[
+        bool,
+        typer.Option(
+            help="channels-last memory format (faster convolutions).",
+            rich_help_panel=HARDWARE_PANEL,
+        ),
+    ] = True,
     nproc: Annotated[
         int,
         typer.Option(
@@ -713,6 +769,7 @@ def train(
     resume: Annotated[
         bool, typer.Option(help="Continue the run in --out.", rich_help_panel=OUTPUT_PANEL)
     ] = False,
+    config: ConfigFileArg = None,
     as_json: Annotated[
         bool,
         typer.Option("--json", help="Print the summary as JSON.", rich_help_panel=OUTPUT_PANEL),
@@ -722,40 +779,26 @@ def train(
     resumable with --resume)."""
     from ferkit.training.deep import TrainConfig, train_network
 
+    values: dict[str, Any] = {
+        "model": model, "image_size": size,
+        "color": None if color is ColorOption.auto else color.value,
+        "classes": [c.strip() for c in classes.split(",")] if classes else None,
+        "class_names": class_names, "balance": balance.value, "margin": margin,
+        "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
+        "optimizer": optimizer.value, "schedule": schedule.value,
+        "plateau_factor": plateau_factor, "plateau_patience": plateau_patience,
+        "patience": patience, "augment": augment.value, "label_smoothing": label_smoothing,
+        "mixup": mixup, "seed": seed, "device": device, "bf16": bf16,
+        "channels_last": channels_last, "train_split": train_split, "val_split": val_split,
+        "max_train": max_train, "group_by": group_by, "init": str(init) if init else None,
+        "threads": threads, "nproc": nproc, "match_sharpness": match_sharpness.value,
+        "tta": tta.value, "dedupe": dedupe,
+    }  # fmt: skip
     try:
-        _check_out(out)
-        cfg = TrainConfig(
-            model=model,
-            model_kwargs=_kwargs(arg),
-            image_size=size,
-            color=None if color is ColorOption.auto else color.value,
-            classes=[c.strip() for c in classes.split(",")] if classes else None,
-            class_names=class_names,
-            balance=balance.value,
-            margin=margin,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            optimizer=optimizer.value,
-            schedule=schedule.value,
-            patience=patience,
-            augment=augment.value,
-            label_smoothing=label_smoothing,
-            mixup=mixup,
-            seed=seed,
-            device=device,
-            bf16=bf16,
-            val_split=val_split,
-            max_train=max_train,
-            group_by=group_by,
-            init=str(init) if init else None,
-            threads=threads,
-            nproc=nproc,
-            match_sharpness=match_sharpness.value,
-            tta=tta.value,
-            dedupe=dedupe,
-        )
+        values["model_kwargs"] = _kwargs(arg)
+        fields = {"image_size": "size", "model_kwargs": "arg"}
+        cfg = TrainConfig(**_with_file(ctx, config, values, TrainConfig, params=fields))
+        _check_out(out)  # after the settings: a bad --config file creates no folder
         # bars on a terminal; a line per epoch in a log (a background run's only news)
         progress: bool | Literal["epochs"] = True if sys.stderr.isatty() else "epochs"
         started = time.perf_counter()
@@ -787,6 +830,7 @@ def _train_time(wall: float, passes: float, resumed: bool) -> str:
 
 @app.command()
 def tune(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Dataset folder, data.yaml or FER2013 CSV.")],
     out: Annotated[
         Path,
@@ -844,6 +888,7 @@ def tune(
     threads: Annotated[
         int | None, typer.Option(help="Torch threads.", rich_help_panel=HARDWARE_PANEL)
     ] = None,
+    config: ConfigFileArg = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print best.json.", rich_help_panel=OUTPUT_PANEL)
     ] = False,
@@ -852,34 +897,35 @@ def tune(
     from ferkit.training.config import TrainConfig
 
     try:
+        from ferkit.training.tune import TuneConfig
         from ferkit.training.tune import tune as run_tune
     except ModuleNotFoundError as exc:
         raise _fail(_missing_extra(exc, "ferkit tune")) from None
+    own: dict[str, Any] = {"model": model, "trials": trials, "max_epochs": max_epochs,
+                           "timeout": timeout, "seed": seed}  # fmt: skip
+    values: dict[str, Any] = {
+        **own, "image_size": size, "color": None if color is ColorOption.auto else color.value,
+        "classes": [c.strip() for c in classes.split(",")] if classes else None,
+        "balance": balance.value, "batch_size": batch_size, "augment": augment.value,
+        "max_train": max_train, "epochs": epochs, "device": device, "threads": threads,
+    }  # fmt: skip
     try:
-        _check_out(out)
-        base = TrainConfig(
-            model=model,
-            image_size=size,
-            color=None if color is ColorOption.auto else color.value,
-            classes=[c.strip() for c in classes.split(",")] if classes else None,
-            balance=balance.value,
-            batch_size=batch_size,
-            augment=augment.value,
-            max_train=max_train,
-            epochs=epochs,
-            device=device,
-            threads=threads,
-            seed=seed,
+        values = _with_file(
+            ctx, config, values, TuneConfig, TrainConfig, params={"image_size": "size"}
         )
+        settings = TuneConfig(**{k: values.pop(k) for k in own})
+        # the base of every trial: the data settings, and each trial's model and seed
+        base = TrainConfig(**values, model=settings.model, seed=settings.seed)
+        _check_out(out)
         result = run_tune(
             data,
             out,
-            model=model,
-            trials=trials,
-            max_epochs=max_epochs,
-            seed=seed,
+            model=settings.model,
+            trials=settings.trials,
+            max_epochs=settings.max_epochs,
+            seed=settings.seed,
             base=base,
-            timeout=timeout,
+            timeout=settings.timeout,
             progress=sys.stderr.isatty(),
         )
     except (FerkitError, ValueError) as exc:
@@ -1090,13 +1136,6 @@ def trust(
         raise _fail(exc) from None
     for line in lines:
         typer.echo(line)
-
-
-def _number(text: str) -> float | str:
-    try:
-        return float(text)
-    except ValueError:
-        return text
 
 
 SCORED_SPLIT_HELP = (
@@ -1435,6 +1474,7 @@ def _model_args(pairs: list[str] | None) -> dict[str, dict[str, Any]]:
 
 @app.command()
 def study(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Dataset folder, data.yaml or FER2013 CSV.")],
     out: Annotated[
         Path,
@@ -1504,6 +1544,13 @@ def study(
             rich_help_panel=FEATURES_PANEL,
         ),
     ] = None,
+    svm_method: Annotated[
+        MethodOption,
+        typer.Option(
+            help="SVM method (ferkit svm --method): pca, exact or fast.",
+            rich_help_panel=FEATURES_PANEL,
+        ),
+    ] = MethodOption.pca,
     recipe: Annotated[
         RecipeOption,
         typer.Option(
@@ -1524,6 +1571,14 @@ def study(
             rich_help_panel=OPTIM_PANEL,
         ),
     ] = None,
+    patience: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Early-stopping patience of the networks (the recipe's: notebook 8).",
+            rich_help_panel=OPTIM_PANEL,
+        ),
+    ] = None,
     threads: Annotated[
         int | None,
         typer.Option(
@@ -1535,6 +1590,15 @@ def study(
     explain_images: Annotated[
         int, typer.Option(min=1, help="Images explained.", rich_help_panel=OUTPUT_PANEL)
     ] = 4,
+    embed_samples: Annotated[
+        int | None,
+        typer.Option(
+            min=5,
+            help="Images in the inspection's PCA / t-SNE views (quick 500, full 1000).",
+            rich_help_panel=OUTPUT_PANEL,
+        ),
+    ] = None,
+    config: ConfigFileArg = None,
     as_json: Annotated[
         bool,
         typer.Option("--json", help="Print study.json's content.", rich_help_panel=OUTPUT_PANEL),
@@ -1550,14 +1614,17 @@ def study(
     from ferkit.study import StudyConfig, run_study
 
     try:
-        cfg = StudyConfig(
-            data=data, out=out, quick=quick, models=_names(models), features=_names(features),
-            seed=seed, epochs=epochs, max_train=max_train, max_val=max_val,
-            search_size=search_size, batch_size=batch_size, explain_images=explain_images,
-            recipe=recipe.value,
-            happy_sad=happy_sad, model_kwargs=_model_args(arg), image_size=image_size,
-            threads=threads, dedupe=dedupe, group_by=group_by,
-        )  # fmt: skip
+        values: dict[str, Any] = {
+            "quick": quick, "models": _names(models), "features": _names(features),
+            "seed": seed, "epochs": epochs, "max_train": max_train, "max_val": max_val,
+            "search_size": search_size, "batch_size": batch_size, "patience": patience,
+            "explain_images": explain_images, "embed_samples": embed_samples,
+            "svm_method": svm_method.value, "recipe": recipe.value, "happy_sad": happy_sad,
+            "model_kwargs": _model_args(arg), "image_size": image_size, "threads": threads,
+            "dedupe": dedupe, "group_by": group_by,
+        }  # fmt: skip
+        values = _with_file(ctx, config, values, StudyConfig, params={"model_kwargs": "arg"})
+        cfg = StudyConfig(data=data, out=out, **values)
         unknown = [m for m in cfg.models if m not in list_models()]
         unknown += [f for f in cfg.features if f not in EXTRACTORS or f == "cnn"]
         if unknown:

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
-from ferkit.training.recipes import NOTEBOOK, current_name, recipe
+from ferkit.options import GROUP_BY_HELP, option, to_argv
+from ferkit.training.recipes import NOTEBOOK, OLD_NAMES, current_name, recipe
+
+Recipe = Literal["notebook", "ferkit"]  # ferkit.training.recipes.RECIPES
+SvmMethod = Literal["pca", "exact", "fast"]  # ferkit.training.svm.Method
 
 DEFAULT_MODELS = ("cnn10", "convnet", "fernet")
 DEFAULT_FEATURES = ("raw", "hog")
@@ -47,37 +51,74 @@ SEED_FIGURES: list[tuple[str, str | None, float]] = [
 ]
 
 
+def _model_args(value: dict[str, dict[str, Any]]) -> list[str]:
+    """``{"fernet": {"width": 0.5}}`` -> ``["--arg=fernet:width=0.5"]``, as ``--arg`` parses it."""
+    return [
+        f"--arg={m}:{k}={_arg_value(v)}" for m, kwargs in value.items() for k, v in kwargs.items()
+    ]
+
+
 @dataclass
 class StudyConfig:
-    """Options of one study; ``None`` sizes and epochs come from the quick or full preset."""
+    """Options of one study; ``None`` sizes and epochs come from the quick or full preset.
 
-    data: Path
-    out: Path
-    quick: bool = False
-    models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS))
-    features: list[str] = field(default_factory=lambda: list(DEFAULT_FEATURES))
-    seed: int = 0
-    epochs: int | None = None
-    max_train: int | None = None
-    max_val: int | None = None
-    search_size: int | None = None
-    embed_samples: int | None = None
-    svm_method: str = "pca"
-    recipe: str = NOTEBOOK  # how every network is trained (ferkit.training.recipes)
-    batch_size: int | None = None  # None: the recipe's (notebook 32: 64 gives 3 quick epochs too
-    patience: int | None = None  # few steps to learn); None: the recipe's (notebook 8)
-    happy_sad: bool = True
-    explain_images: int = 4
-    model_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    threads: int | None = None
-    image_size: int | None = None  # None: the data's size, at most MAX_AUTO_SIZE
-    dedupe: bool = False  # drop train images that duplicate a val/test image
-    group_by: str | None = None  # subject regex for a held-out val (ferkit.data.groups)
+    The one declaration of ``ferkit study``'s settings (:mod:`ferkit.options`): each field is
+    an option of that name (``model_kwargs``: ``--arg model:key=value``), a key of its
+    ``--config`` file, and :meth:`command` writes the command line back."""
+
+    data: Path = option(cli=False, help="Dataset folder, data.yaml or FER2013 CSV.")
+    out: Path = option(cli=False, help="Study folder (resumable).")
+    quick: bool = option(False, help="~2,000 train / 800 val images, 3 epochs, small search.")
+    recipe: Recipe = option(
+        NOTEBOOK, aliases=OLD_NAMES,
+        help="How every network is trained: notebook (the notebook's; 'seed' is its "
+        "deprecated old name) or ferkit (ours).",
+    )  # fmt: skip
+    models: list[str] = option(
+        factory=lambda: list(DEFAULT_MODELS), help="Networks, comma-separated."
+    )
+    features: list[str] = option(
+        factory=lambda: list(DEFAULT_FEATURES),
+        help="SVM features, comma-separated (raw, hog, landmarks, embedding).",
+    )
+    seed: int = option(0, help="Seed for sampling, searches and training.")
+    epochs: int | None = option(None, help="Epochs (quick 3, full 50).")
+    max_train: int | None = option(None, help="Train images kept.")
+    max_val: int | None = option(None, help="Validation images kept.")
+    search_size: int | None = option(None, help="SVM grid-search samples (quick 400, full 2000).")
+    # None: the recipe's (notebook 32: 64 gives 3 quick epochs too few steps to learn)
+    batch_size: int | None = option(None, help="Network batch size (the recipe's: notebook 32).")
+    image_size: int | None = option(  # None: the data's size, at most MAX_AUTO_SIZE
+        None, help="Image side for every model (default: the data's, at most 96)."
+    )
+    explain_images: int = option(4, help="Images explained.")
+    threads: int | None = option(
+        None, help="Torch threads for training (default: the cores usable here)."
+    )
+    group_by: str | None = option(None, help=GROUP_BY_HELP)  # subject regex of a held-out val
+    happy_sad: bool = option(True, help="Train the happy-vs-sad ConvNet.")
+    dedupe: bool = option(  # drop train images that duplicate a val/test image
+        False, help="Drop train images that duplicate (exactly or nearly) a val/test image."
+    )
+    model_kwargs: dict[str, dict[str, Any]] = option(
+        factory=dict, flag="--arg", argv=_model_args,
+        help="Network argument model:key=value, e.g. fernet:width=0.5.",
+    )  # fmt: skip
+    embed_samples: int | None = option(
+        None, help="Images in the inspection's PCA / t-SNE views (quick 500, full 1000)."
+    )
+    svm_method: SvmMethod = option(
+        "pca", help="SVM method (ferkit svm --method): pca, exact or fast."
+    )
+    patience: int | None = option(  # None: the recipe's (notebook 8)
+        None, help="Early-stopping patience of the networks (the recipe's: notebook 8)."
+    )
 
     def __post_init__(self) -> None:
         self.data = Path(self.data)
         self.out = Path(self.out)
-        self.recipe = current_name(self.recipe, "recipe")  # "seed" warns, becomes "notebook"
+        # "seed" warns, becomes "notebook"
+        self.recipe = cast(Recipe, current_name(self.recipe, "recipe"))
         preset = QUICK if self.quick else FULL
         trained = recipe(self.recipe)  # an unknown recipe fails here, before any work
         preset = {**preset, "batch_size": trained["batch_size"], "patience": trained["patience"]}
@@ -116,39 +157,16 @@ class StudyConfig:
     def command(self) -> str:
         """The ``ferkit study`` command that makes (or resumes) this study, options at their
         default left out: the report's first command, so the whole study can be re-run by hand."""
-        base = StudyConfig(self.data, self.out, quick=self.quick, recipe=self.recipe)
-        parts = ["ferkit", "study", str(self.data), "--out", str(self.out)]
-        parts += ["--quick"] if self.quick else []
-        parts += ["--recipe", self.recipe] if self.recipe != NOTEBOOK else []
-        for key, option in CLI_OPTIONS.items():
-            value = getattr(self, key)
-            if value != getattr(base, key):
-                text = ",".join(value) if isinstance(value, list) else str(value)
-                parts += [option, text]
-        parts += [] if self.happy_sad else ["--no-happy-sad"]
-        parts += ["--dedupe"] if self.dedupe else []
-        for model, kwargs in self.model_kwargs.items():
-            parts += [f"--arg={model}:{k}={_arg_value(v)}" for k, v in kwargs.items()]
-        return shlex.join(parts)
+        return shlex.join(["ferkit", "study", str(self.data), "--out", str(self.out),
+                           *self.to_argv()])  # fmt: skip
+
+    def to_argv(self) -> list[str]:
+        """The ``ferkit study`` options of this config (DATA and ``--out`` apart): those off
+        the defaults of its mode and recipe, ``--quick`` and ``--recipe`` when they are set."""
+        preset = StudyConfig(self.data, self.out, quick=self.quick, recipe=self.recipe)
+        return to_argv(self, base=replace(preset, quick=False, recipe="notebook"))
 
 
 def _arg_value(value: Any) -> str:
     """A network argument as ``--arg`` parses it back (JSON, or the bare string)."""
     return value if isinstance(value, str) else json.dumps(value)
-
-
-# StudyConfig field -> its ``ferkit study`` option (flags and --arg are handled apart)
-CLI_OPTIONS = {
-    "models": "--models",
-    "features": "--features",
-    "seed": "--seed",
-    "epochs": "--epochs",
-    "max_train": "--max-train",
-    "max_val": "--max-val",
-    "search_size": "--search-size",
-    "batch_size": "--batch-size",
-    "image_size": "--image-size",
-    "explain_images": "--explain-images",
-    "threads": "--threads",
-    "group_by": "--group-by",
-}

@@ -26,12 +26,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ferkit import io
 from ferkit.study.config import HAPPY_SAD, HAPPY_SAD_MODEL, StudyConfig
 from ferkit.study.stages import Stage, StageSkipped, plain, read_record, run_stage, utc_now
-from ferkit.training.recipes import NOTEBOOK, recipe, train_options
+from ferkit.training.recipes import NOTEBOOK, recipe
 
 Log = Callable[[str], None]
 
@@ -193,7 +193,7 @@ class Study:
         self._run(Stage("inspect", folder, params, work, [command], "Dataset inspection"))
 
     def stage_svm(self, feature: str) -> str:
-        from ferkit.training.svm import train_svm
+        from ferkit.training.svm import Features, SVMConfig, train_svm
 
         cfg = self.cfg
         name = f"svm-{feature}"
@@ -203,14 +203,17 @@ class Study:
         # the search's CV folds keep each subject in one fold (the original names otherwise)
         group_by = ((self.records.get("data") or {}).get("result") or {}).get("svm_group_by")
 
+        svm = SVMConfig(
+            features=cast(Features, feature), method=cfg.svm_method, search=True,
+            search_on="train", search_size=_filled(cfg.search_size, "search_size"),
+            seed=cfg.seed, group_by=group_by,
+        )  # fmt: skip
+
         def work() -> dict[str, Any]:
             summary = train_svm(
-                self.dataset, folder, features=feature, method=cfg.svm_method, search=True,
-                search_on="train", search_size=_filled(cfg.search_size, "search_size"),
-                seed=cfg.seed, progress=False,
+                self.dataset, folder, **svm.train_kwargs(), progress=False,
                 log=lambda line: self.log(f"{name}: {line}"),
                 validate=False,  # the study's evaluate stage scores it
-                group_by=group_by,
             )  # fmt: skip
             search = summary.get("search", {})
             return {
@@ -223,11 +226,8 @@ class Study:
                 "feature_seconds": summary["feature_seconds"],
             }
 
-        command = _cmd(
-            "svm", self.dataset, "--features", feature, "--method", cfg.svm_method, "--search",
-            "--search-on", "train", "--search-size", cfg.search_size, "--seed", cfg.seed,
-            "--out", folder, *(("--group-by", group_by) if group_by else ()),
-        )  # fmt: skip
+        shown = ("features", "method", "search", "search_on", "search_size", "seed")
+        command = _cmd("svm", self.dataset, *svm.to_argv(always=shown), "--out", folder)
         params = {
             "data": self._finished("data"),
             "feature": feature,
@@ -273,15 +273,11 @@ class Study:
             return {"run": str(folder), **{k: summary.get(k) for k in keys},
                     "train_seconds_total": summary.get("train_seconds_total")}  # fmt: skip
 
-        args = [f"--arg={k}={v}" for k, v in tcfg.model_kwargs.items()]
-        if self.cfg.recipe != NOTEBOOK:  # the notebook's settings are ferkit train's defaults
-            args += train_options(self.cfg.recipe)
-        command = _cmd(
-            "train", self.dataset, "--model", model, *args,
-            "--classes" if classes else None, ",".join(classes or []),
-            "--epochs", tcfg.epochs, "--batch-size", tcfg.batch_size, "--patience", tcfg.patience,
-            "--seed", tcfg.seed, "--out", folder, "--resume",
-        )  # fmt: skip
+        # the settings a reader checks first shown at their default too; threads (this
+        # machine's cores) left to the machine that re-runs it
+        shown = ("model", "epochs", "batch_size", "patience", "seed")
+        options = tcfg.to_argv(always=shown, skip=("threads",))
+        command = _cmd("train", self.dataset, *options, "--out", folder, "--resume")
         params = {
             "data": self._finished("data"),
             "model": model,

@@ -9,20 +9,31 @@ pyproject.toml check it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
 import torch
 
 from ferkit.data.balance import SEED_MARGIN
 from ferkit.data.sharpness import MODES as SHARPNESS_MODES
 from ferkit.errors import FerkitError, did_you_mean
+from ferkit.options import (
+    GROUP_BY_HELP,
+    SHARPNESS_HELP,
+    Color,
+    Sharpness,
+    json_pairs,
+    option,
+    to_argv,
+)
 from ferkit.training.checkpoint import CHECKPOINT, SIDECAR
-from ferkit.training.recipes import current_name
+from ferkit.training.recipes import OLD_NAMES, current_name
 
 __all__ = [
     "BALANCING",
     "CHECKPOINT",
+    "CLASS_NAMES_HELP",
     "SIDECAR",
     "TTA_MODES",
     "PreparedData",
@@ -30,51 +41,92 @@ __all__ = [
     "resolve_device",
 ]
 
-BALANCING = ("none", "undersample", "weights")
-TTA_MODES = ("none", "flip")  # test-time augmentation recorded in the saved architecture
+CLASS_NAMES_HELP = (
+    "Class folders not named by emotion: a preset (rafdb: RAF-DB's 1-7; fer2013: "
+    "0-6) or FOLDER=EMOTION pairs, e.g. 1=surprise,2=fear."
+)
+
+
+Balance = Literal["none", "undersample", "weights"]
+Optimizer = Literal["adam", "adamw", "sgd"]
+Schedule = Literal["plateau", "cosine"]
+Augment = Literal["none", "notebook", "strong"]  # ferkit.training.augment.AUGMENTATIONS
+Tta = Literal["none", "flip"]
+
+BALANCING: tuple[str, ...] = get_args(Balance)
+TTA_MODES: tuple[str, ...] = get_args(Tta)  # test-time augmentation recorded in the architecture
 
 
 @dataclass
 class TrainConfig:
-    """Everything that decides a training run; stored in the checkpoint and ``train.json``."""
+    """Everything that decides a training run; stored in the checkpoint and ``train.json``.
 
-    model: str = "fernet"
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    image_size: int | None = None
-    color: str | None = None
-    classes: list[str] | None = None
-    class_names: str | None = None  # numbered class folders: a preset (rafdb) or 1=surprise,...
-    balance: str = "undersample"
-    margin: int = SEED_MARGIN
-    epochs: int = 50
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    optimizer: str = "adam"
-    schedule: str = "plateau"
-    plateau_factor: float = 0.1
-    plateau_patience: int = 3
-    patience: int = 8
-    augment: str = "notebook"  # the notebook's; "seed" is its old name
-    label_smoothing: float = 0.0
-    mixup: float = 0.0
-    seed: int = 0
-    device: str = "auto"
-    bf16: bool = True
-    channels_last: bool = True
-    train_split: str = "train"
-    val_split: str = "val"
-    max_train: int | None = None
-    group_by: str | None = None  # no val split: subject regex of the hold-out (ferkit.data.groups)
-    init: str | None = None
-    threads: int | None = None
-    nproc: int = 1
-    match_sharpness: str = "auto"
-    tta: str = "none"  # "flip": evaluate on each image and its mirror (validation included)
-    dedupe: bool = False  # drop train images that duplicate a validation/test image
+    The one declaration of ``ferkit train``'s settings (:mod:`ferkit.options`): each field is an
+    option of that name (``image_size``: ``--size``; ``model_kwargs``: ``--arg key=value``), a
+    key of its ``--config`` file, and :meth:`to_argv` writes the command line back."""
+
+    model: str = option("fernet", help="Registered network (see `ferkit models`).")
+    model_kwargs: dict[str, Any] = option(
+        factory=dict, flag="--arg", argv=json_pairs("--arg"),
+        help="Network argument key=value (repeatable).",
+    )  # fmt: skip
+    image_size: int | None = option(None, flag="--size", help="Image side.")
+    color: Color | None = option(None, help="Decode as rgb or gray.")
+    classes: list[str] | None = option(
+        None, help="Comma-separated class subset, e.g. happiness,sadness."
+    )
+    class_names: str | None = option(None, help=CLASS_NAMES_HELP)
+    balance: Balance = option(
+        "undersample", help="undersample (the notebook's, largest - margin), weights or none."
+    )
+    margin: int = option(SEED_MARGIN, help="Undersampling margin.")
+    epochs: int = option(50, help="Maximum epochs.")
+    batch_size: int = option(64, help="Global batch size.")
+    lr: float = option(1e-3, help="Initial learning rate.")
+    weight_decay: float = option(0.0, help="L2 / weight decay.")
+    optimizer: Optimizer = option("adam", help="Optimiser.")
+    schedule: Schedule = option(
+        "plateau", help="plateau (ReduceLROnPlateau 0.1/3, the notebook's) or cosine."
+    )
+    plateau_factor: float = option(0.1, help="Learning-rate factor of the plateau schedule.")
+    plateau_patience: int = option(3, help="Epochs without progress before plateau cuts it.")
+    patience: int = option(8, help="Early-stopping patience (epochs).")
+    augment: Augment = option(
+        "notebook", aliases=OLD_NAMES,
+        help="Training-image augmentation (notebook: the notebook's flip, rotation, zoom and "
+        "shear; 'seed' is its deprecated old name).",
+    )  # fmt: skip
+    label_smoothing: float = option(0.0, help="Label smoothing.")
+    mixup: float = option(0.0, help="Mixup alpha (0 = off).")
+    seed: int = option(0, help="Seed for sampling, init and augmentation.")
+    device: str = option("auto", help="auto, cpu, cuda or cuda:N.")
+    bf16: bool = option(True, help="bf16 autocast (CPU AMX / CUDA).")
+    channels_last: bool = option(True, help="channels-last memory format (faster convolutions).")
+    train_split: str = option("train", help="Training split.")
+    val_split: str = option("val", help="Validation split.")
+    max_train: int | None = option(None, help="Use a stratified train subset.")
+    group_by: str | None = option(None, help=GROUP_BY_HELP)
+    init: str | None = option(None, help="Start from this run's weights.")
+    threads: int | None = option(None, help="Torch threads per process.")
+    nproc: int = option(1, help="DistributedDataParallel processes.")
+    match_sharpness: Sharpness = option("auto", help=SHARPNESS_HELP)
+    tta: Tta = option(
+        "none",
+        help="Test-time augmentation saved with the model: none, or flip (average each image "
+        "with its mirror; twice the inference cost). Validation uses it too.",
+    )
+    dedupe: bool = option(
+        False, help="Drop train images that duplicate (exactly or nearly) a val/test image."
+    )
 
     def __post_init__(self) -> None:
-        self.augment = current_name(self.augment, "augment")  # "seed" warns, becomes "notebook"
+        # "seed" warns, becomes "notebook"
+        self.augment = cast(Augment, current_name(self.augment, "augment"))
+
+    def to_argv(self, *, always: Iterable[str] = (), skip: Iterable[str] = ()) -> list[str]:
+        """The ``ferkit train`` options that build this config (DATA and ``--out`` apart):
+        the fields off their default, and those in ``always``."""
+        return to_argv(self, always=always, skip=skip)
 
     def check(self) -> None:
         """Reject impossible settings before any data is loaded."""
@@ -89,14 +141,14 @@ class TrainConfig:
         checks = [
             (self.balance in BALANCING, f"balance must be one of {', '.join(BALANCING)}"),
             (self.augment in AUGMENTATIONS, f"augment must be one of {', '.join(AUGMENTATIONS)}"),
-            (self.optimizer in ("adam", "adamw", "sgd"), "optimizer must be adam, adamw or sgd"),
-            (self.schedule in ("plateau", "cosine"), "schedule must be plateau or cosine"),
+            (self.optimizer in get_args(Optimizer), "optimizer must be adam, adamw or sgd"),
+            (self.schedule in get_args(Schedule), "schedule must be plateau or cosine"),
             (self.epochs >= 1, "epochs must be at least 1"),
             (self.batch_size >= 2, "batch size must be at least 2"),
             (self.lr > 0, "learning rate must be positive"),
             (self.nproc >= 1, "nproc must be at least 1"),
             (self.batch_size % self.nproc == 0, "batch size must be divisible by nproc"),
-            (self.color in (None, "gray", "rgb"), "color must be gray or rgb"),
+            (self.color in (None, *get_args(Color)), "color must be gray or rgb"),
             (0.0 <= self.label_smoothing < 1.0, "label smoothing must be in [0, 1)"),
             (self.mixup >= 0.0, "mixup must be >= 0"),
             (self.tta in TTA_MODES, f"tta must be one of {', '.join(TTA_MODES)}"),

@@ -74,13 +74,3 @@ def recipe(name: str) -> dict[str, Any]:
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
     return dict(RECIPES[name])
-
-
-def train_options(name: str) -> list[str]:
-    """The ``ferkit train`` options that apply recipe ``name`` (batch size and patience apart:
-    callers print those themselves), for the exact commands a study records."""
-    options: list[str] = []
-    for key, value in recipe(name).items():
-        if key not in ("batch_size", "patience"):
-            options += [f"--{key.replace('_', '-')}", str(value)]
-    return options
