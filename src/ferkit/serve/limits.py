@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 
 from starlette.types import Message, Receive
 
+from ferkit.errors import OptionError
+
 T = TypeVar("T")
 MiB = 1024 * 1024
 
@@ -138,9 +140,9 @@ class InferenceGate:
 
     def __init__(self, workers: int, timeout_s: float) -> None:
         if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
+            raise OptionError(f"workers must be >= 1, got {workers}")
         if not timeout_s > 0:
-            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+            raise OptionError(f"timeout_s must be > 0, got {timeout_s}")
         self.workers = workers
         self.timeout_s = float(timeout_s)
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="ferkit-serve")
