@@ -143,6 +143,22 @@ def test_representative_user_errors_are_ferkit_errors_naming_the_file_or_setting
         create_extractor("hogg")
 
 
+def test_library_errors_on_user_input_are_ferkit_errors() -> None:
+    """What scikit-learn, torch or float() would refuse with their own ValueError or
+    RuntimeError (a traceback now that the CLI catches only FerkitError) is said first."""
+    from ferkit.data.balance import stratified_subset
+    from ferkit.models.svm import SVMClassifier
+    from ferkit.training.config import resolve_device
+
+    x, y = np.random.default_rng(0).normal(size=(6, 4)), np.array([0, 1] * 3)
+    with pytest.raises(OptionError, match="gamma must be scale, auto or a number, not 'abc'"):
+        SVMClassifier(gamma="abc").fit(x, y)
+    with pytest.raises(OptionError, match="unknown device 'foo'"):
+        resolve_device("foo")
+    with pytest.raises(FerkitError, match="leaves 2, fewer than the 3 classes"):
+        stratified_subset(np.array([0, 1, 2] * 4), 10)
+
+
 @pytest.fixture
 def busy_port() -> Iterator[int]:
     with socket.socket() as listener:

@@ -1374,11 +1374,12 @@ def serve(
     ] = 256,
 ) -> None:
     """Web page and JSON API: POST a photo, get its faces and their expressions (docs/serve.md)."""
-    from ferkit.serve import MiB, check_exposure, check_token
+    from ferkit.serve import MiB, check_exposure, check_port, check_token
     from ferkit.serve import serve as run_server
 
     token = check_token(token)
     check_exposure(host, token, insecure)
+    check_port(host, port)  # before the address is announced (serve checks it again)
     shown = f"[{host}]" if ":" in host else host
     note = "; the API needs the token" if token else ""
     err_console.print(

@@ -84,6 +84,11 @@ def _check_stratifiable(y: np.ndarray, held: int) -> None:
     k = int((counts > 0).sum())
     if held < k:
         raise FerkitError(f"cannot stratify {held} held-out samples over {k} classes")
+    if len(y) - held < k:  # scikit-learn's own ValueError, said before it is raised
+        raise FerkitError(
+            f"cannot stratify: {held} of {len(y)} samples held out leaves {len(y) - held}, "
+            f"fewer than the {k} classes"
+        )
 
 
 def stratified_split(

@@ -113,6 +113,7 @@ __all__ = [
     "MiB",
     "ServeError",
     "check_exposure",
+    "check_port",
     "check_token",
     "create_app",
     "serve",

@@ -28,7 +28,12 @@ MiB = 1024 * 1024
 
 
 class ServeError(Exception):
-    """A request that fails in an expected way: answered ``{"error": message}`` with ``status``."""
+    """A request that fails in an expected way: answered ``{"error": message}`` with ``status``.
+
+    Not a FerkitError, on purpose: it is the HTTP client's error, not the person running
+    ferkit's, and never leaves the app (its handler turns it into the response). As a
+    FerkitError (a ValueError) it would be caught by code meant for the user's mistakes, and
+    a ServeError escaping into the CLI would print one line for what is then a bug."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
