@@ -151,7 +151,7 @@ def test_library_errors_on_user_input_are_ferkit_errors() -> None:
     from ferkit.training.config import resolve_device
 
     x, y = np.random.default_rng(0).normal(size=(6, 4)), np.array([0, 1] * 3)
-    with pytest.raises(OptionError, match="gamma must be scale, auto or a number, not 'abc'"):
+    with pytest.raises(OptionError, match="gamma must be scale or a number, not 'abc'"):
         SVMClassifier(gamma="abc").fit(x, y)
     with pytest.raises(OptionError, match="unknown device 'foo'"):
         resolve_device("foo")

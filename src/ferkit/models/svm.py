@@ -74,8 +74,6 @@ class SVMClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def _gamma(self, x: np.ndarray) -> float:
-        if self.gamma == "auto":  # as SVC reads it
-            return 1.0 / x.shape[1]
         if self.gamma != "scale":
             return float(self.gamma)
         return 1.0 / (x.shape[1] * max(float(x.var()), 1e-12))
@@ -87,8 +85,11 @@ class SVMClassifier(ClassifierMixin, BaseEstimator):
             raise OptionError(f"kernel must be linear or rbf, not {self.kernel!r}")
         if self.head not in HEADS:
             raise OptionError(f"head must be ridge or hinge, not {self.head!r}")
-        if isinstance(self.gamma, str) and self.gamma not in ("scale", "auto"):
-            raise OptionError(f"gamma must be scale, auto or a number, not {self.gamma!r}")
+        if self.gamma != "scale":
+            try:
+                float(self.gamma)
+            except (TypeError, ValueError):
+                raise OptionError(f"gamma must be scale or a number, not {self.gamma!r}") from None
 
     def _fit_exact(self, X: np.ndarray, y: np.ndarray) -> Pipeline:
         steps, z = self._reduce(X, reduce=self.method == "pca")
