@@ -26,6 +26,11 @@ class WriteError(FerkitError, OSError):
     the way): a FerkitError, so the CLI prints one line naming the path, and still an OSError,
     so code that tolerates a failed write (the decode cache) goes on tolerating it."""
 
+    def __init__(self, *args: object) -> None:
+        # FerkitError's ValueError comes first in the MRO; OSError's own __init__ must still
+        # parse (errno, strerror), or errno and strerror would stay None
+        OSError.__init__(self, *args)
+
     def __str__(self) -> str:
         return self.strerror or super().__str__()
 

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ferkit.errors import FerkitError, OptionError
+
 SEED_MARGIN = 750  # the notebook's "undersample the majority classes by 750 images"
 
 
@@ -18,7 +20,7 @@ def _as_labels(labels: Sequence[int] | np.ndarray) -> np.ndarray:
     if y.ndim != 1:
         raise ValueError(f"labels must be one-dimensional, got shape {y.shape}")
     if y.size == 0:
-        raise ValueError("labels are empty: nothing to balance or split")
+        raise FerkitError("labels are empty: nothing to balance or split")
     return y.astype(np.int64, copy=False)
 
 
@@ -37,7 +39,7 @@ def undersample(
     y = _as_labels(labels)
     largest = int(np.bincount(y).max())
     if margin < 0 or margin >= largest:
-        raise ValueError(f"margin must be in 0..{largest - 1} (largest class has {largest})")
+        raise OptionError(f"margin must be in 0..{largest - 1} (largest class has {largest})")
     return cap_per_class(y, largest - margin, seed=seed, shuffle=shuffle)
 
 
@@ -47,7 +49,7 @@ def cap_per_class(
     """Indices keeping at most ``cap`` samples of each class (random, seeded)."""
     y = _as_labels(labels)
     if cap < 1:
-        raise ValueError(f"cap must be at least 1, got {cap}")
+        raise OptionError(f"cap must be at least 1, got {cap}")
     rng = np.random.default_rng(seed)
     keep = []
     for cls in np.unique(y):
@@ -78,10 +80,15 @@ def _check_stratifiable(y: np.ndarray, held: int) -> None:
     counts = np.bincount(y)
     thin = [int(c) for c in np.flatnonzero((counts > 0) & (counts < 2))]
     if thin:
-        raise ValueError(f"cannot stratify: class id(s) {thin} have a single sample")
+        raise FerkitError(f"cannot stratify: class id(s) {thin} have a single sample")
     k = int((counts > 0).sum())
     if held < k:
-        raise ValueError(f"cannot stratify {held} held-out samples over {k} classes")
+        raise FerkitError(f"cannot stratify {held} held-out samples over {k} classes")
+    if len(y) - held < k:  # scikit-learn's own ValueError, said before it is raised
+        raise FerkitError(
+            f"cannot stratify: {held} of {len(y)} samples held out leaves {len(y) - held}, "
+            f"fewer than the {k} classes"
+        )
 
 
 def stratified_split(

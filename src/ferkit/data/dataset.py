@@ -25,7 +25,7 @@ from ferkit.data.problems import Problem
 from ferkit.data.scan import Scan, ScannedSplit, path_kind
 from ferkit.data.vocabulary import canonical_name, require_canonical
 from ferkit.data.yolo import YAML_NAMES, find_yaml, scan_yolo
-from ferkit.errors import DatasetError, SplitNotFoundError, did_you_mean
+from ferkit.errors import DatasetError, OptionError, SplitNotFoundError, did_you_mean
 
 SPLIT_ALIASES: dict[str, tuple[str, ...]] = {
     "train": ("train", "training"),
@@ -84,7 +84,7 @@ class Split:
         """
         wanted = [self._class_index(n) for n in names]
         if len(set(wanted)) != len(wanted):
-            raise ValueError(f"classes {list(names)} name the same class twice")
+            raise OptionError(f"classes {list(names)} name the same class twice")
         remap = np.full(len(self.classes), -1, dtype=np.int64)
         remap[wanted] = np.arange(len(wanted))
         keep = np.flatnonzero(remap[self.labels] >= 0)
@@ -102,7 +102,7 @@ class Split:
         canon = require_canonical(name)
         if canon in self.canonical:
             return self.canonical.index(canon)
-        raise ValueError(
+        raise OptionError(
             f"class {name!r} ({canon}) is not in this dataset; it has {', '.join(self.classes)}"
             + did_you_mean(name, self.classes)
         )

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ferkit.errors import OptionError
+
 # a split is "much blurrier" than another when its median sharpness is below this fraction of
 # the other's (the blurred fer2013 copy: 0.006, the sharp one: 0.63; the two affectnet_yolo
 # splits are within 3% of each other)
@@ -59,7 +61,7 @@ def matching_target(
     training images' median, ``auto`` only when they are much blurrier than ``val`` (warned),
     ``off`` never."""
     if mode not in MODES:
-        raise ValueError(f"match_sharpness must be one of {', '.join(MODES)}, got {mode!r}")
+        raise OptionError(f"match_sharpness must be one of {', '.join(MODES)}, got {mode!r}")
     if mode == "off":
         return None, {"mode": "off"}
     train_median = median_sharpness(train, seed=seed)

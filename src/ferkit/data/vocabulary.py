@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from ferkit.errors import did_you_mean
+from ferkit.errors import OptionError, did_you_mean
 
 CANONICAL: tuple[str, ...] = (
     "angry",
@@ -63,7 +63,7 @@ def require_canonical(name: str) -> str:
     """Like :func:`canonical_name` but raises a ValueError that lists what is known."""
     canon = canonical_name(name)
     if canon is None:
-        raise ValueError(
+        raise OptionError(
             f"unknown emotion name {name!r}; known: {', '.join(CANONICAL)} "
             "(and synonyms such as anger, happiness, sadness, surprised)"
             + did_you_mean(_normalise(name), _LOOKUP)

@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ferkit import io
+from ferkit.errors import OptionError
 from ferkit.evaluation.evaluate import evaluate_run
 from ferkit.evaluation.stats import mcnemar, verdict
 
@@ -124,7 +125,7 @@ def compare_runs(
 
     ``options`` go to :func:`evaluate_run` (``faces``, ``detector``, load options)."""
     if not runs:
-        raise ValueError("compare needs at least one run")
+        raise OptionError("compare needs at least one run")
     reports = [evaluate_run(r, data, split, **options) for r in runs]
     return write_comparison(reports, Path(str(data)).name, out)
 
@@ -137,7 +138,7 @@ def write_comparison(
     the markdown, CSV, bar chart and JSON. Separate from ``compare_runs`` so a caller that has
     just evaluated the runs (``ferkit study``) does not score them all a second time."""
     if not reports:
-        raise ValueError("compare needs at least one report")
+        raise OptionError("compare needs at least one report")
     order = sorted(range(len(reports)), key=lambda i: -reports[i]["accuracy"])
     rows = [_row(reports[i]) for i in order]
     tests = paired_tests([reports[i] for i in order])

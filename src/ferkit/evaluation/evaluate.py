@@ -59,7 +59,7 @@ def evaluate_run(
     mapping = map_classes(ds.classes, ds.canonical, model.classes, model.canonical)
     keep, y_true = mapping.apply(part.labels)
     if len(keep) == 0:
-        raise ValueError(f"split {part.name!r} has no sample of the model's classes")
+        raise FerkitError(f"split {part.name!r} has no sample of the model's classes")
     scored = part.subset(keep)
     images = model.prepare(scored)
     start = time.perf_counter()

@@ -12,6 +12,8 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
+from ferkit.errors import FerkitError
+
 
 def classification_report_dict(
     y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]
@@ -19,7 +21,7 @@ def classification_report_dict(
     """Metrics over ``classes`` (label i = classes[i]); classes absent from y_true still appear,
     with support 0, so reports of different runs line up row by row."""
     if len(y_true) == 0:
-        raise ValueError("no samples to evaluate")
+        raise FerkitError("no samples to evaluate")
     labels = list(range(len(classes)))
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=labels, zero_division=0

@@ -15,6 +15,7 @@ import math
 import numpy as np
 from PIL import Image
 
+from ferkit.errors import OptionError
 from ferkit.faces.detectors import Box, FaceDetector
 
 # 4 MP: a 12 MP photo is scanned at 0.58x, so faces down to about 70 px (dlib finds ~40 px
@@ -49,7 +50,7 @@ def detect_scaled(detector: FaceDetector, image: np.ndarray, max_pixels: int | N
     """``detector.detect`` on ``image`` shrunk to ``max_pixels`` (None: full size), boxes in
     ``image``'s pixels."""
     if max_pixels is not None and max_pixels < 1:
-        raise ValueError("max_pixels must be >= 1 (or None for no limit)")
+        raise OptionError("max_pixels must be >= 1 (or None for no limit)")
     height, width = image.shape[:2]
     small = image if max_pixels is None else shrink(image, max_pixels)
     boxes = list(detector.detect(small))

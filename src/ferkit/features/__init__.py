@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ferkit.errors import OptionError
+
 if TYPE_CHECKING:
     from ferkit.features.base import FeatureExtractor, check_images
     from ferkit.features.dlib_models import MissingModelError
@@ -62,7 +64,7 @@ def create_extractor(name: str, **params: Any) -> FeatureExtractor:
         cls = extractors[name]
     except KeyError:
         known = ", ".join(sorted(extractors))
-        raise ValueError(f"unknown feature extractor {name!r}; known: {known}") from None
+        raise OptionError(f"unknown feature extractor {name!r}; known: {known}") from None
     return cls(**params)
 
 

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from ferkit import io
 from ferkit.data.decode import default_cache_dir
+from ferkit.errors import FerkitError, OptionError
 
 CACHE_VERSION = 1
 # Params that change how features are computed, never what they are: kept out of the cache key.
@@ -45,24 +46,24 @@ def check_images(X: Any) -> np.ndarray:
     if images.dtype == object or not (
         np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)
     ):
-        raise ValueError(f"images must be a numeric array, got dtype {images.dtype}")
+        raise FerkitError(f"images must be a numeric array, got dtype {images.dtype}")
     if images.ndim != 4:
         hint = " (use X[None] for a single image)" if images.ndim == 3 else ""
-        raise ValueError(
+        raise FerkitError(
             f"images must be a 4-D array (N, H, W, C) with C = 1 or 3, "
             f"got shape {images.shape}{hint}"
         )
     if images.shape[0] == 0:
-        raise ValueError("no images to extract features from")
+        raise FerkitError("no images to extract features from")
     if images.shape[3] not in (1, 3):
-        raise ValueError(
+        raise FerkitError(
             f"images must have 1 (gray) or 3 (RGB) channels in the last axis, "
             f"got shape {images.shape}"
         )
     if min(images.shape[1:3]) < 1:
-        raise ValueError(f"images have no pixels: shape {images.shape}")
+        raise FerkitError(f"images have no pixels: shape {images.shape}")
     if images.dtype.kind == "f" and not np.isfinite(images).all():
-        raise ValueError("images contain NaN or infinite values")
+        raise FerkitError("images contain NaN or infinite values")
     return images
 
 
@@ -83,7 +84,7 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 def check_int(name: str, value: Any, minimum: int) -> None:
     """ValueError unless ``value`` is an int (not a bool) of at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+        raise OptionError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
 def _plain(value: Any) -> Any:

@@ -19,6 +19,7 @@ import skimage
 from skimage.feature import hog
 from skimage.transform import resize
 
+from ferkit.errors import OptionError
 from ferkit.features.base import FeatureExtractor, Stats, check_int, to_gray
 
 BLOCK_NORMS = ("L1", "L1-sqrt", "L2", "L2-Hys")
@@ -28,7 +29,7 @@ def _pair(name: str, value: Any) -> tuple[int, int]:
     try:
         a, b = value
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair of ints, got {value!r}") from None
+        raise OptionError(f"{name} must be a pair of ints, got {value!r}") from None
     check_int(name, a, 1)
     check_int(name, b, 1)
     return int(a), int(b)
@@ -71,12 +72,12 @@ class HOG(FeatureExtractor):
         cell = _pair("pixels_per_cell", self.pixels_per_cell)
         block = _pair("cells_per_block", self.cells_per_block)
         if self.block_norm not in BLOCK_NORMS:
-            raise ValueError(
+            raise OptionError(
                 f"block_norm must be one of {', '.join(BLOCK_NORMS)}, got {self.block_norm!r}"
             )
         for axis in (0, 1):
             if self.size < cell[axis] * block[axis]:
-                raise ValueError(
+                raise OptionError(
                     f"size {self.size} is smaller than one block "
                     f"({block[axis]} cells of {cell[axis]} pixels)"
                 )

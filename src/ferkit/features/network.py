@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ferkit.errors import OptionError
 from ferkit.features.base import FeatureExtractor, Stats, to_gray
 
 
@@ -24,7 +25,7 @@ def _load(run: str) -> Any:
 
     loaded = load_run(run)
     if loaded.kind != "torch":
-        raise ValueError(f"{run}: a {loaded.kind} run has no network to take embeddings from")
+        raise OptionError(f"{run}: a {loaded.kind} run has no network to take embeddings from")
     return loaded
 
 
@@ -59,7 +60,7 @@ class NetworkEmbedding(FeatureExtractor):
 
     def _check_params(self) -> None:
         if not isinstance(self.run, str) or not self.run:
-            raise ValueError("run must name a network run folder or a shipped model")
+            raise OptionError("run must name a network run folder or a shipped model")
         _load(self.run)
 
     def _cache_salt(self) -> str:

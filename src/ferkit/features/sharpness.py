@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from ferkit.errors import FerkitError
 from ferkit.features.base import check_images, to_uint8
 
 BATCH = 1024
@@ -38,7 +39,7 @@ class MatchSharpness(TransformerMixin, BaseEstimator):
         images = check_images(X)
         height, width = images.shape[1:3]
         if height != width:
-            raise ValueError(f"sharpness matching needs square images, got {height}x{width}")
+            raise FerkitError(f"sharpness matching needs square images, got {height}x{width}")
         match = SharpnessMatch(float(self.target), height).eval()
         out = np.empty(images.shape, dtype=np.uint8)
         with torch.no_grad():

@@ -21,13 +21,13 @@ from ferkit.data import images
 from ferkit.data.images import ImageProblem, decode_image, is_image_name
 from ferkit.data.problems import Problem
 from ferkit.data.scan import file_key, path_kind, walk_files
-from ferkit.errors import FerkitError
+from ferkit.errors import InputError
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm"})
 Kind = Literal["image", "video"]
 
 
-class UnreadableInputError(FerkitError):
+class UnreadableInputError(InputError):
     """An input file that cannot be read; ``problem`` holds its kind, path and reason."""
 
     def __init__(self, problem: Problem) -> None:

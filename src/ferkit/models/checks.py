@@ -14,7 +14,7 @@ import hashlib
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from ferkit.errors import FerkitError
+from ferkit.errors import ModelFileError
 
 CARD = "model.json"
 # The side images are resized to, for scikit-learn runs and networks alike.
@@ -40,16 +40,16 @@ def card_file(run_dir: Path, name: Any, what: str = "file") -> Path:
     """
     card_path = run_dir / CARD
     if not isinstance(name, str) or not name.strip():
-        raise FerkitError(f"{card_path}: the {what} entry must be a file name, got {name!r}")
+        raise ModelFileError(f"{card_path}: the {what} entry must be a file name, got {name!r}")
     posix, windows = PurePosixPath(name), PureWindowsPath(name)
     if posix.is_absolute() or windows.is_absolute() or windows.drive or ".." in windows.parts:
-        raise FerkitError(
+        raise ModelFileError(
             f"{card_path}: the {what} {name!r} must be a file name inside the run folder"
         )
     path = run_dir / name
     root = run_dir.resolve()
     if not path.resolve().is_relative_to(root):
-        raise FerkitError(
+        raise ModelFileError(
             f"{card_path}: the {what} {name!r} resolves to {path.resolve()}, outside the run "
             f"folder {root} (a symlink leaving the folder)"
         )
@@ -60,13 +60,24 @@ def expected_sha256(run_dir: Path, card: dict[str, Any]) -> str:
     """The card's ``weights_sha256``; a card without a valid one is refused for every kind."""
     value = card.get("weights_sha256")
     if value is None:
-        raise FerkitError(
+        raise ModelFileError(
             f"{run_dir / CARD}: has no weights_sha256, so altered weights could not be "
             f"detected (a card from an older ferkit?); {trust_hint(run_dir)}"
         )
     if not isinstance(value, str) or len(value) != 64 or value.strip("0123456789abcdef"):
-        raise FerkitError(f"{run_dir / CARD}: weights_sha256 is not a SHA-256 hex digest")
+        raise ModelFileError(f"{run_dir / CARD}: weights_sha256 is not a SHA-256 hex digest")
     return value
+
+
+def read_model_file(path: Path) -> bytes:
+    """The bytes of model file ``path``, or a ModelFileError naming it when it is missing or
+    cannot be read (permissions, an I/O error), instead of an OSError traceback."""
+    if not path.is_file():
+        raise ModelFileError(f"{path}: model file is missing")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read the model file: {exc.strerror or exc}") from None
 
 
 def checked_bytes(path: Path, expected: str) -> bytes:
@@ -75,11 +86,9 @@ def checked_bytes(path: Path, expected: str) -> bytes:
     Returns the very bytes that were hashed, so callers parse what was verified (a file
     swapped after the check is never loaded).
     """
-    if not path.is_file():
-        raise FerkitError(f"{path}: model file is missing")
-    data = path.read_bytes()
+    data = read_model_file(path)
     if sha256(data) != expected:
-        raise FerkitError(
+        raise ModelFileError(
             f"{path}: weights do not match the checksum in model.json (altered or damaged file)"
         )
     return data

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ferkit.errors import OptionError
+
 QUANT_KINDS = ("dynamic", "qdq", "qop")
 MAX_ACCURACY_DROP = 0.003  # 0.3 points of val accuracy: the adoption rule of issue 19
 CALIBRATION_BATCH = 32
@@ -54,7 +56,7 @@ def quantize_graph(
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if kind not in QUANT_KINDS:
-        raise ValueError(f"kind must be one of {QUANT_KINDS}, got {kind!r}")
+        raise OptionError(f"kind must be one of {QUANT_KINDS}, got {kind!r}")
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(source), str(prepared))
@@ -62,7 +64,7 @@ def quantize_graph(
             quantize_dynamic(prepared, out, weight_type=QuantType.QInt8, per_channel=True)
             return out
         if calibration is None or len(calibration) == 0:
-            raise ValueError("static quantisation needs calibration images")
+            raise OptionError("static quantisation needs calibration images")
         quantize_static(
             prepared,
             out,

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ferkit.errors import FerkitError
+from ferkit.errors import FerkitError, ModelFileError
 
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
@@ -220,19 +220,19 @@ def _checked_onnx_bytes(
             if key == ONNX_KEY
             else f"{run_dir / 'model.json'}: the run has no int8 graph"
         )
-    from ferkit.models.checks import card_file
+    from ferkit.models.checks import card_file, read_model_file
 
     default = ONNX_FILE if key == ONNX_KEY else INT8_FILE
     path = card_file(run_dir, entry.get("file") or default, "ONNX file")
     if not path.is_file():
         raise _NoExport(f"{path}: the ONNX file named in model.json is missing")
-    data = path.read_bytes()  # hash the very bytes the session gets: no swap in between
+    data = read_model_file(path)  # hash the very bytes the session gets: no swap in between
     if _sha256(data) != entry.get("sha256"):
-        raise FerkitError(
+        raise ModelFileError(
             f"{path}: does not match the sha256 in model.json (altered or damaged file)"
         )
     if entry.get("weights_sha256") != card.get("weights_sha256"):
-        raise FerkitError(
+        raise ModelFileError(
             f"{path}: was exported from other weights than model.safetensors (stale export; "
             f"run `ferkit export {run_dir} --onnx` again)"
         )
@@ -262,7 +262,7 @@ def _load_graph(
         precision = "int8" if key == INT8_KEY else "fp32"
         return OnnxClassifier(make_session(data, threads), precision=precision)
     except Exception as exc:  # onnxruntime raises its own exception types on a bad graph
-        error = FerkitError(f"{path}: onnxruntime cannot load it: {exc}")
+        error = ModelFileError(f"{path}: onnxruntime cannot load it: {exc}")
         if forced:
             raise error from exc
         warnings.warn(f"{error}; using {fallback} instead", stacklevel=5)

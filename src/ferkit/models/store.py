@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ferkit import __version__, io
-from ferkit.errors import FerkitError
+from ferkit.errors import FerkitError, ModelFileError
 from ferkit.models.checks import (
     CARD,
     MAX_IMAGE_SIZE,
@@ -187,7 +187,7 @@ def refused_types(data: bytes, source: Path) -> list[str]:
         with zipfile.ZipFile(BytesIO(data)) as archive:
             schema = json.loads(archive.read("schema.json"))
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise FerkitError(f"{source}: cannot load the model: not a skops file ({exc})") from exc
+        raise ModelFileError(f"{source}: cannot load the model: not a skops file ({exc})") from exc
     refused = set()
     for loader, name in _schema_nodes(schema):
         if name not in ALLOWED_SKOPS_TYPES.get(loader, ()):
@@ -200,7 +200,7 @@ def load_skops_bytes(data: bytes, source: Path) -> Any:
     every node is in ``ALLOWED_SKOPS_TYPES``, so no attacker-chosen callable is ever built."""
     refused = refused_types(data, source)
     if refused:
-        raise FerkitError(
+        raise ModelFileError(
             f"{source}: refuses to load unexpected types {refused} (ferkit's own models "
             "contain none of them; the file was not written by ferkit or was tampered with)"
         )
@@ -210,12 +210,12 @@ def load_skops_bytes(data: bytes, source: Path) -> Any:
         untrusted = sio.get_untrusted_types(data=data)
         outside = sorted(set(untrusted) - set().union(*ALLOWED_SKOPS_TYPES.values()))
         if outside:  # skops saw a type the schema walk did not: refuse rather than guess
-            raise FerkitError(f"{source}: refuses to load unexpected types {outside}")
+            raise ModelFileError(f"{source}: refuses to load unexpected types {outside}")
         return sio.loads(data, trusted=untrusted)
     except FerkitError:
         raise
     except Exception as exc:  # skops raises many types on a damaged file
-        raise FerkitError(f"{source}: cannot load the model: {exc}") from exc
+        raise ModelFileError(f"{source}: cannot load the model: {exc}") from exc
 
 
 def _load_sklearn_estimator(run_dir: Path, card: dict[str, Any]) -> Any:
@@ -246,13 +246,13 @@ def read_card(run_dir: Path) -> dict[str, Any]:
     """The run folder's ``model.json`` as a dict, or a FerkitError naming it and why."""
     card_path = run_dir / CARD
     if not card_path.is_file():
-        raise FerkitError(f"{run_dir}: not a ferkit run (no {CARD})")
+        raise ModelFileError(f"{run_dir}: not a ferkit run (no {CARD})")
     try:
         card = json.loads(card_path.read_text())
     except (OSError, ValueError) as exc:
-        raise FerkitError(f"{card_path}: unreadable model card: {exc}") from exc
+        raise ModelFileError(f"{card_path}: unreadable model card: {exc}") from exc
     if not isinstance(card, dict):
-        raise FerkitError(f"{card_path}: the model card is not a JSON object")
+        raise ModelFileError(f"{card_path}: the model card is not a JSON object")
     return card
 
 
@@ -261,20 +261,20 @@ def check_card(card: dict[str, Any], card_path: Path) -> None:
     a tampered ``image_size`` would otherwise make the data layer allocate what it says."""
     missing = {"classes", "canonical", "image_size", "color"} - set(card)
     if missing:
-        raise FerkitError(f"{card_path}: card lacks {sorted(missing)}")
+        raise ModelFileError(f"{card_path}: card lacks {sorted(missing)}")
     for key in ("classes", "canonical"):
         names = card[key]
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-            raise FerkitError(f"{card_path}: {key} must be a non-empty list of names")
+            raise ModelFileError(f"{card_path}: {key} must be a non-empty list of names")
     if len(card["canonical"]) != len(card["classes"]):
-        raise FerkitError(f"{card_path}: classes and canonical differ in length")
+        raise ModelFileError(f"{card_path}: classes and canonical differ in length")
     size = card["image_size"]
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_IMAGE_SIZE:
-        raise FerkitError(
+        raise ModelFileError(
             f"{card_path}: image_size must be an integer in [1, {MAX_IMAGE_SIZE}], got {size!r}"
         )
     if card["color"] not in ("gray", "rgb"):
-        raise FerkitError(f"{card_path}: color must be 'gray' or 'rgb', got {card['color']!r}")
+        raise ModelFileError(f"{card_path}: color must be 'gray' or 'rgb', got {card['color']!r}")
 
 
 def load_run(run_dir: str | Path, backend: str | None = None) -> Run:
@@ -301,7 +301,7 @@ def load_run(run_dir: str | Path, backend: str | None = None) -> Run:
     card_path = run_dir / CARD
     kind = card.get("kind")
     if kind not in ("sklearn", "torch"):
-        raise FerkitError(f"{card_path}: unsupported run kind {kind!r}")
+        raise ModelFileError(f"{card_path}: unsupported run kind {kind!r}")
     check_card(card, card_path)
     color: Color = "gray" if card["color"] == "gray" else "rgb"  # check_card allows only these
     if kind == "sklearn":

@@ -30,6 +30,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
+from ferkit.errors import FerkitError, OptionError
+
 METHODS = ("exact", "pca", "fast")
 # PCA dimensions when ``pca_components`` is left at None: the reduced-SVC path needs few (its
 # cost is samples^2 x dims), the Nystroem path more (its head is linear).
@@ -78,11 +80,16 @@ class SVMClassifier(ClassifierMixin, BaseEstimator):
 
     def _check(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(f"unknown SVM method {self.method!r}; use exact, pca or fast")
+            raise OptionError(f"unknown SVM method {self.method!r}; use exact, pca or fast")
         if self.kernel not in ("linear", "rbf"):
-            raise ValueError(f"kernel must be linear or rbf, not {self.kernel!r}")
+            raise OptionError(f"kernel must be linear or rbf, not {self.kernel!r}")
         if self.head not in HEADS:
-            raise ValueError(f"head must be ridge or hinge, not {self.head!r}")
+            raise OptionError(f"head must be ridge or hinge, not {self.head!r}")
+        if self.gamma != "scale":
+            try:
+                float(self.gamma)
+            except (TypeError, ValueError):
+                raise OptionError(f"gamma must be scale or a number, not {self.gamma!r}") from None
 
     def _fit_exact(self, X: np.ndarray, y: np.ndarray) -> Pipeline:
         steps, z = self._reduce(X, reduce=self.method == "pca")
@@ -126,14 +133,14 @@ class SVMClassifier(ClassifierMixin, BaseEstimator):
         self._check()
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2:
-            raise ValueError(f"features must be a 2-D array (samples, features), got {X.shape}")
+            raise FerkitError(f"features must be a 2-D array (samples, features), got {X.shape}")
         if not np.isfinite(X).all():
             bad = int((~np.isfinite(X)).any(axis=1).sum())
-            raise ValueError(f"features contain NaN or infinite values in {bad} sample(s)")
+            raise FerkitError(f"features contain NaN or infinite values in {bad} sample(s)")
         y = np.asarray(y)
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
-            raise ValueError(f"an SVM needs at least 2 classes, got {len(self.classes_)}")
+            raise FerkitError(f"an SVM needs at least 2 classes, got {len(self.classes_)}")
         fit = self._fit_fast if self.method == "fast" else self._fit_exact
         self.pipeline_ = fit(X, y)
         return self
@@ -142,5 +149,5 @@ class SVMClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "pipeline_")
         X = np.asarray(X, dtype=np.float32)
         if not np.isfinite(X).all():
-            raise ValueError("features contain NaN or infinite values")
+            raise FerkitError("features contain NaN or infinite values")
         return self.pipeline_.predict(X)

@@ -19,7 +19,7 @@ from safetensors.torch import load, save
 from torch.overrides import TorchFunctionMode
 
 from ferkit import __version__, io
-from ferkit.errors import FerkitError
+from ferkit.errors import FerkitError, ModelFileError
 from ferkit.models.checks import (
     MAX_IMAGE_SIZE,
     card_file,
@@ -201,7 +201,7 @@ def parse_safetensors(data: bytes, source: Path) -> dict[str, torch.Tensor]:
     try:
         return load(data)
     except (SafetensorError, OSError, ValueError) as exc:
-        raise FerkitError(f"{source}: not a readable safetensors file: {exc}") from exc
+        raise ModelFileError(f"{source}: not a readable safetensors file: {exc}") from exc
 
 
 def load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:
@@ -211,7 +211,7 @@ def load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source:
     extra = sorted(set(tensors) - set(own))
     wrong = [k for k in own if k in tensors and tuple(own[k].shape) != tuple(tensors[k].shape)]
     if missing or extra or wrong:
-        raise FerkitError(
+        raise ModelFileError(
             f"{source}: weights do not fit the architecture "
             f"(missing {missing[:5]}, unexpected {extra[:5]}, wrong shape {wrong[:5]})"
         )
@@ -282,17 +282,17 @@ def load_torch_estimator(run_dir: Path, card: dict[str, Any]) -> TorchClassifier
     """The card's network with its checked weights, ready to predict."""
     card_path = run_dir / "model.json"
     if "architecture" not in card:
-        raise FerkitError(f"{card_path}: card lacks 'architecture'")
+        raise ModelFileError(f"{card_path}: card lacks 'architecture'")
     try:
         model = build_network(card["architecture"])
     except FerkitError as exc:
-        raise FerkitError(f"{card_path}: {exc}") from exc
+        raise ModelFileError(f"{card_path}: {exc}") from exc
     arch = card["architecture"]
     channels = arch["in_channels"]
     if arch["num_classes"] != len(card["classes"]) or channels != (
         1 if card["color"] == "gray" else 3
     ):
-        raise FerkitError(
+        raise ModelFileError(
             f"{card_path}: the architecture ({arch['num_classes']} classes, {channels} "
             f"channel(s)) does not match the card ({len(card['classes'])} classes, "
             f"{card['color']})"
@@ -304,7 +304,7 @@ def load_torch_estimator(run_dir: Path, card: dict[str, Any]) -> TorchClassifier
             for v in value
         )
         if not numbers or len(value) != channels or (key == "std" and min(value) <= 0):
-            raise FerkitError(
+            raise ModelFileError(
                 f"{card_path}: {key} must be a list of {channels} finite numbers"
                 f"{' > 0' if key == 'std' else ''}, got {value!r}"
             )

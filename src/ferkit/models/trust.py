@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ferkit import io
-from ferkit.errors import FerkitError
-from ferkit.models.checks import CARD, card_file, sha256
+from ferkit.errors import FerkitError, ModelFileError
+from ferkit.models.checks import CARD, card_file, read_model_file, sha256
 from ferkit.models.store import SKOPS_FILE, load_skops_bytes, read_card
 
 
@@ -31,10 +31,8 @@ def _verify_weights(run_dir: Path, card: dict[str, Any]) -> tuple[Path, bytes]:
 
         path = card_file(run_dir, card.get("weights", WEIGHTS_FILE), "weights")
     else:
-        raise FerkitError(f"{run_dir / CARD}: unsupported run kind {kind!r}")
-    if not path.is_file():
-        raise FerkitError(f"{path}: model file is missing")
-    data = path.read_bytes()
+        raise ModelFileError(f"{run_dir / CARD}: unsupported run kind {kind!r}")
+    data = read_model_file(path)
     if kind == "sklearn":
         load_skops_bytes(data, path)
     else:
@@ -43,7 +41,7 @@ def _verify_weights(run_dir: Path, card: dict[str, Any]) -> tuple[Path, bytes]:
         try:
             model = build_network(card.get("architecture"))
         except FerkitError as exc:
-            raise FerkitError(f"{run_dir / CARD}: {exc}") from exc
+            raise ModelFileError(f"{run_dir / CARD}: {exc}") from exc
         load_state(model, parse_safetensors(data, path), path)
     return path, data
 
@@ -57,7 +55,7 @@ def trust_card(run_dir: Path, force: bool = False) -> str:
     if recorded == digest:
         return f"{path}: checksum already recorded in {CARD}"
     if recorded is not None and not force:
-        raise FerkitError(
+        raise ModelFileError(
             f"{path}: does not match the weights_sha256 in {CARD} (changed since the run was "
             "saved); pass --force to trust the file as it is now"
         )

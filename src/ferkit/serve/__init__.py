@@ -44,6 +44,7 @@ from ferkit.serve.server import (  # noqa: E402
     DEFAULT_HEADER_TIMEOUT_S,
     DEFAULT_KEEP_ALIVE_S,
     DEFAULT_MAX_CONNECTIONS,
+    check_port,
     server_config,
 )
 
@@ -74,6 +75,7 @@ def serve(
 
     token = check_token(token if token is not None else os.environ.get(TOKEN_ENV))
     check_exposure(host, token, insecure)
+    check_port(host, port)
     app = create_app(
         model,
         max_bytes=max_bytes,
@@ -111,6 +113,7 @@ __all__ = [
     "MiB",
     "ServeError",
     "check_exposure",
+    "check_port",
     "check_token",
     "create_app",
     "serve",

@@ -33,7 +33,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ferkit.data.images import ImageProblem, decode_image
-from ferkit.errors import FerkitError
+from ferkit.errors import FerkitError, OptionError
 from ferkit.faces.scale import scaled_box
 from ferkit.inference import Predictor
 from ferkit.inference.results import FaceResult
@@ -345,7 +345,7 @@ def create_app(
     ``Authorization: Bearer <token>``.
     """
     if max_bytes < 1 or max_pixels < 1:
-        raise ValueError("max_bytes and max_pixels must be >= 1")
+        raise OptionError("max_bytes and max_pixels must be >= 1")
     predictor = (
         model
         if isinstance(model, Predictor)

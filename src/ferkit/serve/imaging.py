@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ferkit.errors import OptionError
 from ferkit.faces import Box, FaceDetector
 from ferkit.inference import Predictor
 from ferkit.serve.limits import ServeError
@@ -76,7 +77,7 @@ class BoundedDetector:
 
     def __init__(self, inner: FaceDetector, max_faces: int) -> None:
         if max_faces < 1:
-            raise ValueError("max_faces must be >= 1")
+            raise OptionError("max_faces must be >= 1")
         self.inner = inner
         self.max_faces = max_faces
         self._local = threading.local()
@@ -106,7 +107,7 @@ def bounded_predictor(
     Predictor has no public way to swap its detector; its ``_detector`` is what it scans with.
     """
     if max_pixels < 1:
-        raise ValueError("max_pixels must be >= 1")
+        raise OptionError("max_pixels must be >= 1")
     bounded = BoundedDetector(predictor._detector, max_faces)
     serving = copy.copy(predictor)
     serving._detector = bounded

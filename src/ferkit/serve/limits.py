@@ -21,12 +21,19 @@ from typing import Any, TypeVar
 
 from starlette.types import Message, Receive
 
+from ferkit.errors import OptionError
+
 T = TypeVar("T")
 MiB = 1024 * 1024
 
 
 class ServeError(Exception):
-    """A request that fails in an expected way: answered ``{"error": message}`` with ``status``."""
+    """A request that fails in an expected way: answered ``{"error": message}`` with ``status``.
+
+    Not a FerkitError, on purpose: it is the HTTP client's error, not the person running
+    ferkit's, and never leaves the app (its handler turns it into the response). As a
+    FerkitError (a ValueError) it would be caught by code meant for the user's mistakes, and
+    a ServeError escaping into the CLI would print one line for what is then a bug."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -138,9 +145,9 @@ class InferenceGate:
 
     def __init__(self, workers: int, timeout_s: float) -> None:
         if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
+            raise OptionError(f"workers must be >= 1, got {workers}")
         if not timeout_s > 0:
-            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+            raise OptionError(f"timeout_s must be > 0, got {timeout_s}")
         self.workers = workers
         self.timeout_s = float(timeout_s)
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="ferkit-serve")

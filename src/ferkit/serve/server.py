@@ -28,10 +28,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 from typing import Any, ClassVar
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from ferkit.errors import OptionError
 
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 DEFAULT_KEEP_ALIVE_S = 5
@@ -178,15 +181,34 @@ def guarded_protocol(
     """A :class:`GuardedH11Protocol` subclass with these limits (what ``uvicorn.Config(http=)``
     takes)."""
     if not header_timeout_s > 0 or not drain_timeout_s > 0:
-        raise ValueError("header and drain timeouts must be > 0 seconds")
+        raise OptionError("header and drain timeouts must be > 0 seconds")
     if max_connections < 1:
-        raise ValueError(f"max_connections must be >= 1, got {max_connections}")
+        raise OptionError(f"max_connections must be >= 1, got {max_connections}")
     attrs = {
         "header_timeout_s": float(header_timeout_s),
         "drain_timeout_s": float(drain_timeout_s),
         "max_connections": int(max_connections),
     }
     return type("ServeProtocol", (GuardedH11Protocol,), attrs)
+
+
+def check_port(host: str, port: int) -> None:
+    """A FerkitError naming ``host:port`` when it cannot be listened on (in use, not an
+    address of this machine, a privileged port), checked before the model is loaded: uvicorn
+    would only log the reason and exit 1 once the model had been loaded for nothing. Bound
+    with SO_REUSEADDR, as uvicorn binds, so a port in TIME_WAIT is not refused."""
+    if port == 0:
+        return  # any free port: nothing to check
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise OptionError(f"cannot listen on {host}:{port}: {reason} (--host / --port)") from None
 
 
 def server_config(

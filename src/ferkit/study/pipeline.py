@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ferkit import io
+from ferkit.errors import FerkitError
 from ferkit.study.config import HAPPY_SAD, HAPPY_SAD_MODEL, StudyConfig
 from ferkit.study.stages import Stage, StageSkipped, plain, read_record, run_stage, utc_now
 from ferkit.training.recipes import NOTEBOOK, recipe
@@ -156,7 +157,7 @@ class Study:
             params["dedupe"] = True
         record = self._run(Stage("data", folder, params, work, [], "Working copy of the data"))
         if record["status"] != "done":
-            raise RuntimeError(f"the data stage failed: {record.get('error')}")
+            raise FerkitError(f"the data stage failed: {record.get('error')}")
         result = record["result"]
         self.dataset = Path(result["dataset"])
         self.source_classes = result["source_classes"]

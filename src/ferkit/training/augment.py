@@ -14,6 +14,7 @@ import kornia.augmentation as K
 import torch
 from torch import nn
 
+from ferkit.errors import OptionError
 from ferkit.training.recipes import NOTEBOOK, current_name
 
 AUGMENTATIONS = ("none", NOTEBOOK, "strong")
@@ -43,7 +44,7 @@ def build_augmentation(name: str) -> nn.Module:
             K.ColorJiggle(brightness=0.3, contrast=0.3, p=0.8),
             K.RandomErasing(scale=(0.02, 0.2), ratio=(0.3, 3.3), p=0.5),
         )
-    raise ValueError(f"unknown augmentation {name!r}; choose from {', '.join(AUGMENTATIONS)}")
+    raise OptionError(f"unknown augmentation {name!r}; choose from {', '.join(AUGMENTATIONS)}")
 
 
 @torch.no_grad()

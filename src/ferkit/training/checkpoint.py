@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from ferkit import io
-from ferkit.errors import FerkitError
+from ferkit.errors import FerkitError, ModelFileError
 from ferkit.models.checks import CARD, sha256, trust_hint
 
 CHECKPOINT = "checkpoint.pt"
@@ -177,7 +177,7 @@ def trust_run(run_dir: str | Path, force: bool = False) -> list[str]:
     if (run_dir / CHECKPOINT).exists():
         lines.append(trust_checkpoint(run_dir, force))
     if not lines:
-        raise FerkitError(f"{run_dir}: not a ferkit run (no {CARD} or {CHECKPOINT})")
+        raise ModelFileError(f"{run_dir}: not a ferkit run (no {CARD} or {CHECKPOINT})")
     return lines
 
 

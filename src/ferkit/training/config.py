@@ -17,7 +17,7 @@ import torch
 
 from ferkit.data.balance import SEED_MARGIN
 from ferkit.data.sharpness import MODES as SHARPNESS_MODES
-from ferkit.errors import FerkitError, did_you_mean
+from ferkit.errors import FerkitError, OptionError, did_you_mean
 from ferkit.options import (
     GROUP_BY_HELP,
     SHARPNESS_HELP,
@@ -189,4 +189,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise FerkitError("device cuda requested but no CUDA device is available")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:  # torch's "Expected one of cpu, cuda, ... device type"
+        raise OptionError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from exc

@@ -34,7 +34,7 @@ from ferkit.data.groups import describe, hold_out
 from ferkit.data.sharpness import matching_target
 from ferkit.data.vocabulary import CANONICAL, require_canonical
 from ferkit.data.yolo import find_yaml
-from ferkit.errors import FerkitError, SplitNotFoundError
+from ferkit.errors import FerkitError, OptionError, SplitNotFoundError
 from ferkit.training.checkpoint import CHECKPOINT, load_checkpoint, remove_stale_temps
 from ferkit.training.config import (
     PreparedData,
@@ -207,11 +207,11 @@ def _merge(sources: list[_Source], classes: list[str] | None) -> tuple[Split, Sp
     if classes:
         targets = [require_canonical(c) for c in classes]
         if len(set(targets)) != len(targets):
-            raise ValueError(f"classes {list(classes)} name the same class twice")
+            raise OptionError(f"classes {list(classes)} name the same class twice")
         present = {c for s in sources for c in s.train.canonical}
         missing = [c for c in targets if c not in present]
         if missing:
-            raise ValueError(
+            raise OptionError(
                 f"class {missing[0]!r} is not in any of the datasets; they have "
                 f"{', '.join(_canonical_order(present))}"
             )

@@ -20,6 +20,8 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from ferkit.errors import OptionError
+
 NOTEBOOK = "notebook"
 # Names the notebook's recipe and augmentation had before issue 21: scripts, saved train.json /
 # checkpoints / tune studies / study records hold them, so they keep working.
@@ -72,5 +74,5 @@ def recipe(name: str) -> dict[str, Any]:
     known ones."""
     name = current_name(name, "recipe")
     if name not in RECIPES:
-        raise ValueError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
+        raise OptionError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
     return dict(RECIPES[name])

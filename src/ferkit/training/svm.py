@@ -26,7 +26,7 @@ from ferkit.data.balance import SEED_MARGIN, stratified_subset
 from ferkit.data.dataset import Dataset, Split, load_dataset
 from ferkit.data.groups import subjects
 from ferkit.data.sharpness import matching_target
-from ferkit.errors import DatasetError, SplitNotFoundError
+from ferkit.errors import DatasetError, FerkitError, SplitNotFoundError
 from ferkit.models.store import save_sklearn_run
 from ferkit.models.svm import SEED_GRID, SVMClassifier
 from ferkit.options import SHARPNESS_HELP, Color, Sharpness, option, to_argv
@@ -127,14 +127,14 @@ def search_svm(
     counts = np.bincount(labels)
     folds = min(cv, int(counts[counts > 0].min()))
     if folds < 2:
-        raise ValueError("grid search needs at least 2 samples of every class")
+        raise FerkitError("grid search needs at least 2 samples of every class")
     splitter: Any = StratifiedKFold(folds, shuffle=True, random_state=seed)
     codes = None
     if groups is not None:
         _, codes = np.unique(groups, return_inverse=True)
         folds = min(cv, int(codes.max()) + 1)
         if folds < 2:
-            raise ValueError("grid search by subject needs at least 2 subjects")
+            raise FerkitError("grid search by subject needs at least 2 subjects")
         splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
     search = GridSearchCV(
         SVMClassifier(method=method, random_state=seed, pca_components=pca_components),

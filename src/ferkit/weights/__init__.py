@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ferkit.errors import FerkitError, did_you_mean
+from ferkit.errors import ModelFileError, did_you_mean
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 # The model ``predict`` and ``serve`` use when given none (re-exported by ferkit.inference):
@@ -171,7 +171,7 @@ def shipped_path(name: str) -> Path:
         return path
     known = ", ".join(shipped_models()) or "none"
     hint = did_you_mean(name, shipped_models())
-    raise FerkitError(
+    raise ModelFileError(
         f"{name}: no such run folder, and not a shipped model{hint} (shipped: {known})"
     )
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ferkit.errors import FerkitError, did_you_mean
+from ferkit.errors import FerkitError, OptionError, did_you_mean
 from ferkit.models.nets.base import Network
 
 Factory = Callable[..., Network]
@@ -62,7 +62,7 @@ def _entry(name: str) -> _Entry:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise FerkitError(
+        raise OptionError(
             f"unknown model {name!r}{did_you_mean(name, _REGISTRY)} "
             f"(known models: {', '.join(list_models())})"
         ) from None
@@ -101,7 +101,7 @@ def create_model(
     unknown = sorted(set(kwargs) - set(entry.options))
     if unknown:
         valid = ", ".join(entry.options) or "none"
-        raise FerkitError(
+        raise OptionError(
             f"model {name!r} got unknown option(s) {unknown}; valid options: {valid} "
             "(and sharpness_target, flip_average, which every model takes)"
         )

@@ -29,6 +29,8 @@ import math
 import torch
 from torch import nn
 
+from ferkit.errors import OptionError
+
 SIGMAS = tuple(0.25 * i for i in range(1, 17))  # 0.25 .. 4.0 px; 0 is the input itself
 
 
@@ -76,7 +78,7 @@ class SharpnessMatch(nn.Module):
     def __init__(self, target: float, size: int) -> None:
         super().__init__()
         if not (isinstance(target, int | float) and math.isfinite(target) and target > 0):
-            raise ValueError(f"sharpness target must be a number > 0, got {target!r}")
+            raise OptionError(f"sharpness target must be a number > 0, got {target!r}")
         self.target = float(target)
         self.blurs: torch.Tensor
         self.register_buffer("blurs", blur_matrices(size), persistent=False)
