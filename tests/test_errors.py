@@ -67,7 +67,7 @@ def test_a_ferkit_error_in_any_command_is_one_line_and_exit_2(
     ("command", "module", "function", "bug"),
     [
         (["inspect", "data"], "ferkit.reports.inspect", "inspect_dataset", ValueError),
-        (["trust", "run"], "ferkit.models.trust", "trust_run", OSError),
+        (["trust", "run"], "ferkit.training.checkpoint", "trust_run", OSError),
         (["models"], "ferkit.weights", "shipped_listing", ZeroDivisionError),
     ],
 )
