@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from ferkit import io
 from ferkit.errors import FerkitError
+from ferkit.models.card import ModelCard
 from ferkit.models.torch_run import load_state, save_torch_run
 from ferkit.training.augment import augment, build_augmentation
 from ferkit.training.checkpoint import CHECKPOINT, save_checkpoint
@@ -77,7 +78,7 @@ class Loop:
         world: int,
         cfg: TrainConfig,
         data: PreparedData,
-        card: dict[str, Any],
+        card: ModelCard,
         out: Path,
         model: nn.Module,
         device: torch.device,

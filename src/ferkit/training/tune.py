@@ -37,6 +37,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from ferkit import io
 from ferkit.errors import FerkitError, did_you_mean
+from ferkit.records import TuneResult
 from ferkit.training.config import TrainConfig
 from ferkit.training.deep import prepare_data, train_network
 from ferkit.training.recipes import current_name
@@ -239,7 +240,7 @@ def tune(
     timeout: float | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> TuneResult:
     """Search ``model``'s hyperparameters on ``data``; reports and the study go into ``out``.
 
     ``trials`` is the total number of finished (COMPLETE + PRUNED) trials wanted in the study,
@@ -468,7 +469,7 @@ def _write_reports(
     base: TrainConfig,
     max_epochs: int,
     plot: bool = True,
-) -> dict[str, Any]:
+) -> TuneResult:
     """trials.csv / trials.md / best.json (and tuning.png when ``plot``) from the study alone,
     written atomically. The plot is skipped between trials: drawing it costs more than a small
     trial's epoch, and the next call to :func:`tune` redraws it anyway."""
@@ -481,7 +482,7 @@ def _write_reports(
     io.write_json(out / "best.json", best)
     if plot:
         _plot(all_trials, best.get("trial"), out / "tuning.png")
-    return {**best, "table": table}
+    return TuneResult.from_dict({**best, "table": table})
 
 
 def _best(

@@ -9,10 +9,14 @@ rather than trusted.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ferkit.errors import FerkitError, did_you_mean
+
+if TYPE_CHECKING:  # the store imports this module (shipped_path)
+    from ferkit.models.card import ModelCard
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 # The model ``predict`` and ``serve`` use when given none (re-exported by ferkit.inference):
@@ -28,16 +32,14 @@ def shipped_models() -> list[str]:
     return sorted(p.parent.name for p in WEIGHTS_DIR.glob("*/model.json"))
 
 
-def shipped_cards() -> list[dict[str, Any]]:
-    """Each shipped model's card with its ``name``, for listings (``ferkit models``)."""
-    cards = []
-    for name in shipped_models():
-        card = json.loads((WEIGHTS_DIR / name / "model.json").read_text())
-        cards.append({**card, "name": name})
-    return cards
+def shipped_cards() -> list[ModelCard]:
+    """Each shipped model's (checked) card with its ``name``, for listings (``ferkit models``)."""
+    from ferkit.models.card import load_card
+
+    return [load_card(WEIGHTS_DIR / name).updated(name=name) for name in shipped_models()]
 
 
-def model_entry(card: dict[str, Any], folder: Path | None = None) -> dict[str, Any]:
+def model_entry(card: Mapping[str, Any], folder: Path | None = None) -> dict[str, Any]:
     """A shipped model's listing (``ferkit models --json``): what it recognises, from what
     input, how well (validation accuracy and macro-F1, on which split of which dataset), the
     command that trained it, the data it was trained on, its size, and whether it is the
@@ -68,7 +70,7 @@ def shipped_listing() -> list[dict[str, Any]]:
     return [model_entry(card) for card in shipped_cards()]
 
 
-def _architecture(card: dict[str, Any]) -> str | None:
+def _architecture(card: Mapping[str, Any]) -> str | None:
     """The network's registered name, or for a scikit-learn pipeline its features + solver."""
     if isinstance(arch := card.get("architecture"), dict):
         return arch.get("name")
@@ -78,7 +80,7 @@ def _architecture(card: dict[str, Any]) -> str | None:
     return None
 
 
-def test_time_steps(card: dict[str, Any]) -> list[str]:
+def test_time_steps(card: Mapping[str, Any]) -> list[str]:
     """What a network does to its input at test time beyond resizing (from its architecture)."""
     kwargs = (card.get("architecture") or {}).get("kwargs") or {}
     steps = []
@@ -95,7 +97,7 @@ def _dataset_name(path: str) -> str:
     return p.parent.name if p.suffix.lower() in (".yaml", ".yml", ".csv") else p.name
 
 
-def _provenance(card: dict[str, Any], folder: Path) -> dict[str, Any]:
+def _provenance(card: Mapping[str, Any], folder: Path) -> dict[str, Any]:
     """The datasets a model was trained on (path, splits, counts) and when: from its card
     (runs trained since cards record them), else from the run's train.json."""
     try:
@@ -190,7 +192,7 @@ def ship_run(
     from ferkit.models.store import copy_run, load_run  # the store imports this module
 
     run = load_run(run_dir)
-    weights = run.path / str(run.card.get("weights", ""))
+    weights = run.path / str(run.card.weights or "")
     if not weights.is_file():
         raise FerkitError(f"{run.path}: the card names no weights file")
     if weights.stat().st_size > MAX_SHIPPED_BYTES:
@@ -198,9 +200,9 @@ def ship_run(
             f"{weights}: {weights.stat().st_size / 2**20:.1f} MiB is over the "
             f"{MAX_SHIPPED_BYTES / 2**20:.0f} MiB limit for a shipped model"
         )
-    card = {**run.card, "name": name, "command": command}
+    card = run.card.updated(name=name, command=command)
     if metrics:
-        card["validation"] = metrics
+        card = card.updated(validation=metrics)
     # only the weights are shipped, not an ONNX export of them (benchmarks/ship_onnx.py adds one)
     return copy_run(run, dest / name, card)
 
