@@ -18,7 +18,7 @@ from rich.table import Table
 
 from ferkit import __version__
 from ferkit.errors import FerkitError, did_you_mean
-from ferkit.records import ExplainResult
+from ferkit.records import ExplainResult, StudyRecord
 
 app = typer.Typer(
     name="ferkit",
@@ -1560,6 +1560,8 @@ def study(
         result = run_study(
             cfg, log=lambda m: err_console.print(f"[dim]study[/] {escape(m)}", highlight=False)
         )
+        if not isinstance(result, StudyRecord):  # a stand-in returning study.json's dict
+            result = StudyRecord.from_dict(result)
     except (FerkitError, ValueError, RuntimeError) as exc:
         raise _fail(exc) from None
     if as_json:

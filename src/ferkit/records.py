@@ -399,10 +399,10 @@ class StudyRecord(Record):
 
     what: ClassVar[str] = "study record"
 
-    config: dict[str, Any]
-    dataset: str
-    runs: list[str]
-    in_progress: bool
+    config: dict[str, Any] | None = None
+    dataset: str | None = None
+    runs: list[str] | None = None
+    in_progress: bool | None = None
     stages: dict[str, dict[str, Any]]
     seconds_this_invocation: float | None = None
     invocations: list[dict[str, Any]] | None = None

@@ -15,6 +15,11 @@ what it does afterwards.
 
 This module imports torch; it is deliberately not re-exported from ``ferkit.evaluation`` so
 that importing that package stays light. Use ``from ferkit.evaluation.explain import ...``.
+
+The code lives in :mod:`ferkit.evaluation.explaining`, one module per job: ``hooks``
+(capturing a layer in eval mode, fp32), ``layers`` (listing, resolving, shapes, the default),
+``gradcam``, ``feature_maps``, ``figures`` and ``image`` (one image explained with a run,
+``explain.json``); this module gathers their public names.
 """
 
 from ferkit.evaluation.explaining.feature_maps import feature_maps

@@ -5,11 +5,12 @@ normalisation), where its weights are and their checksum, and how it was trained
 (networks and scikit-learn pipelines), the store, ONNX export and ``weights/`` all read and
 write it through :class:`ModelCard`, so the fields are declared once here.
 
-Versions: ``card_version`` 1 is the card as ferkit has always written it; cards written
-before the field existed (the shipped ones, runs of earlier releases) carry no
-``card_version`` and load as version 1. A card from a newer ferkit (a higher version) is
-refused with a message rather than half-read. Keys this version does not model are kept and
-written back unchanged.
+Versions: ``card_version`` 1 is the card as ferkit has always written it, and every card
+ferkit writes now says so. Cards written before the field existed (the shipped ones, runs of
+earlier releases) carry none and load as version 1; rewritten (``trust``, ``export``, a
+shipped copy) they keep their fields as they were, so they stay without one. A card from a
+newer ferkit (a higher version) is refused with a message rather than half-read. Keys this
+version does not model are kept and written back unchanged.
 """
 
 from __future__ import annotations
@@ -104,17 +105,10 @@ class ModelCard(Record):
         if self.color not in ("gray", "rgb"):
             raise FerkitError(f"{where}color must be 'gray' or 'rgb', got {self.color!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON written: the card's fields as ferkit has always written them, with
-        ``card_version`` after ``format`` (or first) when the card had none."""
-        out = super().to_dict()
-        if "card_version" in out:
-            return out
-        keys = list(out)
-        at = keys.index("format") + 1 if "format" in keys else 0
-        keys.insert(at, "card_version")
-        values = {**out, "card_version": CARD_VERSION}
-        return {k: values[k] for k in keys}
+    @property
+    def version(self) -> int:
+        """The card's version: ``card_version``, or 1 for a card written before the field."""
+        return self.card_version or 1
 
     def updated(self, **changes: Any) -> ModelCard:
         """A copy with ``changes``: fields by name, other keys into ``extra``."""

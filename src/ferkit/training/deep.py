@@ -35,7 +35,7 @@ from ferkit.data.sharpness import matching_target
 from ferkit.data.vocabulary import CANONICAL, require_canonical
 from ferkit.data.yolo import find_yaml
 from ferkit.errors import FerkitError, SplitNotFoundError
-from ferkit.models.card import ModelCard
+from ferkit.models.card import CARD_VERSION, ModelCard
 from ferkit.models.torch_run import build_network
 from ferkit.records import TrainSummary
 from ferkit.training.checkpoint import CHECKPOINT, load_checkpoint, remove_stale_temps
@@ -434,6 +434,7 @@ def _card(out: Path, cfg: TrainConfig, prepared: PreparedData) -> ModelCard:
     keys = ("name", "data", "train_split", "val_split", "grouping", "train_samples",
             "val_samples", "train_counts", "val_counts")  # fmt: skip
     return ModelCard(
+        card_version=CARD_VERSION,
         kind="torch",
         name=out.name,
         classes=prepared.classes,
