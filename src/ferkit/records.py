@@ -108,7 +108,14 @@ class Record(Mapping[str, Any]):
 
     # -- dict-style reads, for code written against the old dicts -----------------------------
     def __getitem__(self, key: str) -> Any:
-        return self.to_dict()[key]
+        """``to_dict()[key]`` without building the whole dict (cards are read per image)."""
+        f = _fields_by_key(type(self)).get(key)
+        if f is None:
+            return self.extra[key]
+        value = getattr(self, f.name)
+        if value is None and key not in self.key_order:
+            raise KeyError(key)
+        return plain(value)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.to_dict())
@@ -118,6 +125,16 @@ class Record(Mapping[str, Any]):
 
 
 _BASE_FIELDS = frozenset({"extra", "key_order"})
+
+
+@functools.cache
+def _fields_by_key(cls: type[Record]) -> dict[str, Any]:
+    """The JSON fields of record class ``cls`` by JSON key."""
+    return {
+        _key(f): f
+        for f in fields(cls)
+        if f.name not in _BASE_FIELDS and f.metadata.get("record", True) is not False
+    }
 
 
 def _key(f: Any) -> str:
