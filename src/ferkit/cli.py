@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 from ferkit import __version__
 from ferkit.errors import FerkitError, did_you_mean
+from ferkit.records import ExplainResult, StudyRecord
 
 
 class _Commands(TyperGroup):
@@ -580,25 +581,23 @@ def svm(
         log=_stderr_line if sys.stderr.isatty() else None,  # the fit has no progress bar
     )
     if as_json:
-        typer.echo(json.dumps(summary, indent=2))
+        typer.echo(json.dumps(summary.to_dict(), indent=2))
         return
-    if "search" in summary:
-        s = summary["search"]
-        by = ", by subject" if s.get("grouped") else ""
+    if (s := summary.search) is not None:
+        by = ", by subject" if s.grouped else ""
         out_console.print(
-            f"search on {s['split']} ({s['samples']} samples, {s['folds']}-fold{by}): "
-            f"best {s['best_params']} cv accuracy {s['best_cv_accuracy']:.3f}"
+            f"search on {s.split} ({s.samples} samples, {s.folds}-fold{by}): "
+            f"best {s.best_params} cv accuracy {s.best_cv_accuracy or 0:.3f}"
         )
-    if "feature_report" in summary:
-        out_console.print(f"features: {summary['feature_report']}")
+    if summary.feature_report is not None:
+        out_console.print(f"features: {summary.feature_report}")
     out_console.print(
-        f"fitted {summary['method']} SVM on {summary['train_samples']} samples in "
-        f"{summary['fit_seconds']} s (features {summary['feature_seconds']} s)"
+        f"fitted {summary.method} SVM on {summary.train_samples} samples in "
+        f"{summary.fit_seconds} s (features {summary.feature_seconds} s)"
     )
-    val = summary.get("validation")
-    if val:
+    if (val := summary.validation) is not None:
         out_console.print(
-            f"validation accuracy {val['accuracy']:.1%} on {val['split']} ({val['n']:,} images)"
+            f"validation accuracy {val.accuracy or 0:.1%} on {val.split} ({val.n or 0:,} images)"
         )
     else:
         out_console.print("no validation split: not scored (ferkit evaluate RUN DATA --split ...)")
@@ -821,15 +820,15 @@ def train(
     summary = train_network(data, out, cfg, resume=resume, progress=progress)
     wall = time.perf_counter() - started
     if as_json:
-        typer.echo(json.dumps(summary, indent=2))
+        typer.echo(json.dumps(summary.to_dict(), indent=2))
         return
     out_console.print(
-        f"{cfg.model}: best validation accuracy {summary['val_accuracy']:.1%} at epoch "
-        f"{summary['best_epoch']} of {summary['epochs_run']}"
-        + (" (stopped early)" if summary["stopped_early"] else "")
-        + f"; {_train_time(wall, summary['train_seconds_total'], resume)}"
+        f"{cfg.model}: best validation accuracy {summary.val_accuracy or 0:.1%} at epoch "
+        f"{summary.best_epoch} of {summary.epochs_run}"
+        + (" (stopped early)" if summary.stopped_early else "")
+        + f"; {_train_time(wall, summary.train_seconds_total or 0.0, resume)}"
     )
-    if by_dataset := summary.get("val_accuracy_by_dataset"):
+    if by_dataset := summary.val_accuracy_by_dataset:
         shown = ", ".join(f"{name} {acc:.1%}" for name, acc in by_dataset.items())
         out_console.print(f"validation accuracy per dataset (same epoch): {shown}")
     out_console.print(f"run saved in {out} (model.safetensors, history.json, curves.png)")
@@ -936,14 +935,14 @@ def tune(
         timeout=settings.timeout,
         progress=sys.stderr.isatty(),
     )
-    result.pop("table", None)
     if as_json:
-        typer.echo(json.dumps(result, indent=2))
+        best = {k: v for k, v in result.to_dict().items() if k != "table"}  # best.json
+        typer.echo(json.dumps(best, indent=2))
         return
     out_console.print((out / "trials.md").read_text(), markup=False, highlight=False)
-    if result.get("value") is not None:
-        out_console.print(f"best validation accuracy {result['value']:.1%}: {result['params']}")
-        out_console.print(f"train it: {result['command']}", markup=False, highlight=False)
+    if result.value is not None:
+        out_console.print(f"best validation accuracy {result.value:.1%}: {result.params}")
+        out_console.print(f"train it: {result.command}", markup=False, highlight=False)
 
 
 @app.command()
@@ -998,7 +997,7 @@ def explain(
         run, image, out, layer=layer, target=target, crop=crop.value, detector=detector.value
     )
     if as_json:
-        typer.echo(json.dumps(result, indent=2))
+        typer.echo(json.dumps(result.to_dict(), indent=2))
         return
     _print_explanation(result, out)
 
@@ -1018,29 +1017,27 @@ def _print_layers(listing: dict[str, Any]) -> None:
     )
 
 
-def _print_explanation(result: dict[str, Any], out: Path) -> None:
+def _print_explanation(result: ExplainResult, out: Path) -> None:
     """What was explained and where the figures are, for a reader (``--json`` has it all);
     plain lines, so that long paths are never wrapped."""
-    face = result["face"]
+    face = result.face
     if face is None:
-        typer.echo(f"{result['image']}: the whole image, as given")
-    elif face["faces_found"] == 0:
-        typer.secho(f"{result['image']}: {face['note']}", fg="yellow")
+        typer.echo(f"{result.image}: the whole image, as given")
+    elif face.faces_found == 0 or face.box is None:
+        typer.secho(f"{result.image}: {face.note}", fg="yellow")
     else:
-        b = face["box"]
-        text = f"{result['image']}: face at {b['left']},{b['top']} {b['width']}x{b['height']}"
-        if face["faces_found"] > 1:
-            text += f", the largest of {face['faces_found']}"
-        if not face["quality_ok"]:
-            text += f" (predict would reject it: {', '.join(face['quality_reasons'])})"
+        b = face.box
+        text = f"{result.image}: face at {b['left']},{b['top']} {b['width']}x{b['height']}"
+        if face.faces_found > 1:
+            text += f", the largest of {face.faces_found}"
+        if not face.quality_ok:
+            text += f" (predict would reject it: {', '.join(face.quality_reasons or [])})"
         typer.echo(text)
-    top = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])[:3]
-    shown = ", ".join(f"{name} {p:.1%}" for name, p in top)
-    typer.echo(f"{result['model']} / layer {result['layer']}: {shown}")
-    explained = result["gradcam_class"]["class"]
-    typer.echo(f"Grad-CAM for {explained}: {out / result['files']['gradcam']}")
-    typer.echo(f"feature maps: {out / result['files']['feature_maps']}")
-    typer.echo(f"all of it as JSON: {out / result['files']['json']}")
+    shown = ", ".join(f"{name} {p:.1%}" for name, p in result.top(3))
+    typer.echo(f"{result.model} / layer {result.layer}: {shown}")
+    typer.echo(f"Grad-CAM for {result.gradcam_class.label}: {out / result.files['gradcam']}")
+    typer.echo(f"feature maps: {out / result.files['feature_maps']}")
+    typer.echo(f"all of it as JSON: {out / result.files['json']}")
 
 
 @app.command("models")
@@ -1162,28 +1159,26 @@ def evaluate(
         run, data, split, out, seed=seed, faces=faces.value, detector=detector.value,
         class_names=class_names, progress=sys.stderr.isatty(),
     )  # fmt: skip
-    _print_load_problems(report["problems"])
-    _print_no_face(report["no_face"])
+    _print_load_problems(report.problems or [])
+    _print_no_face(report.no_face or [])
     if json_out is not None:
-        io.write_json(json_out, report)
-    if not _identity(report):  # dropped classes never map to themselves, so they show too
+        io.write_json(json_out, report.to_dict())
+    if not report.same_classes:  # dropped classes never map to themselves, so they show too
         out_console.print("class mapping (data -> model):")
-        for line in report["mapping"]:
+        for line in report.mapping or []:
             out_console.print(f"  {line}")
-    table = Table(title=f"{report['model']} on {report['split']} ({report['n']:,} samples)")
+    table = Table(title=f"{report.model} on {report.split} ({report.n:,} samples)")
     for col in ("class", "precision", "recall", "f1", "support"):
         table.add_column(col, justify="left" if col == "class" else "right")
-    for name, m in report["per_class"].items():
-        table.add_row(
-            name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"])
-        )
+    for name, m in report.per_class.items():
+        table.add_row(name, f"{m.precision:.3f}", f"{m.recall:.3f}", f"{m.f1:.3f}", str(m.support))
     out_console.print(table)
-    acc, f1 = report["accuracy_ci"], report["macro_f1_ci"]
+    acc, f1 = report.accuracy_ci or [], report.macro_f1_ci or []
     out_console.print(
-        f"accuracy {report['accuracy']:.4f} (95% CI {acc[0]:.4f}-{acc[1]:.4f}, Wilson)  "
-        f"macro-F1 {report['macro_f1']:.4f} (95% CI {f1[0]:.4f}-{f1[1]:.4f}, bootstrap)"
+        f"accuracy {report.accuracy:.4f} (95% CI {acc[0]:.4f}-{acc[1]:.4f}, Wilson)  "
+        f"macro-F1 {report.macro_f1:.4f} (95% CI {f1[0]:.4f}-{f1[1]:.4f}, bootstrap)"
     )
-    for name, path in report.get("figures", {}).items():
+    for name, path in (report.figures or {}).items():
         out_console.print(f"figure {name}: {path}")
 
 
@@ -1211,11 +1206,6 @@ def _print_no_face(missing: list[dict[str, str]], show: int = 5) -> None:
         typer.echo(f"  {item['file']}: {item['reason']}", err=True)
     if len(missing) > show:
         typer.echo(f"  ... {len(missing) - show} more (all in --json)", err=True)
-
-
-def _identity(report: dict[str, Any]) -> bool:
-    """True when every data class maps to the model class of the same name."""
-    return all(a == b for a, b in (line.split(" -> ") for line in report["mapping"]))
 
 
 @app.command()
@@ -1619,20 +1609,22 @@ def study(
     result = run_study(
         cfg, log=lambda m: err_console.print(f"[dim]study[/] {escape(m)}", highlight=False)
     )
+    if not isinstance(result, StudyRecord):  # a stand-in returning study.json's dict
+        result = StudyRecord.from_dict(result)
     if as_json:
-        typer.echo(json.dumps(result, indent=2, default=str))
+        typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:
         from ferkit.study.report import accuracy_text, comparison_rows
 
-        for row in comparison_rows(result, out):
+        for row in comparison_rows(result.to_dict(), out):
             acc = accuracy_text(row)
             out_console.print(f"{row['run']:<12} {row['status']:<8} val accuracy {acc}")
-        for warning in result.get("warnings") or []:  # what to do: in the report
+        for warning in result.warnings or []:  # what to do: in the report
             err_console.print(
                 f"[yellow]warning ({warning['kind']}):[/] {escape(warning['message'])}"
             )
         out_console.print(f"report: {out / 'report.html'}")
-    failed = [n for n, r in result["stages"].items() if r.get("status") == "failed"]
+    failed = result.failed_stages()
     if failed:
         err_console.print(f"[yellow]failed stages:[/] {', '.join(failed)} (see the report)")
         raise typer.Exit(code=1)

@@ -133,7 +133,15 @@ def write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
 
 
 def write_json(target: str | os.PathLike[str], obj: Any) -> None:
-    write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    write_text(target, json.dumps(obj, indent=2, sort_keys=False, default=_record) + "\n")
+
+
+def _record(obj: Any) -> Any:
+    """A typed record (:mod:`ferkit.records`) as its JSON object; anything else is refused
+    as json.dumps refuses it."""
+    if callable(to_dict := getattr(obj, "to_dict", None)):
+        return to_dict()
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
 def save_npy(target: str | os.PathLike[str], array: np.ndarray) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io as _stdio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ SHOWN = ("model", "accuracy", "macro_f1", "n", "dropped_classes", "predict_secon
 NO_FACE = "no_face"  # a column only when faces were detected: images without one, not scored
 
 
-def _row(report: dict[str, Any]) -> dict[str, Any]:
+def _row(report: Mapping[str, Any]) -> dict[str, Any]:
     row = {
         "model": report["model"],
         "accuracy": round(report["accuracy"], 4),
@@ -71,11 +71,11 @@ def markdown_table(rows: list[dict[str, Any]], tests: list[dict[str, Any]] | Non
     return "\n".join(lines) + "\n"
 
 
-def _predictions(report: dict[str, Any]) -> dict[str, Any] | None:
+def _predictions(report: Mapping[str, Any]) -> dict[str, Any] | None:
     return report.get("predictions") if isinstance(report.get("predictions"), dict) else None
 
 
-def paired_tests(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def paired_tests(reports: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """McNemar's test for every pair of runs (in the order given), or why a pair is not tested:
     a paired test needs both runs' predictions on the very same items (same digest)."""
     tests = []
@@ -131,7 +131,7 @@ def compare_runs(
 
 
 def write_comparison(
-    reports: list[dict[str, Any]], data_name: str, out: str | Path | None = None
+    reports: Sequence[Mapping[str, Any]], data_name: str, out: str | Path | None = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The comparison of ``evaluate_run`` reports already made: (rows best first, the paired
     tests of :func:`paired_tests`); with ``out``

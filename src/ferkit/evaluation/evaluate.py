@@ -16,6 +16,7 @@ from ferkit.evaluation.mapping import map_classes
 from ferkit.evaluation.metrics import classification_report_dict
 from ferkit.evaluation.stats import intervals, items_digest
 from ferkit.models.store import Run, load_run
+from ferkit.records import EvalReport
 
 FACES = ("given", "detect")  # images are face crops / photos whose largest face is scored
 
@@ -30,7 +31,7 @@ def evaluate_run(
     faces: str = "given",
     detector: str = "auto",
     **load_options: Any,
-) -> dict[str, Any]:
+) -> EvalReport:
     """Score ``run`` on ``split`` of ``data`` (loaded in the run's size and colour).
 
     ``faces="given"`` takes the images as face crops, as the datasets ferkit trains on are.
@@ -92,7 +93,9 @@ def evaluate_run(
     )
     if out is not None:
         _write_artifacts(Path(out), report, images, y_true, y_pred, list(model.canonical), seed)
-    return report
+    result = EvalReport.from_dict(report)
+    result.same_classes = mapping.same_names
+    return result
 
 
 def _relative(ref: str, root: Path) -> str:

@@ -32,6 +32,13 @@ class ClassMapping:
         return out + [f"{d} -> (not a model class: samples dropped)" for d in self.dropped]
 
     @property
+    def same_names(self) -> bool:
+        """Every data class is scored as the model class of the same name (none dropped)."""
+        return not self.dropped and all(
+            self.data_classes[d] == self.model_classes[m] for d, m in enumerate(self.data_to_model)
+        )
+
+    @property
     def identity(self) -> bool:
         return self.data_classes == self.model_classes and not self.dropped
 

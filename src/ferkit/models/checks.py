@@ -11,6 +11,7 @@ No torch import here: scikit-learn runs go through these checks too.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
@@ -56,7 +57,7 @@ def card_file(run_dir: Path, name: Any, what: str = "file") -> Path:
     return path
 
 
-def expected_sha256(run_dir: Path, card: dict[str, Any]) -> str:
+def expected_sha256(run_dir: Path, card: Mapping[str, Any]) -> str:
     """The card's ``weights_sha256``; a card without a valid one is refused for every kind."""
     value = card.get("weights_sha256")
     if value is None:

@@ -36,6 +36,7 @@ import io as _io
 import json
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from torch import nn
 
 from ferkit import __version__, io
 from ferkit.errors import FerkitError
+from ferkit.models.card import load_card
 from ferkit.models.nets.base import Network
 from ferkit.models.onnx_run import (
     EMBEDDING,
@@ -148,7 +150,7 @@ def _trace_to_bytes(module: nn.Module, example: torch.Tensor, opset: int, dynami
     return buffer.getvalue()
 
 
-def _with_metadata(data: bytes, card: dict[str, Any]) -> bytes:
+def _with_metadata(data: bytes, card: Mapping[str, Any]) -> bytes:
     """``data`` checked by onnx, with what a stand-alone consumer needs in its metadata."""
     import onnx
 
@@ -332,9 +334,5 @@ def export_onnx(
 
 def _record(card_path: Path, entry: dict[str, Any]) -> None:
     """Set the card's ``onnx`` entry, re-reading the card so no other field is touched."""
-    try:
-        card = json.loads(card_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise FerkitError(f"{card_path}: unreadable model card: {exc}") from exc
-    card["onnx"] = entry
-    io.write_json(card_path, card)
+    card = load_card(card_path.parent).updated(onnx=entry)
+    io.write_json(card_path, card.to_dict())

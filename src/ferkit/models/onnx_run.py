@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -204,7 +205,7 @@ def _sha256(data: bytes) -> str:
 
 
 def _checked_onnx_bytes(
-    run_dir: Path, card: dict[str, Any], key: str = ONNX_KEY
+    run_dir: Path, card: Mapping[str, Any], key: str = ONNX_KEY
 ) -> tuple[Path, bytes]:
     """The graph's bytes (the card's ``key`` entry: ``onnx`` or ``onnx_int8``), after checking
     the entry and the checksums.
@@ -240,7 +241,7 @@ def _checked_onnx_bytes(
 
 
 def _load_graph(
-    run_dir: Path, card: dict[str, Any], key: str, forced: bool, threads: int | None
+    run_dir: Path, card: Mapping[str, Any], key: str, forced: bool, threads: int | None
 ) -> OnnxClassifier | None:
     """The session of one recorded graph (``key``), or None (``forced``: a FerkitError) when
     it is not there or fails a check; a failed check warns, naming the file."""
@@ -271,7 +272,7 @@ def _load_graph(
 
 def load_onnx_estimator(
     run_dir: Path,
-    card: dict[str, Any],
+    card: Mapping[str, Any],
     *,
     forced: bool,
     threads: int | None = None,

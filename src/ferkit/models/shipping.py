@@ -29,7 +29,7 @@ def ship_run(
     must stay under :data:`ferkit.weights.MAX_SHIPPED_BYTES`.
     """
     run = load_run(run_dir)
-    path = run.path / str(run.card.get("weights", ""))
+    path = run.path / str(run.card.weights or "")
     if not path.is_file():
         raise FerkitError(f"{run.path}: the card names no weights file")
     limit = weights.MAX_SHIPPED_BYTES  # read at call time: a test lowers it
@@ -38,8 +38,8 @@ def ship_run(
             f"{path}: {path.stat().st_size / 2**20:.1f} MiB is over the "
             f"{limit / 2**20:.0f} MiB limit for a shipped model"
         )
-    card = {**run.card, "name": name, "command": command}
+    card = run.card.updated(name=name, command=command)
     if metrics:
-        card["validation"] = metrics
+        card = card.updated(validation=metrics)
     # only the weights are shipped, not an ONNX export of them (benchmarks/ship_onnx.py adds one)
     return copy_run(run, dest / name, card)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -24,9 +24,9 @@ import numpy as np
 
 from ferkit import __version__, io
 from ferkit.errors import FerkitError, ModelFileError
+from ferkit.models.card import CARD_VERSION, FORMAT, ModelCard, card_from, load_card
 from ferkit.models.checks import (
     CARD,
-    MAX_IMAGE_SIZE,
     card_file,
     checked_bytes,
     expected_sha256,
@@ -91,11 +91,20 @@ class Run:
     image_size: int
     color: Color
     estimator: Any
-    card: dict[str, Any] = field(default_factory=dict)
+    # a plain dict (a partial card, as tests and older scripts pass) becomes a ModelCard
+    # completed from the fields above
+    card: ModelCard = field(default_factory=dict)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.card, ModelCard):
+            given: Mapping[str, Any] = self.card
+            own = {"kind": self.kind, "classes": self.classes, "canonical": self.canonical}
+            own |= {"image_size": self.image_size, "color": self.color}
+            self.card = ModelCard.from_dict({**own, **given}, self.path / CARD)
 
     @property
     def name(self) -> str:
-        return str(self.card.get("name") or self.path.name)
+        return str(self.card.name or self.path.name)
 
     @property
     def backend(self) -> str:
@@ -124,19 +133,19 @@ class Run:
 RUN_RECORDS = ("train.json", "history.json")
 
 
-def copy_run(run: Run, dest: Path, card: dict[str, Any]) -> Path:
+def copy_run(run: Run, dest: Path, card: ModelCard) -> Path:
     """Copy ``run``'s weights and training records into ``dest`` under ``card``, for exporting
     to a folder and for shipping a model alike. ``card`` loses its ``onnx`` and ``onnx_int8``
     entries: the graphs are not copied with it. The caller checks that the weights file exists."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in (str(run.card["weights"]), *RUN_RECORDS):
+    for name in (str(run.card.weights), *RUN_RECORDS):
         if (run.path / name).is_file():
             io.write_bytes(dest / name, (run.path / name).read_bytes())
-    io.write_json(dest / CARD, {k: v for k, v in card.items() if k not in ("onnx", "onnx_int8")})
+    io.write_json(dest / CARD, card.without("onnx", "onnx_int8").to_dict())
     return dest
 
 
-def save_sklearn_run(run_dir: str | Path, estimator: Any, card: dict[str, Any]) -> Path:
+def save_sklearn_run(run_dir: str | Path, estimator: Any, card: dict[str, Any] | ModelCard) -> Path:
     """Write ``model.skops`` and ``model.json`` atomically into ``run_dir``."""
     required = {"classes", "canonical", "image_size", "color"}
     if missing := required - set(card):
@@ -148,14 +157,15 @@ def save_sklearn_run(run_dir: str | Path, estimator: Any, card: dict[str, Any]) 
     data = sio.dumps(estimator, compression=zipfile.ZIP_DEFLATED)
     io.write_bytes(run_dir / SKOPS_FILE, data)
     full = {
-        "format": "ferkit-run/1",
+        "format": FORMAT,
+        "card_version": CARD_VERSION,
         "kind": "sklearn",
         "ferkit_version": __version__,
         "weights": SKOPS_FILE,
         "weights_sha256": sha256(data),
         **card,
     }
-    io.write_json(run_dir / CARD, full)
+    io.write_json(run_dir / CARD, card_from(full, run_dir / CARD).to_dict())
     return run_dir
 
 
@@ -218,12 +228,12 @@ def load_skops_bytes(data: bytes, source: Path) -> Any:
         raise ModelFileError(f"{source}: cannot load the model: {exc}") from exc
 
 
-def _load_sklearn_estimator(run_dir: Path, card: dict[str, Any]) -> Any:
+def _load_sklearn_estimator(run_dir: Path, card: ModelCard) -> Any:
     weights = card_file(run_dir, card.get("weights", SKOPS_FILE), "weights")
     return load_skops_bytes(checked_bytes(weights, expected_sha256(run_dir, card)), weights)
 
 
-def _load_network_estimator(run_dir: Path, card: dict[str, Any], backend: str) -> Any:
+def _load_network_estimator(run_dir: Path, card: ModelCard, backend: str) -> Any:
     """onnxruntime when the backend allows it and the run has a verified export, else torch.
 
     The card's weights checksum is required whichever backend runs: an old or edited card
@@ -240,41 +250,6 @@ def _load_network_estimator(run_dir: Path, card: dict[str, Any], backend: str) -
     from ferkit.models.torch_run import load_torch_estimator  # torch only when needed
 
     return load_torch_estimator(run_dir, card)
-
-
-def read_card(run_dir: Path) -> dict[str, Any]:
-    """The run folder's ``model.json`` as a dict, or a FerkitError naming it and why."""
-    card_path = run_dir / CARD
-    if not card_path.is_file():
-        raise ModelFileError(f"{run_dir}: not a ferkit run (no {CARD})")
-    try:
-        card = json.loads(card_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelFileError(f"{card_path}: unreadable model card: {exc}") from exc
-    if not isinstance(card, dict):
-        raise ModelFileError(f"{card_path}: the model card is not a JSON object")
-    return card
-
-
-def check_card(card: dict[str, Any], card_path: Path) -> None:
-    """The fields every run's card needs, type- and range-checked before any file is opened:
-    a tampered ``image_size`` would otherwise make the data layer allocate what it says."""
-    missing = {"classes", "canonical", "image_size", "color"} - set(card)
-    if missing:
-        raise ModelFileError(f"{card_path}: card lacks {sorted(missing)}")
-    for key in ("classes", "canonical"):
-        names = card[key]
-        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-            raise ModelFileError(f"{card_path}: {key} must be a non-empty list of names")
-    if len(card["canonical"]) != len(card["classes"]):
-        raise ModelFileError(f"{card_path}: classes and canonical differ in length")
-    size = card["image_size"]
-    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_IMAGE_SIZE:
-        raise ModelFileError(
-            f"{card_path}: image_size must be an integer in [1, {MAX_IMAGE_SIZE}], got {size!r}"
-        )
-    if card["color"] not in ("gray", "rgb"):
-        raise ModelFileError(f"{card_path}: color must be 'gray' or 'rgb', got {card['color']!r}")
 
 
 def load_run(run_dir: str | Path, backend: str | None = None) -> Run:
@@ -297,23 +272,18 @@ def load_run(run_dir: str | Path, backend: str | None = None) -> Run:
         from ferkit.weights import shipped_path
 
         run_dir = shipped_path(run_dir.name)
-    card = read_card(run_dir)
-    card_path = run_dir / CARD
-    kind = card.get("kind")
-    if kind not in ("sklearn", "torch"):
-        raise ModelFileError(f"{card_path}: unsupported run kind {kind!r}")
-    check_card(card, card_path)
-    color: Color = "gray" if card["color"] == "gray" else "rgb"  # check_card allows only these
-    if kind == "sklearn":
+    card = load_card(run_dir)
+    color: Color = "gray" if card.color == "gray" else "rgb"  # the card allows only these
+    if card.kind == "sklearn":
         estimator = _load_sklearn_estimator(run_dir, card)
     else:
         estimator = _load_network_estimator(run_dir, card, backend)
     return Run(
         run_dir,
-        kind,
-        list(card["classes"]),
-        list(card["canonical"]),
-        int(card["image_size"]),
+        str(card.kind),
+        list(card.classes),
+        list(card.canonical),
+        card.image_size,
         color,
         estimator,
         card,

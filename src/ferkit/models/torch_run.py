@@ -9,6 +9,7 @@ from the registry and refuses a weights file that was altered after training.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,9 @@ from torch.overrides import TorchFunctionMode
 
 from ferkit import __version__, io
 from ferkit.errors import FerkitError, ModelFileError
+from ferkit.models.card import CARD_VERSION, FORMAT, ModelCard
 from ferkit.models.checks import (
+    CARD,
     MAX_IMAGE_SIZE,
     card_file,
     checked_bytes,
@@ -164,7 +167,7 @@ def state_dict_bytes(model: torch.nn.Module) -> bytes:
     return save(tensors, metadata={"format": "pt", "producer": f"ferkit {__version__}"})
 
 
-def save_torch_run(run_dir: str | Path, model: torch.nn.Module, card: dict[str, Any]) -> Path:
+def save_torch_run(run_dir: str | Path, model: torch.nn.Module, card: Mapping[str, Any]) -> Path:
     """Write ``model.safetensors`` and ``model.json`` atomically into ``run_dir``.
 
     ``card`` needs classes, canonical, image_size, color, mean and std; the architecture comes
@@ -177,7 +180,8 @@ def save_torch_run(run_dir: str | Path, model: torch.nn.Module, card: dict[str, 
     data = state_dict_bytes(model)
     io.write_bytes(run_dir / WEIGHTS_FILE, data)
     full = {
-        "format": "ferkit-run/1",
+        "format": FORMAT,
+        "card_version": CARD_VERSION,
         "kind": "torch",
         "ferkit_version": __version__,
         "weights": WEIGHTS_FILE,
@@ -185,7 +189,7 @@ def save_torch_run(run_dir: str | Path, model: torch.nn.Module, card: dict[str, 
         "architecture": model.config,
         **card,
     }
-    io.write_json(run_dir / "model.json", full)
+    io.write_json(run_dir / CARD, ModelCard.from_dict(full, run_dir / CARD).to_dict())
     return run_dir
 
 
@@ -278,7 +282,7 @@ def to_input(images: np.ndarray, mean: torch.Tensor, std: torch.Tensor) -> torch
     return (x - mean) / std
 
 
-def load_torch_estimator(run_dir: Path, card: dict[str, Any]) -> TorchClassifier:
+def load_torch_estimator(run_dir: Path, card: Mapping[str, Any]) -> TorchClassifier:
     """The card's network with its checked weights, ready to predict."""
     card_path = run_dir / "model.json"
     if "architecture" not in card:

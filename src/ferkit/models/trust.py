@@ -13,15 +13,15 @@ trust`` does) are in :mod:`ferkit.training.checkpoint`, above the models in the 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from ferkit import io
 from ferkit.errors import FerkitError, ModelFileError
+from ferkit.models.card import ModelCard, load_card
 from ferkit.models.checks import CARD, card_file, read_model_file, sha256
-from ferkit.models.store import SKOPS_FILE, load_skops_bytes, read_card
+from ferkit.models.store import SKOPS_FILE, load_skops_bytes
 
 
-def _verify_weights(run_dir: Path, card: dict[str, Any]) -> tuple[Path, bytes]:
+def _verify_weights(run_dir: Path, card: ModelCard) -> tuple[Path, bytes]:
     """The weights file and its bytes, after loading them as ``load_run`` would."""
     kind = card.get("kind")
     if kind == "sklearn":
@@ -49,7 +49,7 @@ def _verify_weights(run_dir: Path, card: dict[str, Any]) -> tuple[Path, bytes]:
 def trust_card(run_dir: Path, force: bool = False) -> str:
     """Verify the run's weights and write their SHA-256 into its card; a line saying what
     was done. Weights that differ from a checksum already recorded need ``force``."""
-    card = read_card(run_dir)
+    card = load_card(run_dir)
     path, data = _verify_weights(run_dir, card)
     digest, recorded = sha256(data), card.get("weights_sha256")
     if recorded == digest:
@@ -59,5 +59,5 @@ def trust_card(run_dir: Path, force: bool = False) -> str:
             f"{path}: does not match the weights_sha256 in {CARD} (changed since the run was "
             "saved); pass --force to trust the file as it is now"
         )
-    io.write_json(run_dir / CARD, {**card, "weights_sha256": digest})
+    io.write_json(run_dir / CARD, card.updated(weights_sha256=digest).to_dict())
     return f"{path}: loads safely; checksum recorded in {CARD}"

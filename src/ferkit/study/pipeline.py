@@ -30,6 +30,7 @@ from typing import Any, cast
 
 from ferkit import io
 from ferkit.errors import FerkitError
+from ferkit.records import StudyRecord
 from ferkit.study.config import HAPPY_SAD, HAPPY_SAD_MODEL, StudyConfig
 from ferkit.study.stages import Stage, StageSkipped, plain, read_record, run_stage, utc_now
 from ferkit.training.recipes import NOTEBOOK, recipe
@@ -502,22 +503,22 @@ def explain_examples(run_dir: Path, dataset: Path, folder: Path, n: int, seed: i
         path.parent.mkdir(parents=True, exist_ok=True)
         image.save(path)
         result = explain_image(run, path, folder / name, crop="whole")  # dataset crops
-        predicted = result["predicted"]
+        predicted = result.predicted
         results.append(
             {
                 "name": name,
                 "true": label,
-                "predicted": run.canonical[predicted["index"]],  # same vocabulary as "true"
-                "probability": predicted["probability"],
-                "layer": result["layer"],
+                "predicted": run.canonical[predicted.index],  # same vocabulary as "true"
+                "probability": predicted.probability,
+                "layer": result.layer,
             }
         )
     return {"run": run_dir.name, "examples": results}
 
 
-def run_study(cfg: StudyConfig, log: Log = _stderr) -> dict[str, Any]:
+def run_study(cfg: StudyConfig, log: Log = _stderr) -> StudyRecord:
     """Run (or resume) the study described by ``cfg``; see the module docstring."""
-    return Study(cfg, log).run()
+    return StudyRecord.from_dict(Study(cfg, log).run(), cfg.out / "study.json")
 
 
 def stage_record(out: Path, *parts: str) -> dict[str, Any] | None:

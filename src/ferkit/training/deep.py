@@ -35,6 +35,8 @@ from ferkit.data.sharpness import matching_target
 from ferkit.data.vocabulary import CANONICAL, require_canonical
 from ferkit.data.yolo import find_yaml
 from ferkit.errors import FerkitError, OptionError, SplitNotFoundError
+from ferkit.models.card import CARD_VERSION, ModelCard
+from ferkit.records import TrainSummary
 from ferkit.training.checkpoint import CHECKPOINT, load_checkpoint, remove_stale_temps
 from ferkit.training.config import (
     PreparedData,
@@ -378,7 +380,7 @@ def train_network(
     on_batch: Callable[[int, int], None] | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     prepared: PreparedData | None = None,
-) -> dict[str, Any]:
+) -> TrainSummary:
     """Train ``cfg.model`` on ``data`` (one dataset, or several trained on together: see
     :func:`prepare_data`) into ``out``; returns the summary saved as train.json.
 
@@ -397,7 +399,8 @@ def train_network(
         _same_setup(saved, cfg, out)
         _same_data(saved, data_paths(data), out)
         if saved.get("finished") and saved["epoch"] >= cfg.epochs:
-            return json.loads((out / "train.json").read_text())
+            done = out / "train.json"
+            return TrainSummary.from_dict(json.loads(done.read_text()), done)
     if (on_batch or on_epoch) and cfg.nproc > 1:
         raise FerkitError("training hooks run in a single process only (nproc=1)")
     prepared = prepared or prepare_data(data, cfg, progress is True)
@@ -421,39 +424,29 @@ def train_network(
         "parameters": state.get("parameters"),
     }
     io.write_json(out / "train.json", summary)
-    return summary
+    return TrainSummary.from_dict(summary, out / "train.json")
 
 
-def _card(out: Path, cfg: TrainConfig, prepared: PreparedData) -> dict[str, Any]:
-    return {
-        "name": out.name,
-        "classes": prepared.classes,
-        "canonical": prepared.canonical,
-        "image_size": prepared.image_size,
-        "color": prepared.color,
-        "mean": prepared.mean,
-        "std": prepared.std,
-        "trained_on": prepared.info["data"],  # a list for several datasets
-        "train_split": prepared.info["train_split"],
-        "val_split": prepared.info["val_split"],
-        "datasets": [
-            {
-                k: d[k]
-                for k in (
-                    "name",
-                    "data",
-                    "train_split",
-                    "val_split",
-                    "grouping",
-                    "train_samples",
-                    "val_samples",
-                    "train_counts",
-                    "val_counts",
-                )
-            }
-            for d in prepared.info["datasets"]
-        ],
-        "date": time.strftime("%Y-%m-%d", time.gmtime()),
-        "training": {k: v for k, v in asdict(cfg).items() if k not in ("threads", "device")},
-        **({"dedupe": prepared.info["dedupe"]} if "dedupe" in prepared.info else {}),
-    }
+def _card(out: Path, cfg: TrainConfig, prepared: PreparedData) -> ModelCard:
+    """The run's card before training: what to feed it and how it was trained (the loop adds
+    the weights, their checksum, the architecture and the best epoch as it saves them)."""
+    keys = ("name", "data", "train_split", "val_split", "grouping", "train_samples",
+            "val_samples", "train_counts", "val_counts")  # fmt: skip
+    return ModelCard(
+        card_version=CARD_VERSION,
+        kind="torch",
+        name=out.name,
+        classes=prepared.classes,
+        canonical=prepared.canonical,
+        image_size=prepared.image_size,
+        color=prepared.color,
+        mean=prepared.mean,
+        std=prepared.std,
+        trained_on=prepared.info["data"],  # a list for several datasets
+        train_split=prepared.info["train_split"],
+        val_split=prepared.info["val_split"],
+        datasets=[{k: d[k] for k in keys} for d in prepared.info["datasets"]],
+        date=time.strftime("%Y-%m-%d", time.gmtime()),
+        training={k: v for k, v in asdict(cfg).items() if k not in ("threads", "device")},
+        dedupe=prepared.info.get("dedupe"),
+    )

@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from ferkit.models.card import ModelCard
 from ferkit.training.config import PreparedData, TrainConfig, resolve_device
 from ferkit.training.loop import Progress
 from ferkit.training.worker import run_worker
@@ -33,7 +34,7 @@ def _worker(
     port: int,
     cfg: TrainConfig,
     prepared: PreparedData,
-    card: dict[str, Any],
+    card: ModelCard,
     out: Path,
     saved: dict[str, Any] | None,
     progress: Progress,
@@ -51,7 +52,7 @@ def _worker(
 def spawn(
     cfg: TrainConfig,
     prepared: PreparedData,
-    card: dict[str, Any],
+    card: ModelCard,
     out: Path,
     saved: dict[str, Any] | None,
     progress: Progress,

@@ -34,7 +34,7 @@ def load_init(model: Network, run_dir: str | Path) -> dict[str, list[str]]:
     run = load_run(run_dir, backend="torch")  # the weights themselves, not an ONNX session
     if run.kind != "torch":
         raise FerkitError(f"--init {run_dir}: a {run.kind} run has no network weights")
-    source_name = run.card["architecture"]["name"]
+    source_name = (run.card.architecture or {}).get("name")
     target_name = model.config["name"]
     if source_name != target_name:
         raise FerkitError(

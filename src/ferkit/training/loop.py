@@ -28,6 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ferkit.errors import FerkitError
+from ferkit.models.card import ModelCard
 from ferkit.models.torch_run import load_state
 from ferkit.training.augment import augment, build_augmentation
 from ferkit.training.checkpoint import CHECKPOINT
@@ -101,7 +102,7 @@ class Loop:
         world: int,
         cfg: TrainConfig,
         data: PreparedData,
-        card: dict[str, Any],
+        card: ModelCard,
         out: Path,
         model: nn.Module,
         device: torch.device,

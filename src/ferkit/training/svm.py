@@ -27,9 +27,11 @@ from ferkit.data.dataset import Dataset, Split, load_dataset
 from ferkit.data.groups import subjects
 from ferkit.data.sharpness import matching_target
 from ferkit.errors import DatasetError, FerkitError, SplitNotFoundError
+from ferkit.models.card import ModelCard
 from ferkit.models.store import save_sklearn_run
 from ferkit.models.svm import SEED_GRID, SVMClassifier
 from ferkit.options import SHARPNESS_HELP, Color, Sharpness, option, to_argv
+from ferkit.records import SVMSummary
 
 Features = Literal["raw", "hog", "landmarks", "embedding", "cnn"]  # ferkit.features.EXTRACTORS
 Method = Literal["pca", "exact", "fast"]  # ferkit.models.svm.SVMClassifier
@@ -228,7 +230,7 @@ def train_svm(
     validate: bool = True,
     dedupe: bool = False,
     group_by: str | None = None,
-) -> dict[str, Any]:
+) -> SVMSummary:
     """Fit and save an SVM run; returns the summary written to ``out/train.json``.
 
     ``method`` defaults to ``pca``, the recommended path (the exact SVC's accuracy at a fraction
@@ -314,27 +316,30 @@ def train_svm(
             "fit_seconds": round(fit_seconds, 2),
         }
     )
-    card = {
-        "name": Path(out).name,
-        "classes": ds.classes,
-        "canonical": ds.canonical,
-        "image_size": ds.image_size,
-        "color": ds.color,
-        "features": features,
-        "feature_params": extractor.cache_params(),
-        "sharpness_target": target,
-        "svm_params": clf.get_params(),
-        "trained_on": str(ds.root),
-        "train_split": train.name,
-        **({"dedupe": deduped[1]} if deduped is not None else {}),
-    }
+    card = ModelCard.from_dict(
+        {
+            "kind": "sklearn",
+            "name": Path(out).name,
+            "classes": ds.classes,
+            "canonical": ds.canonical,
+            "image_size": ds.image_size,
+            "color": ds.color,
+            "features": features,
+            "feature_params": extractor.cache_params(),
+            "sharpness_target": target,
+            "svm_params": clf.get_params(),
+            "trained_on": str(ds.root),
+            "train_split": train.name,
+            **({"dedupe": deduped[1]} if deduped is not None else {}),
+        }
+    )
     if validate:
         summary["validation"] = _validation_score(pipeline, ds)
         if summary["validation"]:
             say(f"validation accuracy {summary['validation']['accuracy']:.3f}")
     save_sklearn_run(out, pipeline, card)
     io.write_json(Path(out) / "train.json", summary)
-    return summary
+    return SVMSummary.from_dict(summary, Path(out) / "train.json")
 
 
 def _validation_score(pipeline: Pipeline, ds: Dataset) -> dict[str, Any] | None:

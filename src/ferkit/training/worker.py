@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from ferkit.models.card import ModelCard
 from ferkit.models.torch_run import build_network
 from ferkit.training.callbacks import standard_callbacks
 from ferkit.training.config import PreparedData, TrainConfig, resolve_device
@@ -26,7 +27,7 @@ def run_worker(
     world: int,
     cfg: TrainConfig,
     prepared: PreparedData,
-    card: dict[str, Any],
+    card: ModelCard,
     out: Path,
     saved: dict[str, Any] | None,
     progress: Progress,

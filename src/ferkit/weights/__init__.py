@@ -10,6 +10,7 @@ rather than trusted. This package is the shipped data and its lookup only: shipp
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +32,18 @@ def shipped_models() -> list[str]:
 
 
 def shipped_cards() -> list[dict[str, Any]]:
-    """Each shipped model's card with its ``name``, for listings (``ferkit models``)."""
-    cards = []
-    for name in shipped_models():
-        card = json.loads((WEIGHTS_DIR / name / "model.json").read_text())
-        cards.append({**card, "name": name})
-    return cards
+    """Each shipped model's card as JSON with its ``name``, for listings (``ferkit models``).
+
+    Plain JSON on purpose: this package sits below the model store (``make layers``), so it
+    cannot build :class:`~ferkit.models.card.ModelCard` s; loading a model checks its card, and
+    :func:`ferkit.models.card.shipped_cards` gives the checked ones."""
+    return [
+        {**json.loads((WEIGHTS_DIR / name / "model.json").read_text()), "name": name}
+        for name in shipped_models()
+    ]
 
 
-def model_entry(card: dict[str, Any], folder: Path | None = None) -> dict[str, Any]:
+def model_entry(card: Mapping[str, Any], folder: Path | None = None) -> dict[str, Any]:
     """A shipped model's listing (``ferkit models --json``): what it recognises, from what
     input, how well (validation accuracy and macro-F1, on which split of which dataset), the
     command that trained it, the data it was trained on, its size, and whether it is the
@@ -70,7 +74,7 @@ def shipped_listing() -> list[dict[str, Any]]:
     return [model_entry(card) for card in shipped_cards()]
 
 
-def _architecture(card: dict[str, Any]) -> str | None:
+def _architecture(card: Mapping[str, Any]) -> str | None:
     """The network's registered name, or for a scikit-learn pipeline its features + solver."""
     if isinstance(arch := card.get("architecture"), dict):
         return arch.get("name")
@@ -80,7 +84,7 @@ def _architecture(card: dict[str, Any]) -> str | None:
     return None
 
 
-def test_time_steps(card: dict[str, Any]) -> list[str]:
+def test_time_steps(card: Mapping[str, Any]) -> list[str]:
     """What a network does to its input at test time beyond resizing (from its architecture)."""
     kwargs = (card.get("architecture") or {}).get("kwargs") or {}
     steps = []
@@ -97,7 +101,7 @@ def _dataset_name(path: str) -> str:
     return p.parent.name if p.suffix.lower() in (".yaml", ".yml", ".csv") else p.name
 
 
-def _provenance(card: dict[str, Any], folder: Path) -> dict[str, Any]:
+def _provenance(card: Mapping[str, Any], folder: Path) -> dict[str, Any]:
     """The datasets a model was trained on (path, splits, counts) and when: from its card
     (runs trained since cards record them), else from the run's train.json."""
     try:

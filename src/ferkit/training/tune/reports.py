@@ -16,6 +16,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ferkit import io
+from ferkit.records import TuneResult
 from ferkit.training.config import TrainConfig
 from ferkit.training.tune.space import trial_config, trial_params
 
@@ -52,7 +53,7 @@ def write_reports(
     base: TrainConfig,
     max_epochs: int,
     plot: bool = True,
-) -> dict[str, Any]:
+) -> TuneResult:
     """trials.csv / trials.md / best.json (and tuning.png when ``plot``) from the study alone,
     written atomically. The plot is skipped between trials: drawing it costs more than a small
     trial's epoch, and the next call to :func:`tune` redraws it anyway."""
@@ -65,7 +66,7 @@ def write_reports(
     io.write_json(out / "best.json", best)
     if plot:
         _plot(all_trials, best.get("trial"), out / "tuning.png")
-    return {**best, "table": table}
+    return TuneResult.from_dict({**best, "table": table})
 
 
 def _best(

@@ -33,6 +33,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from ferkit.errors import FerkitError
 from ferkit.options import option, to_argv
+from ferkit.records import TuneResult
 from ferkit.training.config import TrainConfig
 from ferkit.training.deep import prepare_data, train_network
 from ferkit.training.recipes import current_name
@@ -77,7 +78,7 @@ def tune(
     timeout: float | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> TuneResult:
     """Search ``model``'s hyperparameters on ``data``; reports and the study go into ``out``.
 
     ``trials`` is the total number of finished (COMPLETE + PRUNED) trials wanted in the study,
