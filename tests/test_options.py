@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from ferkit.cli import app
 from ferkit.errors import FerkitError
 from ferkit.options import choices, default_of, flag, load_settings, settable
+from ferkit.records import TrainSummary, TuneResult
 from ferkit.study.config import StudyConfig
 from ferkit.training.config import TrainConfig
 from ferkit.training.svm import SVMConfig
@@ -104,9 +105,9 @@ def _train_calls(monkeypatch: pytest.MonkeyPatch) -> list[TrainConfig]:
 
     seen: list[TrainConfig] = []
 
-    def fake(data: Any, out: Any, cfg: TrainConfig, **_: Any) -> dict[str, Any]:
+    def fake(data: Any, out: Any, cfg: TrainConfig, **_: Any) -> TrainSummary:
         seen.append(cfg)
-        return {}
+        return TrainSummary()
 
     monkeypatch.setattr(deep, "train_network", fake)
     return seen
@@ -173,7 +174,7 @@ def test_tune_command_line_and_config_file(tmp_path: Path, monkeypatch: pytest.M
     import ferkit.training.tune as tune
 
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(tune, "tune", lambda *a, **k: calls.append(k) or {})
+    monkeypatch.setattr(tune, "tune", lambda *a, **k: calls.append(k) or TuneResult())
     file = tmp_path / "tune.yaml"
     file.write_text("trials: 3\nmax-epochs: 2\nlr: 0.5\nmodel: convnet\n")
     settings = TuneConfig(model="cnn10", trials=4, timeout=9.0, seed=5)
