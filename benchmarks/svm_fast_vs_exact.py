@@ -23,7 +23,7 @@ import numpy as np
 
 from ferkit import io
 from ferkit.data import load_dataset
-from ferkit.data.balance import SEED_MARGIN
+from ferkit.data.balance import NOTEBOOK_MARGIN
 from ferkit.features import create_extractor
 from ferkit.models.svm import SVMClassifier
 
@@ -45,7 +45,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     ds = load_dataset(args.data, progress=False)
-    train = ds.split("train").balanced(SEED_MARGIN, args.seed)
+    train = ds.split("train").balanced(NOTEBOOK_MARGIN, args.seed)
     val = ds.split("val")
     hog = create_extractor("hog", size=ds.image_size, progress=False)
     x_train, x_val = hog.fit_transform(train.images), hog.transform(val.images)

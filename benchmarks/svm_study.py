@@ -30,7 +30,7 @@ from ferkit.evaluation import evaluate_run
 from ferkit.training.svm import train_svm
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-SEED_FIGURES = {
+NOTEBOOK_FIGURES = {
     "raw": "36.4%",
     "embedding": "43.3% (ResNet18 img2vec)",
     "hog": "50.7%",
@@ -93,7 +93,7 @@ def table(rows: list[dict]) -> str:
     )
     lines = [head, "|" + "---|" * 11]
     for r in rows:
-        seed_fig = SEED_FIGURES[r["features"]] if r["dataset"] == "affectnet_yolo" else "-"
+        seed_fig = NOTEBOOK_FIGURES[r["features"]] if r["dataset"] == "affectnet_yolo" else "-"
         # cnn rows name the network the embedding came from
         features = f"{r['features']} ({r['network']})" if r.get("network") else r["features"]
         lines.append(

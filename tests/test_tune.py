@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from conftest import make_folders
 from ferkit.errors import FerkitError
 from ferkit.training.config import TrainConfig
-from ferkit.training.tune import SEED_SPACE, STUDY_NAME, search_space, trial_config, tune
+from ferkit.training.tune import NOTEBOOK_SPACE, STUDY_NAME, search_space, trial_config, tune
 
 MODEL = "seedcnn"  # the smallest registered network that has a dense head (dense_units, dropout)
 
@@ -64,15 +64,15 @@ def _study(out: Path) -> optuna.Study:
 
 def test_search_space_is_the_seeds_restricted_to_the_model() -> None:
     # the seed's ResNet build_model: units 32..512/32, dropout 0..0.5/0.05, lr choice, L2 log
-    assert search_space("seedcnn") == SEED_SPACE
-    assert SEED_SPACE["dense_units"] == {"type": "int", "low": 32, "high": 512, "step": 32}
-    assert SEED_SPACE["lr"]["choices"] == [1e-2, 1e-3, 1e-4]
+    assert search_space("seedcnn") == NOTEBOOK_SPACE
+    assert NOTEBOOK_SPACE["dense_units"] == {"type": "int", "low": 32, "high": 512, "step": 32}
+    assert NOTEBOOK_SPACE["lr"]["choices"] == [1e-2, 1e-3, 1e-4]
     assert set(search_space("fernet")) == {"dropout", "lr", "weight_decay"}  # no dense head
     assert set(search_space("convnet")) == {"lr", "weight_decay"}  # no options at all
     cnn10 = search_space("cnn10")  # the seed's CNN-10 build_model had its own head space
     assert cnn10["dense_units"]["high"] == 256 and cnn10["conv_dropout"]["low"] == 0.1
     with pytest.raises(FerkitError, match="cannot tune"):
-        search_space("convnet", {"dense_units": SEED_SPACE["dense_units"]})
+        search_space("convnet", {"dense_units": NOTEBOOK_SPACE["dense_units"]})
 
 
 def test_search_stored_when_notebook_was_called_seed_resumes(data: Path, tmp_path: Path) -> None:
@@ -138,7 +138,7 @@ def test_tune_writes_artefacts_then_resumes_without_rerunning(
     assert result["value"] == best["value"] and result["trial"] == best["trial"]
     for row in result["table"]:
         if row["state"] != "FAIL":
-            _in_space({k: row[k] for k in SEED_SPACE}, SEED_SPACE)
+            _in_space({k: row[k] for k in NOTEBOOK_SPACE}, NOTEBOOK_SPACE)
             assert 1 <= row["epochs_run"] <= 2
     assert best["pruner"] == "HyperbandPruner(min_resource=1, max_resource=2, reduction_factor=3)"
     md = (out / "trials.md").read_text()
@@ -179,7 +179,7 @@ class _PruneAfterFirstEpoch(optuna.pruners.BasePruner):
 
 def test_pruned_trials_stop_after_one_epoch(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "tune"
-    space = {"dropout": {"type": "float", "low": 0.1, "high": 0.3}, "lr": SEED_SPACE["lr"]}
+    space = {"dropout": {"type": "float", "low": 0.1, "high": 0.3}, "lr": NOTEBOOK_SPACE["lr"]}
     result = tune(
         data,
         out,

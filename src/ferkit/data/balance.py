@@ -12,7 +12,7 @@ import numpy as np
 
 from ferkit.errors import FerkitError, OptionError
 
-SEED_MARGIN = 750  # the notebook's "undersample the majority classes by 750 images"
+NOTEBOOK_MARGIN = 750  # the notebook's "undersample the majority classes by 750 images"
 
 
 def _as_labels(labels: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -26,7 +26,7 @@ def _as_labels(labels: Sequence[int] | np.ndarray) -> np.ndarray:
 
 def undersample(
     labels: Sequence[int] | np.ndarray,
-    margin: int = SEED_MARGIN,
+    margin: int = NOTEBOOK_MARGIN,
     seed: int = 0,
     shuffle: bool = True,
 ) -> np.ndarray:

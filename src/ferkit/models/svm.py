@@ -36,7 +36,7 @@ METHODS = ("exact", "pca", "fast")
 # PCA dimensions when ``pca_components`` is left at None: the reduced-SVC path needs few (its
 # cost is samples^2 x dims), the Nystroem path more (its head is linear).
 DEFAULT_PCA = {"pca": 256, "fast": 512}
-SEED_GRID: list[dict[str, list[Any]]] = [
+NOTEBOOK_GRID: list[dict[str, list[Any]]] = [
     {"kernel": ["linear"], "C": [0.01, 0.1, 1, 10]},
     {"kernel": ["rbf"], "C": [0.01, 0.1, 1, 10], "gamma": [0.001, 0.01, 0.1, "scale"]},
 ]

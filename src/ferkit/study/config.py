@@ -40,7 +40,7 @@ FULL = {
 
 # The notebook's accuracies, on AffectNet's withheld *test* split (not shipped here): shown
 # beside ours for orientation only. Keys are study run names; None = no ferkit counterpart run.
-SEED_FIGURES: list[tuple[str, str | None, float]] = [
+NOTEBOOK_FIGURES: list[tuple[str, str | None, float]] = [
     ("raw-pixel SVM", "svm-raw", 0.364),
     ("ResNet18-feature SVM (img2vec, ImageNet)", None, 0.433),
     ("HOG SVM", "svm-hog", 0.507),

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ferkit.data.balance import SEED_MARGIN, stratified_subset
+from ferkit.data.balance import NOTEBOOK_MARGIN, stratified_subset
 from ferkit.data.dataset import Dataset, Split, load_dataset, peek_format
 from ferkit.data.groups import describe, hold_out, subjects
 from ferkit.errors import SplitNotFoundError
@@ -117,7 +117,7 @@ def write_working_copy(
 
         train = dedupe_train(ds, train, val)[0]
     if max_train is not None and max_train < len(train):
-        train = train.balanced(SEED_MARGIN, seed)
+        train = train.balanced(NOTEBOOK_MARGIN, seed)
         train = train.subset(stratified_subset(train.labels, max_train, seed=seed))
     if max_val is not None and max_val < len(val):
         val = val.subset(stratified_subset(val.labels, max_val, seed=seed))

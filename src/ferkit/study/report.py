@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from ferkit import __version__, io
-from ferkit.study.config import SEED_FIGURES
+from ferkit.study.config import NOTEBOOK_FIGURES
 from ferkit.study.stages import utc_now
 from ferkit.training.history import history_summary
 from ferkit.training.recipes import current_name
 
 AFFECTNET8 = {"angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
-SEED_NOTE = (
+NOTEBOOK_NOTE = (
     "The notebook's figures are accuracies on AffectNet's withheld test split (not shipped "
     "here), with its own sampling, training and ImageNet-pretrained ResNets; ours are on the "
     "validation split of this run's data. They orient, they are not comparable one-to-one."
@@ -171,7 +171,7 @@ def _warnings_markdown(study: dict[str, Any]) -> list[str]:
 def comparison_rows(study: dict[str, Any], out: Path | None = None) -> list[dict[str, Any]]:
     """One row per run: its evaluation (or why there is none) and the notebook's figure if any;
     with ``out`` (the study folder), a network still training also gets its progress so far."""
-    seed = {run: (label, acc) for label, run, acc in SEED_FIGURES if run}
+    seed = {run: (label, acc) for label, run, acc in NOTEBOOK_FIGURES if run}
     affectnet = is_affectnet(study)
     rows = []
     for run in study["runs"]:
@@ -440,12 +440,12 @@ def _comparison_html(out: Path, study: dict[str, Any], rows: list[dict[str, Any]
         parts.append(f'<p class="note">{_esc(head)}</p><ul class="note">{items}</ul>')
     if affectnet:
         seed_rows = [[_esc(label), _pct(acc), _esc(_counterpart(run, study["runs"]))]
-                     for label, run, acc in SEED_FIGURES]  # fmt: skip
+                     for label, run, acc in NOTEBOOK_FIGURES]  # fmt: skip
         parts.append("<h3>The notebook's published figures (its AffectNet test split)</h3>")
         parts.append(
             _table(["notebook model", "its test accuracy", "study run"], seed_rows, "notebook")
         )
-        parts.append(f'<p class="note">{_esc(SEED_NOTE)}</p>')
+        parts.append(f'<p class="note">{_esc(NOTEBOOK_NOTE)}</p>')
     return "\n".join(parts)
 
 
@@ -606,8 +606,13 @@ def render_markdown(study: dict[str, Any], m: dict[str, Any], out: Path | None =
     if tests := paired_tests(study):
         lines += ["", "Paired tests (McNemar, same validation items):", *[f"- {t}" for t in tests]]
     if affectnet:
-        figures = ", ".join(f"{label} {acc:.1%}" for label, _, acc in SEED_FIGURES)
-        lines += ["", f"The notebook's figures (AffectNet test split): {figures}.", "", SEED_NOTE]
+        figures = ", ".join(f"{label} {acc:.1%}" for label, _, acc in NOTEBOOK_FIGURES)
+        lines += [
+            "",
+            f"The notebook's figures (AffectNet test split): {figures}.",
+            "",
+            NOTEBOOK_NOTE,
+        ]
     if out is not None and (out / "compare" / "comparison.png").is_file():
         lines += ["", "![comparison](compare/comparison.png)"]
     recipes = network_recipes(out, rows) if out is not None else {}

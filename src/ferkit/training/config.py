@@ -15,7 +15,7 @@ from typing import Any, Literal, cast, get_args
 
 import torch
 
-from ferkit.data.balance import SEED_MARGIN
+from ferkit.data.balance import NOTEBOOK_MARGIN
 from ferkit.data.sharpness import MODES as SHARPNESS_MODES
 from ferkit.errors import FerkitError, OptionError, did_you_mean
 from ferkit.options import (
@@ -79,7 +79,7 @@ class TrainConfig:
     balance: Balance = option(
         "undersample", help="undersample (the notebook's, largest - margin), weights or none."
     )
-    margin: int = option(SEED_MARGIN, help="Undersampling margin.")
+    margin: int = option(NOTEBOOK_MARGIN, help="Undersampling margin.")
     epochs: int = option(50, help="Maximum epochs.")
     batch_size: int = option(64, help="Global batch size.")
     lr: float = option(1e-3, help="Initial learning rate.")

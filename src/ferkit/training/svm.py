@@ -22,14 +22,14 @@ from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, Stratifi
 from sklearn.pipeline import Pipeline
 
 from ferkit import io
-from ferkit.data.balance import SEED_MARGIN, stratified_subset
+from ferkit.data.balance import NOTEBOOK_MARGIN, stratified_subset
 from ferkit.data.dataset import Dataset, Split, load_dataset
 from ferkit.data.groups import subjects
 from ferkit.data.sharpness import matching_target
 from ferkit.errors import DatasetError, FerkitError, SplitNotFoundError
 from ferkit.models.card import ModelCard
 from ferkit.models.store import save_sklearn_run
-from ferkit.models.svm import SEED_GRID, SVMClassifier
+from ferkit.models.svm import NOTEBOOK_GRID, SVMClassifier
 from ferkit.options import SHARPNESS_HELP, Color, Sharpness, option, to_argv
 from ferkit.records import SVMSummary
 
@@ -63,7 +63,7 @@ class SVMConfig:
         "val", help="Split to search on (the notebook's: val), or 'train' for plain CV."
     )
     search_size: int = option(2000, help="Samples used by the search.")
-    margin: int = option(SEED_MARGIN, help="Undersample classes to largest - margin.")
+    margin: int = option(NOTEBOOK_MARGIN, help="Undersample classes to largest - margin.")
     image_size: int | None = option(None, flag="--size", help="Image side.")
     color: Color | None = option(None, help="Decode as rgb or gray.")
     match_sharpness: Sharpness = option("auto", help=SHARPNESS_HELP)
@@ -140,7 +140,7 @@ def search_svm(
         splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
     search = GridSearchCV(
         SVMClassifier(method=method, random_state=seed, pca_components=pca_components),
-        grid or SEED_GRID,
+        grid or NOTEBOOK_GRID,
         cv=splitter,
         n_jobs=n_jobs,
     )
@@ -217,7 +217,7 @@ def train_svm(
     search_on: str = "val",
     search_size: int = 2000,
     params: dict[str, Any] | None = None,
-    margin: int = SEED_MARGIN,
+    margin: int = NOTEBOOK_MARGIN,
     train_split: str = "train",
     seed: int = 0,
     image_size: int | None = None,

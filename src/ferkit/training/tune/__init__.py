@@ -14,9 +14,9 @@ import optuna  # noqa: F401
 from ferkit.training.tune.reports import train_command, write_reports
 from ferkit.training.tune.runner import (
     LOCK_FILE,
-    SEED_FACTOR,
-    SEED_MAX_EPOCHS,
-    SEED_PATIENCE,
+    NOTEBOOK_FACTOR,
+    NOTEBOOK_MAX_EPOCHS,
+    NOTEBOOK_PATIENCE,
     STUDY_FILE,
     STUDY_NAME,
     TuneConfig,
@@ -26,7 +26,7 @@ from ferkit.training.tune.runner import (
 )
 from ferkit.training.tune.space import (
     MODEL_SPACES,
-    SEED_SPACE,
+    NOTEBOOK_SPACE,
     TUNABLE_CONFIG,
     search_space,
     trial_config,
@@ -36,10 +36,10 @@ from ferkit.training.tune.space import (
 __all__ = [
     "LOCK_FILE",
     "MODEL_SPACES",
-    "SEED_FACTOR",
-    "SEED_MAX_EPOCHS",
-    "SEED_PATIENCE",
-    "SEED_SPACE",
+    "NOTEBOOK_FACTOR",
+    "NOTEBOOK_MAX_EPOCHS",
+    "NOTEBOOK_PATIENCE",
+    "NOTEBOOK_SPACE",
     "STUDY_FILE",
     "STUDY_NAME",
     "TUNABLE_CONFIG",

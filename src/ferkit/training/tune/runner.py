@@ -43,9 +43,11 @@ from ferkit.training.tune.space import search_space, suggest, trial_config
 STUDY_FILE = "study.db"
 STUDY_NAME = "ferkit-tune"
 LOCK_FILE = ".tune.lock"
-SEED_FACTOR = 3  # keras-tuner Hyperband's default ``factor``, which the notebook left unchanged
-SEED_MAX_EPOCHS = 10  # the notebook's ``kt.Hyperband(..., max_epochs=10)``
-SEED_PATIENCE = 3  # the notebook's EarlyStopping(monitor='val_accuracy', patience=3) during search
+NOTEBOOK_FACTOR = 3  # keras-tuner Hyperband's default ``factor``, which the notebook left unchanged
+NOTEBOOK_MAX_EPOCHS = 10  # the notebook's ``kt.Hyperband(..., max_epochs=10)``
+NOTEBOOK_PATIENCE = (
+    3  # the notebook's EarlyStopping(monitor='val_accuracy', patience=3) during search
+)
 _FREE = {"epochs", "threads", "device"}  # may change between a tune and its resumption
 
 
@@ -56,7 +58,7 @@ class TuneConfig:
 
     model: str = option("seedcnn", help="Registered network.")
     trials: int = option(20, help="Total finished trials wanted.")
-    max_epochs: int = option(SEED_MAX_EPOCHS, help="Hyperband's epoch budget.")
+    max_epochs: int = option(NOTEBOOK_MAX_EPOCHS, help="Hyperband's epoch budget.")
     timeout: float | None = option(None, help="Stop starting trials after s.")
     seed: int = option(0, help="Sampler and training seed.")
 
@@ -71,7 +73,7 @@ def tune(
     *,
     model: str,
     trials: int,
-    max_epochs: int = SEED_MAX_EPOCHS,
+    max_epochs: int = NOTEBOOK_MAX_EPOCHS,
     seed: int = 0,
     base: TrainConfig | None = None,
     space: dict[str, dict[str, Any]] | None = None,
@@ -99,7 +101,9 @@ def tune(
         raise FerkitError("max_epochs must be at least 1")
     if timeout is not None and timeout <= 0:
         raise FerkitError("timeout must be positive")
-    base = replace(base, model=model) if base else TrainConfig(model=model, patience=SEED_PATIENCE)
+    base = (
+        replace(base, model=model) if base else TrainConfig(model=model, patience=NOTEBOOK_PATIENCE)
+    )
     base.check()
     if base.nproc != 1:
         raise FerkitError("tuning trains each trial in one process (nproc=1)")
@@ -108,10 +112,10 @@ def tune(
     out.mkdir(parents=True, exist_ok=True)
     if pruner is None:
         pruner = optuna.pruners.HyperbandPruner(
-            min_resource=1, max_resource=max_epochs, reduction_factor=SEED_FACTOR
+            min_resource=1, max_resource=max_epochs, reduction_factor=NOTEBOOK_FACTOR
         )
         pruner_name = f"HyperbandPruner(min_resource=1, max_resource={max_epochs}, "
-        pruner_name += f"reduction_factor={SEED_FACTOR})"
+        pruner_name += f"reduction_factor={NOTEBOOK_FACTOR})"
     else:
         pruner_name = type(pruner).__name__
     with _exclusive(out), _quiet_optuna(progress):

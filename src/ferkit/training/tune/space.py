@@ -21,7 +21,7 @@ from ferkit.training.recipes import current_name
 # weight_decay adds wd * w to every gradient, i.e. l2(wd / 2) on all parameters. The notebook's
 # range is searched as is: over three decades the factor 2 is immaterial, and "weight decay on every
 # layer" is what a PyTorch user means by L2.
-SEED_SPACE: dict[str, dict[str, Any]] = {
+NOTEBOOK_SPACE: dict[str, dict[str, Any]] = {
     "dense_units": {"type": "int", "low": 32, "high": 512, "step": 32},
     "dropout": {"type": "float", "low": 0.0, "high": 0.5, "step": 0.05},
     "lr": {"type": "choice", "choices": [1e-2, 1e-3, 1e-4]},
@@ -39,8 +39,8 @@ MODEL_SPACES: dict[str, dict[str, dict[str, Any]]] = {
         "dense_units": {"type": "int", "low": 32, "high": 256, "step": 32},
         "conv_dropout": {"type": "float", "low": 0.1, "high": 0.5, "step": 0.1},
         "dropout": {"type": "float", "low": 0.1, "high": 0.5, "step": 0.1},
-        "lr": SEED_SPACE["lr"],
-        "weight_decay": SEED_SPACE["weight_decay"],
+        "lr": NOTEBOOK_SPACE["lr"],
+        "weight_decay": NOTEBOOK_SPACE["weight_decay"],
     },
 }
 
@@ -67,7 +67,7 @@ def search_space(
     """The space :func:`tune` searches for ``model``, each key checked and its spec normalised.
 
     Without ``space``: the notebook's space for that model (:data:`MODEL_SPACES`, else
-    :data:`SEED_SPACE`) restricted to the options the model's factory accepts, so ``convnet``
+    :data:`NOTEBOOK_SPACE`) restricted to the options the model's factory accepts, so ``convnet``
     (no options) gets only lr and L2. With ``space``: every key must be a tunable TrainConfig
     field or an option of the model, since a typo silently left untuned would waste a search.
     Specs: ``{"type": "int"|"float", "low", "high", "step"?, "log"?}`` or
@@ -75,7 +75,7 @@ def search_space(
     """
     options = _model_options(model)
     if space is None:
-        seed_space = MODEL_SPACES.get(model, SEED_SPACE)
+        seed_space = MODEL_SPACES.get(model, NOTEBOOK_SPACE)
         chosen = {k: v for k, v in seed_space.items() if k in TUNABLE_CONFIG or k in options}
     else:
         unknown = sorted(k for k in space if k not in TUNABLE_CONFIG and k not in options)
