@@ -95,7 +95,7 @@ def test_cli_errors_are_one_error_line_without_tuples(tmp_path: Path) -> None:
 
     with pytest.raises(FerkitError) as caught:
         TrainConfig(balance="often").check()
-    assert "none, undersample, weights" in str(caught.value) and "(" not in str(caught.value)
+    assert "undersample, weights, none" in str(caught.value) and "(" not in str(caught.value)
     assert cli._message(FerkitError("a.png", "unreadable")) == "a.png: unreadable"
     assert cli._message(KeyError("no split 'x'")) == "no split 'x'"
     assert cli._message(ValueError()) == "ValueError"

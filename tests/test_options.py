@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import pytest
 import typer
@@ -14,12 +15,11 @@ from typer.testing import CliRunner
 
 from ferkit.cli import app
 from ferkit.errors import FerkitError
-from ferkit.options import choices, default_of, flag, load_settings, settable
+from ferkit.options import choices, default_of, field_of, flag, load_settings, settable
 from ferkit.records import TrainSummary, TuneResult
 from ferkit.study.config import StudyConfig
-from ferkit.training.config import TrainConfig
+from ferkit.training.config import TrainConfig, TuneConfig
 from ferkit.training.svm import SVMConfig
-from ferkit.training.tune import TuneConfig
 
 runner = CliRunner()
 # options of a command that are not settings: where to write, how to print, the file itself
@@ -47,29 +47,34 @@ def _cli_default(f: dataclasses.Field[Any]) -> Any:
     return value
 
 
-def _check_option(cls: type, f: dataclasses.Field[Any], option: Any, help_too: bool) -> None:
-    default = option.default.value if hasattr(option.default, "value") else option.default
-    assert default == _cli_default(f), f.name
+def _offered(option: Any) -> tuple[Any, ...] | None:
+    """The values a choice option accepts (its type: a Literal), or None for a free option."""
+    annotation = option.type_descriptor.annotation
+    return get_args(annotation) if get_origin(annotation) is Literal else None
+
+
+def _check_option(cls: type, f: dataclasses.Field[Any], option: Any) -> None:
+    """The option sets field ``f``: the CLI reads its help, default, limits and choices from the
+    field, so what can still go wrong is wiring (a parameter given another field's default or
+    choices), and that is what is checked; help texts: test_help_is_the_fields."""
+    assert option.default == _cli_default(f), f.name
+    assert (option.min, option.max) == (f.metadata["min"], f.metadata["max"]), f.name
     allowed = choices(cls, f.name)
-    if allowed is not None:
-        enum = option.type_descriptor.annotation  # the CLI's StrEnum of the choices
-        offered = {member.value for member in enum}
-        assert offered == set(allowed) | EXTRA_CHOICES.get(f.name, set()), f.name
-    if help_too:
-        assert option.help == f.metadata["help"], f.name
+    offered = _offered(option)
+    assert (offered is None) == (allowed is None), f.name
+    if allowed is not None and offered is not None:
+        assert set(offered) == set(allowed) | EXTRA_CHOICES.get(f.name, set()), f.name
 
 
 @pytest.mark.parametrize(
     ("command", "cls"), [("train", TrainConfig), ("svm", SVMConfig), ("study", StudyConfig)]
 )
-def test_flags_are_the_config_fields_with_their_defaults_choices_and_help(
-    command: str, cls: type
-) -> None:
+def test_flags_are_the_config_fields(command: str, cls: type) -> None:
     options = _options(command)
     fields = {flag(f): f for f in settable(cls)}
     assert set(options) - NOT_SETTINGS == set(fields)  # every field settable, nothing else
     for name, f in fields.items():
-        _check_option(cls, f, options[name], help_too=True)
+        _check_option(cls, f, options[name])
 
 
 def test_tune_flags_are_its_fields_and_train_fields() -> None:
@@ -82,12 +87,62 @@ def test_tune_flags_are_its_fields_and_train_fields() -> None:
             continue
         cls = TuneConfig if name in own else TrainConfig
         f = own.get(name) or train[name]  # a KeyError here: a flag that sets nothing
-        _check_option(cls, f, option, help_too=False)
+        _check_option(cls, f, option)
+
+
+@pytest.mark.parametrize(
+    ("command", "cls", "name"),
+    [
+        ("train", TrainConfig, "lr"),
+        ("train", TrainConfig, "image_size"),
+        ("train", TrainConfig, "augment"),
+        ("svm", SVMConfig, "group_by"),  # svm's own text, not train's GROUP_BY_HELP
+        ("svm", SVMConfig, "C"),
+        ("tune", TuneConfig, "trials"),
+        ("tune", TrainConfig, "batch_size"),
+        ("study", StudyConfig, "recipe"),
+        ("study", StudyConfig, "model_kwargs"),
+    ],
+)
+def test_help_is_the_fields(command: str, cls: type, name: str) -> None:
+    f = field_of(cls, name)
+    assert _options(command)[flag(f)].help == f.metadata["help"]
+    shown = " ".join(runner.invoke(app, [command, "--help"], env={"COLUMNS": "300"}).output.split())
+    assert " ".join(f.metadata["help"].split()[:4]) in shown
+
+
+def test_tune_epochs_keeps_its_own_help() -> None:
+    """tune's --epochs is the epochs of best.json's command, not of each trial (max-epochs)."""
+    help_text = _options("tune")["--epochs"].help
+    assert help_text == "Epochs of the final command in best.json."
+    assert help_text != field_of(TrainConfig, "epochs").metadata["help"]
+
+
+@pytest.mark.parametrize(
+    ("command", "cls", "name"),
+    [
+        ("train", TrainConfig, "color"),
+        ("train", TrainConfig, "balance"),
+        ("train", TrainConfig, "augment"),
+        ("train", TrainConfig, "tta"),
+        ("svm", SVMConfig, "method"),
+        ("svm", SVMConfig, "features"),
+        ("study", StudyConfig, "recipe"),
+        ("study", StudyConfig, "svm_method"),
+    ],
+)
+def test_choices_are_the_literals_args(command: str, cls: type, name: str) -> None:
+    """In order too: the help's <a|b|c> lists the Literal as written, 'auto' (None) first and
+    a deprecated old name last."""
+    f = field_of(cls, name)
+    hint = get_type_hints(cls)[name]
+    literal = next(a for a in (*get_args(hint), hint) if get_origin(a) is Literal)
+    auto = ("auto",) if type(None) in get_args(hint) else ()
+    expected = (*auto, *get_args(literal), *f.metadata["aliases"])
+    assert _offered(_options(command)[flag(f)]) == expected
 
 
 def test_the_literals_are_the_choices_the_code_accepts() -> None:
-    from typing import get_args
-
     from ferkit.data.sharpness import MODES
     from ferkit.features import EXTRACTORS
     from ferkit.study.config import Recipe, SvmMethod
@@ -225,7 +280,12 @@ def test_config_file_sets_fields_and_flags_override_it(
         ("epochs: ten\n", "epochs must be an integer, not str 'ten'"),
         ("max_train: 1.5\n", "max_train must be an integer or null, not float 1.5"),
         ("optimizer: adamm\n", "optimizer must be one of 'adam', 'adamw', 'sgd', not 'adamm'; did"),
-        ("color: 3\n", "color must be one of 'gray', 'rgb' or null, not int 3"),
+        ("color: 3\n", "color must be one of 'rgb', 'gray' or null, not int 3"),
+        # the option's limits hold for the file too
+        ("epochs: 0\n", "epochs must be at least 1, not 0"),
+        ("batch-size: 1\n", "batch-size must be at least 2, not 1"),
+        ("size: 4096\n", "size must be at most 1024, not 4096"),
+        ("nproc: 0\n", "nproc must be at least 1, not 0"),
         ("- lr\n", "a config file is a mapping of setting: value"),
         ("lr: [\n", "not valid YAML"),
     ],
@@ -253,9 +313,29 @@ def test_best_json_command_is_train_to_argv(tmp_path: Path) -> None:
     from ferkit.training.tune import train_command
 
     cfg = TrainConfig(model="cnn10", model_kwargs={"dense_units": 64}, lr=0.01, dedupe=True)
-    command, missing = train_command(tmp_path / "d", tmp_path / "o", cfg)
-    assert missing == []
+    command = train_command(tmp_path / "d", tmp_path / "o", cfg)
     assert command.startswith(f"ferkit train {tmp_path / 'd'} --out {tmp_path / 'o'} --model cnn10")
     assert "--arg dense_units=64 --epochs 50 --batch-size 64 --lr 0.01" in command
     assert command.endswith("--dedupe")  # a flag, never "--dedupe true"
     assert json.loads(json.dumps(command)) == command
+
+
+def test_study_and_tune_files_keep_their_limits(tmp_path: Path) -> None:
+    """Each config's own limits: study's max_train is at least 10, tune's trials at least 1
+    (and a tune file's train settings keep TrainConfig's)."""
+    cases = [
+        ("max_train: 5\n", (StudyConfig,), "max_train must be at least 10, not 5"),
+        ("max_train: 5\n", (TrainConfig,), None),  # train's subset has no floor
+        ("trials: 0\n", (TuneConfig, TrainConfig), "trials must be at least 1, not 0"),
+        ("batch_size: 1\n", (TuneConfig, TrainConfig), "batch_size must be at least 2, not 1"),
+        ("image_size: 8\n", (StudyConfig,), "image_size must be at least 16, not 8"),
+        ("epochs: null\n", (StudyConfig,), None),  # None: the preset's, never under a limit
+    ]
+    file = tmp_path / "limits.yaml"
+    for text, classes, message in cases:
+        file.write_text(text)
+        if message is None:
+            load_settings(file, *classes)
+            continue
+        with pytest.raises(FerkitError, match=f"^{re.escape(str(file))}: {message}$"):
+            load_settings(file, *classes)

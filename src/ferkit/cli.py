@@ -9,7 +9,7 @@ import time
 import warnings
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import typer
 from rich.console import Console
@@ -19,7 +19,10 @@ from typer.core import TyperGroup
 
 from ferkit import __version__
 from ferkit.errors import FerkitError, did_you_mean
+from ferkit.options import choices, default_of, field_of, flag
 from ferkit.records import ExplainResult, StudyRecord
+from ferkit.study.config import StudyConfig
+from ferkit.training.config import CLASS_NAMES_HELP, SVMConfig, TrainConfig, TuneConfig
 
 
 class _Commands(TyperGroup):
@@ -54,23 +57,6 @@ out_console = Console(soft_wrap=True)  # long paths stay whole on one line (copy
 err_console = Console(stderr=True)
 
 
-class ColorOption(StrEnum):
-    auto = "auto"
-    rgb = "rgb"
-    gray = "gray"
-
-
-class SharpnessOption(StrEnum):
-    auto = "auto"
-    on = "on"
-    off = "off"
-
-
-class TtaOption(StrEnum):
-    none = "none"
-    flip = "flip"
-
-
 class DetectorOption(StrEnum):
     auto = "auto"
     dlib = "dlib"
@@ -97,10 +83,6 @@ DetectorArg = Annotated[
 ]
 
 
-CLASS_NAMES_HELP = (
-    "Class folders not named by emotion: a preset (rafdb: RAF-DB's 1-7; fer2013: "
-    "0-6) or FOLDER=EMOTION pairs, e.g. 1=surprise,2=fear."
-)
 ClassNamesArg = Annotated[str | None, typer.Option(help=CLASS_NAMES_HELP)]
 
 
@@ -108,41 +90,6 @@ class CropOption(StrEnum):  # ferkit.evaluation.explain.CROPS
     auto = "auto"
     face = "face"
     whole = "whole"
-
-
-class BalanceOption(StrEnum):  # ferkit.training.config.BALANCING
-    undersample = "undersample"
-    weights = "weights"
-    none = "none"
-
-
-class OptimizerOption(StrEnum):
-    adam = "adam"
-    adamw = "adamw"
-    sgd = "sgd"
-
-
-class ScheduleOption(StrEnum):
-    plateau = "plateau"
-    cosine = "cosine"
-
-
-class AugmentOption(StrEnum):  # ferkit.training.augment.AUGMENTATIONS
-    none = "none"
-    notebook = "notebook"
-    strong = "strong"
-    seed = "seed"  # notebook's old name (ferkit.training.recipes.OLD_NAMES): accepted, warns
-
-
-class KernelOption(StrEnum):  # ferkit.models.svm.SVMClassifier
-    linear = "linear"
-    rbf = "rbf"
-
-
-class RecipeOption(StrEnum):  # ferkit.training.recipes.RECIPES
-    notebook = "notebook"
-    ferkit = "ferkit"
-    seed = "seed"  # notebook's old name (ferkit.training.recipes.OLD_NAMES): accepted, warns
 
 
 # help panels of the long commands (train, svm, tune, study), so that --help can be scanned
@@ -155,25 +102,75 @@ AUGMENT_PANEL = "Augmentation"
 HARDWARE_PANEL = "Hardware"
 OUTPUT_PANEL = "Output"
 
-# one option for `ferkit train` and `ferkit svm` (ferkit.data.sharpness.matching_target)
-MatchSharpness = Annotated[
-    SharpnessOption,
-    typer.Option(
-        help="Blur inputs to the training images' sharpness before the model: auto (when "
-        "train is much blurrier than val), on or off.",
-        rich_help_panel=DATA_PANEL,
-    ),
-]
-GroupByArg = Annotated[
-    str | None,
-    typer.Option(
-        help="Data without a val split: hold out by subject, the first capture group of this "
-        "regex in each item's path (e.g. 'S(\\d+)_'). Default: detected in the file names "
-        "(CK+ S010_..., RaFD, subjectN, JAFFE, KDEF), else a random hold-out with a warning; "
-        "'none': random.",
-        rich_help_panel=DATA_PANEL,
-    ),
-]
+# -- train, svm, tune and study: each option is a field of the command's config dataclass -----
+# The signatures below name each option's parameter and panel; its flag, help text, default,
+# limits and choices are read from the field (ferkit.options), written nowhere else.
+AUTO = "auto"  # the choice that leaves a field None (--color auto: the data's own)
+
+
+def _setting(cls: type, name: str, panel: str, *, help: str | None = None) -> Any:
+    """The typer option that sets field ``name`` of config ``cls``: flag, help text and limits
+    from the field (``help``: only where a command means something else by the field)."""
+    f = field_of(cls, name)
+    decl = flag(f)
+    if isinstance(default_of(f), bool):
+        decl += "/--no-" + decl.removeprefix("--")
+    bounds = {k: f.metadata[k] for k in ("min", "max") if f.metadata.get(k) is not None}
+    return typer.Option(decl, help=help or f.metadata["help"], rich_help_panel=panel, **bounds)
+
+
+def _default(cls: type, name: str) -> Any:
+    """The option's default: the field's, as the command line writes it (a list comma-joined,
+    None as ``auto`` for a choice, a dict as no ``key=value`` pair)."""
+    value = default_of(field_of(cls, name))
+    if value is None and choices(cls, name) is not None:
+        return AUTO
+    if isinstance(value, list):
+        return ",".join(value)
+    return None if isinstance(value, dict) else value
+
+
+def _choice(cls: type, name: str) -> Any:
+    """The option's type: the field's ``Literal`` (typer offers its values), with ``auto`` first
+    when the field may be None and its deprecated old names last (the config maps them)."""
+    f = field_of(cls, name)
+    auto = (AUTO,) if default_of(f) is None else ()
+    values = (*auto, *(choices(cls, name) or ()), *f.metadata["aliases"])
+    return cast(Any, Literal).__getitem__(values)
+
+
+def _none_if_auto(value: str) -> str | None:
+    return None if value == AUTO else value
+
+
+if TYPE_CHECKING:  # mypy reads a choice as the str it is; typer reads the Literal built below
+    ColorChoice = str
+    SharpnessChoice = str
+    BalanceChoice = str
+    OptimizerChoice = str
+    ScheduleChoice = str
+    AugmentChoice = str
+    TtaChoice = str
+    FeaturesChoice = str
+    MethodChoice = str
+    KernelChoice = str
+    RecipeChoice = str
+    SvmMethodChoice = str
+else:
+    ColorChoice = _choice(TrainConfig, "color")  # SVMConfig's is the same (test_options)
+    SharpnessChoice = _choice(TrainConfig, "match_sharpness")
+    BalanceChoice = _choice(TrainConfig, "balance")
+    OptimizerChoice = _choice(TrainConfig, "optimizer")
+    ScheduleChoice = _choice(TrainConfig, "schedule")
+    AugmentChoice = _choice(TrainConfig, "augment")
+    TtaChoice = _choice(TrainConfig, "tta")
+    FeaturesChoice = _choice(SVMConfig, "features")
+    MethodChoice = _choice(SVMConfig, "method")
+    KernelChoice = _choice(SVMConfig, "kernel")
+    RecipeChoice = _choice(StudyConfig, "recipe")
+    SvmMethodChoice = _choice(StudyConfig, "svm_method")
+
+
 ConfigFileArg = Annotated[
     Path | None,
     typer.Option(
@@ -398,7 +395,7 @@ def inspect(
         int | None,
         typer.Option(min=8, max=1024, help="Image side in pixels (default: the data's)."),
     ] = None,
-    color: Annotated[ColorOption, typer.Option(help="Decode as rgb or gray.")] = ColorOption.auto,
+    color: Annotated[ColorChoice, typer.Option(help="Decode as rgb or gray.")] = AUTO,
     split: Annotated[
         list[str] | None, typer.Option("--split", help="Only these splits (repeatable).")
     ] = None,
@@ -439,7 +436,7 @@ def inspect(
         duplicates=duplicates,
         near_threshold=near_threshold,
         image_size=size,
-        color=None if color is ColorOption.auto else color.value,
+        color=_none_if_auto(color),
         splits=split,
         strict=strict,
         cache=cache,
@@ -453,20 +450,6 @@ def inspect(
         _print_summary(summary, show_problems)
 
 
-class FeatureOption(StrEnum):
-    raw = "raw"
-    hog = "hog"
-    landmarks = "landmarks"
-    embedding = "embedding"
-    cnn = "cnn"
-
-
-class MethodOption(StrEnum):
-    exact = "exact"
-    pca = "pca"
-    fast = "fast"
-
-
 @app.command()
 def svm(
     ctx: typer.Context,
@@ -474,85 +457,53 @@ def svm(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Run folder to write.", rich_help_panel=OUTPUT_PANEL)
     ],
-    features: Annotated[
-        FeatureOption, typer.Option(help="Feature extractor.", rich_help_panel=FEATURES_PANEL)
-    ] = FeatureOption.hog,
-    network: Annotated[
-        str | None,
-        typer.Option(
-            help="For --features cnn: network run folder or shipped name.",
-            rich_help_panel=FEATURES_PANEL,
-        ),
-    ] = None,
-    method: Annotated[
-        MethodOption,
-        typer.Option(
-            help="pca (SVC on PCA-256, the recommended path), exact SVC (the notebook's) or fast "
-            "(PCA+Nystroem+linear).",
-            rich_help_panel=FEATURES_PANEL,
-        ),
-    ] = MethodOption.pca,
+    features: Annotated[FeaturesChoice, _setting(SVMConfig, "features", FEATURES_PANEL)] = _default(
+        SVMConfig, "features"
+    ),
+    network: Annotated[str | None, _setting(SVMConfig, "network", FEATURES_PANEL)] = _default(
+        SVMConfig, "network"
+    ),
+    method: Annotated[MethodChoice, _setting(SVMConfig, "method", FEATURES_PANEL)] = _default(
+        SVMConfig, "method"
+    ),
     pca_components: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="Principal components for --method pca (256) or fast (512).",
-            rich_help_panel=FEATURES_PANEL,
-        ),
-    ] = None,
-    kernel: Annotated[
-        KernelOption,
-        typer.Option(help="Kernel when not searching.", rich_help_panel=FEATURES_PANEL),
-    ] = KernelOption.rbf,
-    c: Annotated[
-        float, typer.Option("--C", help="C when not searching.", rich_help_panel=FEATURES_PANEL)
-    ] = 10.0,
-    gamma: Annotated[
-        str, typer.Option(help="gamma when not searching.", rich_help_panel=FEATURES_PANEL)
-    ] = "scale",
-    search: Annotated[
-        bool, typer.Option(help="Grid-search kernel, C, gamma first.", rich_help_panel=SEARCH_PANEL)
-    ] = False,
-    search_on: Annotated[
-        str,
-        typer.Option(
-            help="Split to search on (the notebook's: val), or 'train' for plain CV.",
-            rich_help_panel=SEARCH_PANEL,
-        ),
-    ] = "val",
-    search_size: Annotated[
-        int, typer.Option(min=10, help="Samples used by the search.", rich_help_panel=SEARCH_PANEL)
-    ] = 2000,
-    margin: Annotated[
-        int,
-        typer.Option(help="Undersample classes to largest - margin.", rich_help_panel=DATA_PANEL),
-    ] = 750,
-    size: Annotated[
-        int | None, typer.Option(min=8, max=1024, help="Image side.", rich_help_panel=DATA_PANEL)
-    ] = None,
-    color: Annotated[
-        ColorOption, typer.Option(help="Decode as rgb or gray.", rich_help_panel=DATA_PANEL)
-    ] = ColorOption.auto,
-    match_sharpness: MatchSharpness = SharpnessOption.auto,
-    dedupe: Annotated[
-        bool,
-        typer.Option(
-            help="Drop train images that duplicate (exactly or nearly) a val/test image.",
-            rich_help_panel=DATA_PANEL,
-        ),
-    ] = False,
-    group_by: Annotated[
-        str | None,
-        typer.Option(
-            help="Grid search: keep each subject in one CV fold, the subject being the first "
-            "capture group of this regex in each item's path. Default: detected in the file "
-            "names (CK+ S010_..., RaFD, subjectN, JAFFE, KDEF); 'none': plain stratified folds.",
-            rich_help_panel=SEARCH_PANEL,
-        ),
-    ] = None,
-    seed: Annotated[
-        int, typer.Option(help="Seed for sampling and solvers.", rich_help_panel=DATA_PANEL)
-    ] = 0,
+        int | None, _setting(SVMConfig, "pca_components", FEATURES_PANEL)
+    ] = _default(SVMConfig, "pca_components"),
+    kernel: Annotated[KernelChoice, _setting(SVMConfig, "kernel", FEATURES_PANEL)] = _default(
+        SVMConfig, "kernel"
+    ),
+    c: Annotated[float, _setting(SVMConfig, "C", FEATURES_PANEL)] = _default(SVMConfig, "C"),
+    gamma: Annotated[str, _setting(SVMConfig, "gamma", FEATURES_PANEL)] = _default(
+        SVMConfig, "gamma"
+    ),
+    search: Annotated[bool, _setting(SVMConfig, "search", SEARCH_PANEL)] = _default(
+        SVMConfig, "search"
+    ),
+    search_on: Annotated[str, _setting(SVMConfig, "search_on", SEARCH_PANEL)] = _default(
+        SVMConfig, "search_on"
+    ),
+    search_size: Annotated[int, _setting(SVMConfig, "search_size", SEARCH_PANEL)] = _default(
+        SVMConfig, "search_size"
+    ),
+    margin: Annotated[int, _setting(SVMConfig, "margin", DATA_PANEL)] = _default(
+        SVMConfig, "margin"
+    ),
+    size: Annotated[int | None, _setting(SVMConfig, "image_size", DATA_PANEL)] = _default(
+        SVMConfig, "image_size"
+    ),
+    color: Annotated[ColorChoice, _setting(SVMConfig, "color", DATA_PANEL)] = _default(
+        SVMConfig, "color"
+    ),
+    match_sharpness: Annotated[
+        SharpnessChoice, _setting(SVMConfig, "match_sharpness", DATA_PANEL)
+    ] = _default(SVMConfig, "match_sharpness"),
+    dedupe: Annotated[bool, _setting(SVMConfig, "dedupe", DATA_PANEL)] = _default(
+        SVMConfig, "dedupe"
+    ),
+    group_by: Annotated[str | None, _setting(SVMConfig, "group_by", SEARCH_PANEL)] = _default(
+        SVMConfig, "group_by"
+    ),
+    seed: Annotated[int, _setting(SVMConfig, "seed", DATA_PANEL)] = _default(SVMConfig, "seed"),
     config: ConfigFileArg = None,
     as_json: Annotated[
         bool,
@@ -560,14 +511,14 @@ def svm(
     ] = False,
 ) -> None:
     """Train the notebook's SVM baseline on raw, HOG, landmark, dlib-embedding or CNN features."""
-    from ferkit.training.svm import SVMConfig, train_svm
+    from ferkit.training.svm import train_svm
 
     values: dict[str, Any] = {
-        "features": features.value, "network": network, "method": method.value,
-        "pca_components": pca_components, "kernel": kernel.value, "C": c, "gamma": gamma,
+        "features": features, "network": network, "method": method,
+        "pca_components": pca_components, "kernel": kernel, "C": c, "gamma": gamma,
         "search": search, "search_on": search_on, "search_size": search_size, "margin": margin,
-        "image_size": size, "color": None if color is ColorOption.auto else color.value,
-        "match_sharpness": match_sharpness.value, "dedupe": dedupe, "group_by": group_by,
+        "image_size": size, "color": _none_if_auto(color),
+        "match_sharpness": match_sharpness, "dedupe": dedupe, "group_by": group_by,
         "seed": seed,
     }  # fmt: skip
     values = _with_file(ctx, config, values, SVMConfig, params={"image_size": "size", "C": "c"})
@@ -633,155 +584,106 @@ def train(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Run folder to write.", rich_help_panel=OUTPUT_PANEL)
     ],
-    model: Annotated[
-        str,
-        typer.Option(help="Registered network (see `ferkit models`).", rich_help_panel=MODEL_PANEL),
-    ] = "fernet",
-    arg: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--arg", help="Network argument key=value (repeatable).", rich_help_panel=MODEL_PANEL
-        ),
-    ] = None,
-    size: Annotated[
-        int | None, typer.Option(min=8, max=1024, help="Image side.", rich_help_panel=DATA_PANEL)
-    ] = None,
-    color: Annotated[
-        ColorOption, typer.Option(help="Decode as rgb or gray.", rich_help_panel=DATA_PANEL)
-    ] = ColorOption.auto,
-    classes: Annotated[
-        str | None,
-        typer.Option(
-            help="Comma-separated class subset, e.g. happiness,sadness.",
-            rich_help_panel=DATA_PANEL,
-        ),
-    ] = None,
-    balance: Annotated[
-        BalanceOption,
-        typer.Option(
-            help="undersample (the notebook's, largest - margin), weights or none.",
-            rich_help_panel=DATA_PANEL,
-        ),
-    ] = BalanceOption.undersample,
-    margin: Annotated[
-        int, typer.Option(help="Undersampling margin.", rich_help_panel=DATA_PANEL)
-    ] = 750,
-    train_split: Annotated[
-        str, typer.Option(help="Training split.", rich_help_panel=DATA_PANEL)
-    ] = "train",
-    val_split: Annotated[
-        str, typer.Option(help="Validation split.", rich_help_panel=DATA_PANEL)
-    ] = "val",
-    max_train: Annotated[
-        int | None,
-        typer.Option(help="Use a stratified train subset.", rich_help_panel=DATA_PANEL),
-    ] = None,
-    class_names: Annotated[
-        str | None, typer.Option(help=CLASS_NAMES_HELP, rich_help_panel=DATA_PANEL)
-    ] = None,
-    dedupe: Annotated[
-        bool,
-        typer.Option(
-            help="Drop train images that duplicate (exactly or nearly) a val/test image.",
-            rich_help_panel=DATA_PANEL,
-        ),
-    ] = False,
-    group_by: GroupByArg = None,
-    match_sharpness: MatchSharpness = SharpnessOption.auto,
-    init: Annotated[
-        Path | None,
-        typer.Option(help="Start from this run's weights.", rich_help_panel=MODEL_PANEL),
-    ] = None,
-    tta: Annotated[
-        TtaOption,
-        typer.Option(
-            help="Test-time augmentation saved with the model: none, or flip (average each "
-            "image with its mirror; twice the inference cost). Validation uses it too.",
-            rich_help_panel=MODEL_PANEL,
-        ),
-    ] = TtaOption.none,
-    epochs: Annotated[
-        int, typer.Option(min=1, help="Maximum epochs.", rich_help_panel=OPTIM_PANEL)
-    ] = 50,
-    batch_size: Annotated[
-        int, typer.Option(min=2, help="Global batch size.", rich_help_panel=OPTIM_PANEL)
-    ] = 64,
-    lr: Annotated[
-        float, typer.Option(help="Initial learning rate.", rich_help_panel=OPTIM_PANEL)
-    ] = 1e-3,
-    weight_decay: Annotated[
-        float, typer.Option(help="L2 / weight decay.", rich_help_panel=OPTIM_PANEL)
-    ] = 0.0,
+    model: Annotated[str, _setting(TrainConfig, "model", MODEL_PANEL)] = _default(
+        TrainConfig, "model"
+    ),
+    arg: Annotated[list[str] | None, _setting(TrainConfig, "model_kwargs", MODEL_PANEL)] = _default(
+        TrainConfig, "model_kwargs"
+    ),
+    size: Annotated[int | None, _setting(TrainConfig, "image_size", DATA_PANEL)] = _default(
+        TrainConfig, "image_size"
+    ),
+    color: Annotated[ColorChoice, _setting(TrainConfig, "color", DATA_PANEL)] = _default(
+        TrainConfig, "color"
+    ),
+    classes: Annotated[str | None, _setting(TrainConfig, "classes", DATA_PANEL)] = _default(
+        TrainConfig, "classes"
+    ),
+    balance: Annotated[BalanceChoice, _setting(TrainConfig, "balance", DATA_PANEL)] = _default(
+        TrainConfig, "balance"
+    ),
+    margin: Annotated[int, _setting(TrainConfig, "margin", DATA_PANEL)] = _default(
+        TrainConfig, "margin"
+    ),
+    train_split: Annotated[str, _setting(TrainConfig, "train_split", DATA_PANEL)] = _default(
+        TrainConfig, "train_split"
+    ),
+    val_split: Annotated[str, _setting(TrainConfig, "val_split", DATA_PANEL)] = _default(
+        TrainConfig, "val_split"
+    ),
+    max_train: Annotated[int | None, _setting(TrainConfig, "max_train", DATA_PANEL)] = _default(
+        TrainConfig, "max_train"
+    ),
+    class_names: Annotated[str | None, _setting(TrainConfig, "class_names", DATA_PANEL)] = _default(
+        TrainConfig, "class_names"
+    ),
+    dedupe: Annotated[bool, _setting(TrainConfig, "dedupe", DATA_PANEL)] = _default(
+        TrainConfig, "dedupe"
+    ),
+    group_by: Annotated[str | None, _setting(TrainConfig, "group_by", DATA_PANEL)] = _default(
+        TrainConfig, "group_by"
+    ),
+    match_sharpness: Annotated[
+        SharpnessChoice, _setting(TrainConfig, "match_sharpness", DATA_PANEL)
+    ] = _default(TrainConfig, "match_sharpness"),
+    init: Annotated[Path | None, _setting(TrainConfig, "init", MODEL_PANEL)] = _default(
+        TrainConfig, "init"
+    ),
+    tta: Annotated[TtaChoice, _setting(TrainConfig, "tta", MODEL_PANEL)] = _default(
+        TrainConfig, "tta"
+    ),
+    epochs: Annotated[int, _setting(TrainConfig, "epochs", OPTIM_PANEL)] = _default(
+        TrainConfig, "epochs"
+    ),
+    batch_size: Annotated[int, _setting(TrainConfig, "batch_size", OPTIM_PANEL)] = _default(
+        TrainConfig, "batch_size"
+    ),
+    lr: Annotated[float, _setting(TrainConfig, "lr", OPTIM_PANEL)] = _default(TrainConfig, "lr"),
+    weight_decay: Annotated[float, _setting(TrainConfig, "weight_decay", OPTIM_PANEL)] = _default(
+        TrainConfig, "weight_decay"
+    ),
     optimizer: Annotated[
-        OptimizerOption, typer.Option(help="Optimiser.", rich_help_panel=OPTIM_PANEL)
-    ] = OptimizerOption.adam,
-    schedule: Annotated[
-        ScheduleOption,
-        typer.Option(
-            help="plateau (ReduceLROnPlateau 0.1/3, the notebook's) or cosine.",
-            rich_help_panel=OPTIM_PANEL,
-        ),
-    ] = ScheduleOption.plateau,
+        OptimizerChoice, _setting(TrainConfig, "optimizer", OPTIM_PANEL)
+    ] = _default(TrainConfig, "optimizer"),
+    schedule: Annotated[ScheduleChoice, _setting(TrainConfig, "schedule", OPTIM_PANEL)] = _default(
+        TrainConfig, "schedule"
+    ),
     plateau_factor: Annotated[
-        float,
-        typer.Option(
-            help="Learning-rate factor of the plateau schedule.", rich_help_panel=OPTIM_PANEL
-        ),
-    ] = 0.1,
+        float, _setting(TrainConfig, "plateau_factor", OPTIM_PANEL)
+    ] = _default(TrainConfig, "plateau_factor"),
     plateau_patience: Annotated[
-        int,
-        typer.Option(
-            help="Epochs without progress before plateau cuts it.", rich_help_panel=OPTIM_PANEL
-        ),
-    ] = 3,
-    patience: Annotated[
-        int, typer.Option(help="Early-stopping patience (epochs).", rich_help_panel=OPTIM_PANEL)
-    ] = 8,
+        int, _setting(TrainConfig, "plateau_patience", OPTIM_PANEL)
+    ] = _default(TrainConfig, "plateau_patience"),
+    patience: Annotated[int, _setting(TrainConfig, "patience", OPTIM_PANEL)] = _default(
+        TrainConfig, "patience"
+    ),
     label_smoothing: Annotated[
-        float, typer.Option(help="Label smoothing.", rich_help_panel=OPTIM_PANEL)
-    ] = 0.0,
-    seed: Annotated[
-        int,
-        typer.Option(help="Seed for sampling, init and augmentation.", rich_help_panel=OPTIM_PANEL),
-    ] = 0,
-    augment: Annotated[
-        AugmentOption,
-        typer.Option(
-            help="Training-image augmentation (notebook: the notebook's flip, rotation, zoom and "
-            "shear; 'seed' is its deprecated old name).",
-            rich_help_panel=AUGMENT_PANEL,
-        ),
-    ] = AugmentOption.notebook,
-    mixup: Annotated[
-        float, typer.Option(help="Mixup alpha (0 = off).", rich_help_panel=AUGMENT_PANEL)
-    ] = 0.0,
-    device: Annotated[
-        str, typer.Option(help="auto, cpu, cuda or cuda:N.", rich_help_panel=HARDWARE_PANEL)
-    ] = "auto",
-    bf16: Annotated[
-        bool,
-        typer.Option(
-            "--bf16/--no-bf16",
-            help="bf16 autocast (CPU AMX / CUDA).",
-            rich_help_panel=HARDWARE_PANEL,
-        ),
-    ] = True,
+        float, _setting(TrainConfig, "label_smoothing", OPTIM_PANEL)
+    ] = _default(TrainConfig, "label_smoothing"),
+    seed: Annotated[int, _setting(TrainConfig, "seed", OPTIM_PANEL)] = _default(
+        TrainConfig, "seed"
+    ),
+    augment: Annotated[AugmentChoice, _setting(TrainConfig, "augment", AUGMENT_PANEL)] = _default(
+        TrainConfig, "augment"
+    ),
+    mixup: Annotated[float, _setting(TrainConfig, "mixup", AUGMENT_PANEL)] = _default(
+        TrainConfig, "mixup"
+    ),
+    device: Annotated[str, _setting(TrainConfig, "device", HARDWARE_PANEL)] = _default(
+        TrainConfig, "device"
+    ),
+    bf16: Annotated[bool, _setting(TrainConfig, "bf16", HARDWARE_PANEL)] = _default(
+        TrainConfig, "bf16"
+    ),
     channels_last: Annotated[
-        bool,
-        typer.Option(
-            help="channels-last memory format (faster convolutions).",
-            rich_help_panel=HARDWARE_PANEL,
-        ),
-    ] = True,
-    nproc: Annotated[
-        int,
-        typer.Option(
-            min=1, help="DistributedDataParallel processes.", rich_help_panel=HARDWARE_PANEL
-        ),
-    ] = 1,
-    threads: Annotated[
-        int | None, typer.Option(help="Torch threads per process.", rich_help_panel=HARDWARE_PANEL)
-    ] = None,
+        bool, _setting(TrainConfig, "channels_last", HARDWARE_PANEL)
+    ] = _default(TrainConfig, "channels_last"),
+    nproc: Annotated[int, _setting(TrainConfig, "nproc", HARDWARE_PANEL)] = _default(
+        TrainConfig, "nproc"
+    ),
+    threads: Annotated[int | None, _setting(TrainConfig, "threads", HARDWARE_PANEL)] = _default(
+        TrainConfig, "threads"
+    ),
     resume: Annotated[
         bool, typer.Option(help="Continue the run in --out.", rich_help_panel=OUTPUT_PANEL)
     ] = False,
@@ -793,22 +695,21 @@ def train(
 ) -> None:
     """Train a network on one or several datasets (checkpoint every epoch, early stopping,
     resumable with --resume)."""
-    from ferkit.training.deep import TrainConfig, train_network
+    from ferkit.training.deep import train_network
 
     values: dict[str, Any] = {
-        "model": model, "image_size": size,
-        "color": None if color is ColorOption.auto else color.value,
+        "model": model, "image_size": size, "color": _none_if_auto(color),
         "classes": [c.strip() for c in classes.split(",")] if classes else None,
-        "class_names": class_names, "balance": balance.value, "margin": margin,
+        "class_names": class_names, "balance": balance, "margin": margin,
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
-        "optimizer": optimizer.value, "schedule": schedule.value,
+        "optimizer": optimizer, "schedule": schedule,
         "plateau_factor": plateau_factor, "plateau_patience": plateau_patience,
-        "patience": patience, "augment": augment.value, "label_smoothing": label_smoothing,
+        "patience": patience, "augment": augment, "label_smoothing": label_smoothing,
         "mixup": mixup, "seed": seed, "device": device, "bf16": bf16,
         "channels_last": channels_last, "train_split": train_split, "val_split": val_split,
         "max_train": max_train, "group_by": group_by, "init": str(init) if init else None,
-        "threads": threads, "nproc": nproc, "match_sharpness": match_sharpness.value,
-        "tta": tta.value, "dedupe": dedupe,
+        "threads": threads, "nproc": nproc, "match_sharpness": match_sharpness,
+        "tta": tta, "dedupe": dedupe,
     }  # fmt: skip
     values["model_kwargs"] = _kwargs(arg)
     fields = {"image_size": "size", "model_kwargs": "arg"}
@@ -849,74 +750,66 @@ def tune(
         Path,
         typer.Option("--out", "-o", help="Study folder (resumable).", rich_help_panel=OUTPUT_PANEL),
     ],
-    model: Annotated[
-        str, typer.Option(help="Registered network.", rich_help_panel=MODEL_PANEL)
-    ] = "seedcnn",
-    trials: Annotated[
-        int, typer.Option(min=1, help="Total finished trials wanted.", rich_help_panel=SEARCH_PANEL)
-    ] = 20,
-    max_epochs: Annotated[
-        int, typer.Option(min=1, help="Hyperband's epoch budget.", rich_help_panel=SEARCH_PANEL)
-    ] = 10,
-    timeout: Annotated[
-        float | None,
-        typer.Option(help="Stop starting trials after s.", rich_help_panel=SEARCH_PANEL),
-    ] = None,
-    size: Annotated[
-        int | None, typer.Option(min=8, max=1024, help="Image side.", rich_help_panel=DATA_PANEL)
-    ] = None,
-    color: Annotated[
-        ColorOption, typer.Option(help="Decode as rgb or gray.", rich_help_panel=DATA_PANEL)
-    ] = ColorOption.auto,
-    classes: Annotated[
-        str | None, typer.Option(help="Comma-separated class subset.", rich_help_panel=DATA_PANEL)
-    ] = None,
-    balance: Annotated[
-        BalanceOption, typer.Option(help="Class balancing.", rich_help_panel=DATA_PANEL)
-    ] = BalanceOption.undersample,
-    max_train: Annotated[
-        int | None, typer.Option(help="Stratified train subset.", rich_help_panel=DATA_PANEL)
-    ] = None,
-    batch_size: Annotated[
-        int, typer.Option(min=2, help="Batch size.", rich_help_panel=OPTIM_PANEL)
-    ] = 64,
-    augment: Annotated[
-        AugmentOption,
-        typer.Option(
-            help="Training-image augmentation (notebook: the notebook's flip, rotation, zoom and "
-            "shear; 'seed' is its deprecated old name).",
-            rich_help_panel=AUGMENT_PANEL,
-        ),
-    ] = AugmentOption.notebook,
+    model: Annotated[str, _setting(TuneConfig, "model", MODEL_PANEL)] = _default(
+        TuneConfig, "model"
+    ),
+    trials: Annotated[int, _setting(TuneConfig, "trials", SEARCH_PANEL)] = _default(
+        TuneConfig, "trials"
+    ),
+    max_epochs: Annotated[int, _setting(TuneConfig, "max_epochs", SEARCH_PANEL)] = _default(
+        TuneConfig, "max_epochs"
+    ),
+    timeout: Annotated[float | None, _setting(TuneConfig, "timeout", SEARCH_PANEL)] = _default(
+        TuneConfig, "timeout"
+    ),
+    size: Annotated[int | None, _setting(TrainConfig, "image_size", DATA_PANEL)] = _default(
+        TrainConfig, "image_size"
+    ),
+    color: Annotated[ColorChoice, _setting(TrainConfig, "color", DATA_PANEL)] = _default(
+        TrainConfig, "color"
+    ),
+    classes: Annotated[str | None, _setting(TrainConfig, "classes", DATA_PANEL)] = _default(
+        TrainConfig, "classes"
+    ),
+    balance: Annotated[BalanceChoice, _setting(TrainConfig, "balance", DATA_PANEL)] = _default(
+        TrainConfig, "balance"
+    ),
+    max_train: Annotated[int | None, _setting(TrainConfig, "max_train", DATA_PANEL)] = _default(
+        TrainConfig, "max_train"
+    ),
+    batch_size: Annotated[int, _setting(TrainConfig, "batch_size", OPTIM_PANEL)] = _default(
+        TrainConfig, "batch_size"
+    ),
+    augment: Annotated[AugmentChoice, _setting(TrainConfig, "augment", AUGMENT_PANEL)] = _default(
+        TrainConfig, "augment"
+    ),
     epochs: Annotated[
         int,
-        typer.Option(help="Epochs of the final command in best.json.", rich_help_panel=OPTIM_PANEL),
-    ] = 50,
-    seed: Annotated[
-        int, typer.Option(help="Sampler and training seed.", rich_help_panel=OPTIM_PANEL)
-    ] = 0,
-    device: Annotated[
-        str, typer.Option(help="auto, cpu, cuda or cuda:N.", rich_help_panel=HARDWARE_PANEL)
-    ] = "auto",
-    threads: Annotated[
-        int | None, typer.Option(help="Torch threads.", rich_help_panel=HARDWARE_PANEL)
-    ] = None,
+        _setting(
+            TrainConfig, "epochs", OPTIM_PANEL, help="Epochs of the final command in best.json."
+        ),
+    ] = _default(TrainConfig, "epochs"),
+    seed: Annotated[int, _setting(TuneConfig, "seed", OPTIM_PANEL)] = _default(TuneConfig, "seed"),
+    device: Annotated[str, _setting(TrainConfig, "device", HARDWARE_PANEL)] = _default(
+        TrainConfig, "device"
+    ),
+    threads: Annotated[int | None, _setting(TrainConfig, "threads", HARDWARE_PANEL)] = _default(
+        TrainConfig, "threads"
+    ),
     config: ConfigFileArg = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print best.json.", rich_help_panel=OUTPUT_PANEL)
     ] = False,
 ) -> None:
     """Hyperband search (Optuna) over the notebook's space: dense units, dropout, lr, L2."""
-    from ferkit.training.config import TrainConfig
-    from ferkit.training.tune import TuneConfig  # optuna: the `tune` extra
-    from ferkit.training.tune import tune as run_tune
+    from ferkit.training.tune import tune as run_tune  # optuna: the `tune` extra
 
     own: dict[str, Any] = {"model": model, "trials": trials, "max_epochs": max_epochs,
                            "timeout": timeout, "seed": seed}  # fmt: skip
     values: dict[str, Any] = {
-        **own, "image_size": size, "color": None if color is ColorOption.auto else color.value,
+        **own, "image_size": size, "color": _none_if_auto(color),
         "classes": [c.strip() for c in classes.split(",")] if classes else None,
-        "balance": balance.value, "batch_size": batch_size, "augment": augment.value,
+        "balance": balance, "batch_size": batch_size, "augment": augment,
         "max_train": max_train, "epochs": epochs, "device": device, "threads": threads,
     }  # fmt: skip
     values = _with_file(ctx, config, values, TuneConfig, TrainConfig, params={"image_size": "size"})
@@ -1453,124 +1346,64 @@ def study(
         Path,
         typer.Option("--out", "-o", help="Study folder (resumable).", rich_help_panel=OUTPUT_PANEL),
     ],
-    quick: Annotated[
-        bool,
-        typer.Option(
-            help="~2,000 train / 800 val images, 3 epochs, small search.",
-            rich_help_panel=DATA_PANEL,
-        ),
-    ] = False,
-    max_train: Annotated[
-        int | None, typer.Option(min=10, help="Train images kept.", rich_help_panel=DATA_PANEL)
-    ] = None,
-    max_val: Annotated[
-        int | None,
-        typer.Option(min=10, help="Validation images kept.", rich_help_panel=DATA_PANEL),
-    ] = None,
-    dedupe: Annotated[
-        bool,
-        typer.Option(
-            help="Drop train images that duplicate (exactly or nearly) a val/test image.",
-            rich_help_panel=DATA_PANEL,
-        ),
-    ] = False,
-    image_size: Annotated[
-        int | None,
-        typer.Option(
-            min=16,
-            help="Image side for every model (default: the data's, at most 96).",
-            rich_help_panel=DATA_PANEL,
-        ),
-    ] = None,
-    seed: Annotated[
-        int,
-        typer.Option(help="Seed for sampling, searches and training.", rich_help_panel=DATA_PANEL),
-    ] = 0,
-    group_by: GroupByArg = None,
-    models: Annotated[
-        str, typer.Option(help="Networks, comma-separated.", rich_help_panel=MODEL_PANEL)
-    ] = "cnn10,convnet,fernet",
-    arg: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--arg",
-            help="Network argument model:key=value, e.g. fernet:width=0.5.",
-            rich_help_panel=MODEL_PANEL,
-        ),
-    ] = None,
-    happy_sad: Annotated[
-        bool,
-        typer.Option(help="Train the happy-vs-sad ConvNet.", rich_help_panel=MODEL_PANEL),
-    ] = True,
-    features: Annotated[
-        str,
-        typer.Option(
-            help="SVM features, comma-separated (raw, hog, landmarks, embedding).",
-            rich_help_panel=FEATURES_PANEL,
-        ),
-    ] = "raw,hog",
+    quick: Annotated[bool, _setting(StudyConfig, "quick", DATA_PANEL)] = _default(
+        StudyConfig, "quick"
+    ),
+    max_train: Annotated[int | None, _setting(StudyConfig, "max_train", DATA_PANEL)] = _default(
+        StudyConfig, "max_train"
+    ),
+    max_val: Annotated[int | None, _setting(StudyConfig, "max_val", DATA_PANEL)] = _default(
+        StudyConfig, "max_val"
+    ),
+    dedupe: Annotated[bool, _setting(StudyConfig, "dedupe", DATA_PANEL)] = _default(
+        StudyConfig, "dedupe"
+    ),
+    image_size: Annotated[int | None, _setting(StudyConfig, "image_size", DATA_PANEL)] = _default(
+        StudyConfig, "image_size"
+    ),
+    seed: Annotated[int, _setting(StudyConfig, "seed", DATA_PANEL)] = _default(StudyConfig, "seed"),
+    group_by: Annotated[str | None, _setting(StudyConfig, "group_by", DATA_PANEL)] = _default(
+        StudyConfig, "group_by"
+    ),
+    models: Annotated[str, _setting(StudyConfig, "models", MODEL_PANEL)] = _default(
+        StudyConfig, "models"
+    ),
+    arg: Annotated[list[str] | None, _setting(StudyConfig, "model_kwargs", MODEL_PANEL)] = _default(
+        StudyConfig, "model_kwargs"
+    ),
+    happy_sad: Annotated[bool, _setting(StudyConfig, "happy_sad", MODEL_PANEL)] = _default(
+        StudyConfig, "happy_sad"
+    ),
+    features: Annotated[str, _setting(StudyConfig, "features", FEATURES_PANEL)] = _default(
+        StudyConfig, "features"
+    ),
     search_size: Annotated[
-        int | None,
-        typer.Option(
-            min=10,
-            help="SVM grid-search samples (quick 400, full 2000).",
-            rich_help_panel=FEATURES_PANEL,
-        ),
-    ] = None,
+        int | None, _setting(StudyConfig, "search_size", FEATURES_PANEL)
+    ] = _default(StudyConfig, "search_size"),
     svm_method: Annotated[
-        MethodOption,
-        typer.Option(
-            help="SVM method (ferkit svm --method): pca, exact or fast.",
-            rich_help_panel=FEATURES_PANEL,
-        ),
-    ] = MethodOption.pca,
-    recipe: Annotated[
-        RecipeOption,
-        typer.Option(
-            help="How every network is trained: notebook (the notebook's; 'seed' is its "
-            "deprecated old name) or ferkit (ours).",
-            rich_help_panel=OPTIM_PANEL,
-        ),
-    ] = RecipeOption.notebook,
-    epochs: Annotated[
-        int | None,
-        typer.Option(min=1, help="Epochs (quick 3, full 50).", rich_help_panel=OPTIM_PANEL),
-    ] = None,
-    batch_size: Annotated[
-        int | None,
-        typer.Option(
-            min=2,
-            help="Network batch size (the recipe's: notebook 32).",
-            rich_help_panel=OPTIM_PANEL,
-        ),
-    ] = None,
-    patience: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="Early-stopping patience of the networks (the recipe's: notebook 8).",
-            rich_help_panel=OPTIM_PANEL,
-        ),
-    ] = None,
-    threads: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="Torch threads for training (default: the cores usable here).",
-            rich_help_panel=HARDWARE_PANEL,
-        ),
-    ] = None,
+        SvmMethodChoice, _setting(StudyConfig, "svm_method", FEATURES_PANEL)
+    ] = _default(StudyConfig, "svm_method"),
+    recipe: Annotated[RecipeChoice, _setting(StudyConfig, "recipe", OPTIM_PANEL)] = _default(
+        StudyConfig, "recipe"
+    ),
+    epochs: Annotated[int | None, _setting(StudyConfig, "epochs", OPTIM_PANEL)] = _default(
+        StudyConfig, "epochs"
+    ),
+    batch_size: Annotated[int | None, _setting(StudyConfig, "batch_size", OPTIM_PANEL)] = _default(
+        StudyConfig, "batch_size"
+    ),
+    patience: Annotated[int | None, _setting(StudyConfig, "patience", OPTIM_PANEL)] = _default(
+        StudyConfig, "patience"
+    ),
+    threads: Annotated[int | None, _setting(StudyConfig, "threads", HARDWARE_PANEL)] = _default(
+        StudyConfig, "threads"
+    ),
     explain_images: Annotated[
-        int, typer.Option(min=1, help="Images explained.", rich_help_panel=OUTPUT_PANEL)
-    ] = 4,
+        int, _setting(StudyConfig, "explain_images", OUTPUT_PANEL)
+    ] = _default(StudyConfig, "explain_images"),
     embed_samples: Annotated[
-        int | None,
-        typer.Option(
-            min=5,
-            help="Images in the inspection's PCA / t-SNE views (quick 500, full 1000).",
-            rich_help_panel=OUTPUT_PANEL,
-        ),
-    ] = None,
+        int | None, _setting(StudyConfig, "embed_samples", OUTPUT_PANEL)
+    ] = _default(StudyConfig, "embed_samples"),
     config: ConfigFileArg = None,
     as_json: Annotated[
         bool,
@@ -1584,14 +1417,14 @@ def study(
     stopped."""
     from ferkit.features import EXTRACTORS
     from ferkit.models.nets import list_models
-    from ferkit.study import StudyConfig, run_study
+    from ferkit.study import run_study
 
     values: dict[str, Any] = {
         "quick": quick, "models": _names(models), "features": _names(features),
         "seed": seed, "epochs": epochs, "max_train": max_train, "max_val": max_val,
         "search_size": search_size, "batch_size": batch_size, "patience": patience,
         "explain_images": explain_images, "embed_samples": embed_samples,
-        "svm_method": svm_method.value, "recipe": recipe.value, "happy_sad": happy_sad,
+        "svm_method": svm_method, "recipe": recipe, "happy_sad": happy_sad,
         "model_kwargs": _model_args(arg), "image_size": image_size, "threads": threads,
         "dedupe": dedupe, "group_by": group_by,
     }  # fmt: skip

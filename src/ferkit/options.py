@@ -10,9 +10,12 @@ what ``ferkit train``, ``svm``, ``study`` and ``tune`` can be told: each field's
 * :func:`load_settings` reads a ``--config FILE.yaml`` (keys: the field names, or the flags'
   spelling with dashes), refusing an unknown key with a close match and a wrong type with the
   type expected;
-* tests/test_options.py checks that each command's typer options are exactly the fields, with
-  the same defaults and choices (typer reads options from a function signature, so the CLI
-  keeps hand-written signatures, and that test is what keeps them and the config in step).
+* the CLI (typer reads options from a function signature, so each command keeps a signature
+  with its flags' names and panels) takes every option's help, default, limits and choices from
+  the field (``ferkit.cli._setting``), and tests/test_options.py checks that each command's
+  options are exactly the fields.
+
+A field's ``min`` / ``max`` bound both the option and the same key in a ``--config`` file.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ __all__ = [
     "Color",
     "Sharpness",
     "choices",
+    "field_of",
     "flag",
     "load_settings",
     "option",
@@ -43,7 +47,7 @@ __all__ = [
 Format = Callable[[Any], list[str]]
 
 # choices and help shared by several commands' configs
-Color = Literal["gray", "rgb"]  # None: the data's own
+Color = Literal["rgb", "gray"]  # None: the data's own
 Sharpness = Literal["auto", "on", "off"]  # ferkit.data.sharpness.MODES
 GROUP_BY_HELP = (
     "Data without a val split: hold out by subject, the first capture group of this "
@@ -66,6 +70,8 @@ def option(
     argv: Format | None = None,
     aliases: Iterable[str] = (),
     cli: bool = True,
+    min: float | None = None,
+    max: float | None = None,
 ) -> Any:
     """A config field with its CLI metadata.
 
@@ -73,11 +79,19 @@ def option(
     ``argv``: how :func:`to_argv` writes a value that is not a plain scalar, list or flag
     (``model_kwargs`` as ``--arg key=value``). ``aliases``: old values still accepted (they
     warn and are mapped by the config itself). ``cli=False``: set in Python or a file only,
-    never a flag (the study's data and out, which are an argument and ``--out``)."""
-    metadata = {"help": help, "flag": flag, "argv": argv, "aliases": tuple(aliases), "cli": cli}
+    never a flag (the study's data and out, which are an argument and ``--out``). ``min`` /
+    ``max``: the bounds of a number, for the option and the ``--config`` file alike (None is
+    always allowed where the field allows it)."""
+    metadata = {"help": help, "flag": flag, "argv": argv, "aliases": tuple(aliases), "cli": cli,
+                "min": min, "max": max}  # fmt: skip
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def field_of(cls: type, name: str) -> dataclasses.Field[Any]:
+    """Field ``name`` of config dataclass ``cls`` (a KeyError names a field that is not one)."""
+    return {f.name: f for f in dataclasses.fields(cls)}[name]
 
 
 def flag(f: dataclasses.Field[Any]) -> str:
@@ -194,8 +208,20 @@ def load_settings(path: str | Path, *classes: type) -> dict[str, Any]:
             hint = did_you_mean(str(key), names)
             raise FerkitError(f"{path}: unknown setting {key!r}{hint} (known: {', '.join(names)})")
         cls, f = known[name]
-        settings[f.name] = _coerce(path, str(key), value, cls, f)
+        settings[f.name] = _within(path, str(key), _coerce(path, str(key), value, cls, f), f)
     return settings
+
+
+def _within(path: Path, key: str, value: Any, f: dataclasses.Field[Any]) -> Any:
+    """``value`` when it is inside the field's ``min`` / ``max`` (the limits its option has)."""
+    low, high = f.metadata.get("min"), f.metadata.get("max")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if low is not None and value < low:
+        raise FerkitError(f"{path}: {key} must be at least {low}, not {value}")
+    if high is not None and value > high:
+        raise FerkitError(f"{path}: {key} must be at most {high}, not {value}")
+    return value
 
 
 def _coerce(path: Path, key: str, value: Any, cls: type, f: dataclasses.Field[Any]) -> Any:
@@ -243,7 +269,7 @@ def _convert(value: Any, hint: Any, f: dataclasses.Field[Any]) -> tuple[bool, An
 
 
 def _describe(hint: Any) -> str:
-    """A type as a person reads it: ``int or null``, ``one of 'gray', 'rgb'``."""
+    """A type as a person reads it: ``int or null``, ``one of 'rgb', 'gray'``."""
     names = []
     for member in _members(hint):
         if typing.get_origin(member) is Literal:

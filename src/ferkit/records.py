@@ -385,7 +385,7 @@ class TuneResult(Record):
     params: dict[str, Any] | None = None
     trials: dict[str, int] | None = None
     command: str | None = None
-    command_note: str | None = None
+    command_note: str | None = None  # only in best.json files of older versions
     table: list[dict[str, Any]] | None = None
 
 

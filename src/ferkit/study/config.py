@@ -16,7 +16,7 @@ from ferkit.options import GROUP_BY_HELP, option, to_argv
 from ferkit.training.recipes import NOTEBOOK, OLD_NAMES, current_name, recipe
 
 Recipe = Literal["notebook", "ferkit"]  # ferkit.training.recipes.RECIPES
-SvmMethod = Literal["pca", "exact", "fast"]  # ferkit.training.svm.Method
+SvmMethod = Literal["exact", "pca", "fast"]  # ferkit.training.svm.Method
 
 DEFAULT_MODELS = ("cnn10", "convnet", "fernet")
 DEFAULT_FEATURES = ("raw", "hog")
@@ -82,18 +82,22 @@ class StudyConfig:
         help="SVM features, comma-separated (raw, hog, landmarks, embedding).",
     )
     seed: int = option(0, help="Seed for sampling, searches and training.")
-    epochs: int | None = option(None, help="Epochs (quick 3, full 50).")
-    max_train: int | None = option(None, help="Train images kept.")
-    max_val: int | None = option(None, help="Validation images kept.")
-    search_size: int | None = option(None, help="SVM grid-search samples (quick 400, full 2000).")
-    # None: the recipe's (notebook 32: 64 gives 3 quick epochs too few steps to learn)
-    batch_size: int | None = option(None, help="Network batch size (the recipe's: notebook 32).")
-    image_size: int | None = option(  # None: the data's size, at most MAX_AUTO_SIZE
-        None, help="Image side for every model (default: the data's, at most 96)."
+    epochs: int | None = option(None, min=1, help="Epochs (quick 3, full 50).")
+    max_train: int | None = option(None, min=10, help="Train images kept.")
+    max_val: int | None = option(None, min=10, help="Validation images kept.")
+    search_size: int | None = option(
+        None, min=10, help="SVM grid-search samples (quick 400, full 2000)."
     )
-    explain_images: int = option(4, help="Images explained.")
+    # None: the recipe's (notebook 32: 64 gives 3 quick epochs too few steps to learn)
+    batch_size: int | None = option(
+        None, min=2, help="Network batch size (the recipe's: notebook 32)."
+    )
+    image_size: int | None = option(  # None: the data's size, at most MAX_AUTO_SIZE
+        None, min=16, help="Image side for every model (default: the data's, at most 96)."
+    )
+    explain_images: int = option(4, min=1, help="Images explained.")
     threads: int | None = option(
-        None, help="Torch threads for training (default: the cores usable here)."
+        None, min=1, help="Torch threads for training (default: the cores usable here)."
     )
     group_by: str | None = option(None, help=GROUP_BY_HELP)  # subject regex of a held-out val
     happy_sad: bool = option(True, help="Train the happy-vs-sad ConvNet.")
@@ -105,13 +109,13 @@ class StudyConfig:
         help="Network argument model:key=value, e.g. fernet:width=0.5.",
     )  # fmt: skip
     embed_samples: int | None = option(
-        None, help="Images in the inspection's PCA / t-SNE views (quick 500, full 1000)."
+        None, min=5, help="Images in the inspection's PCA / t-SNE views (quick 500, full 1000)."
     )
     svm_method: SvmMethod = option(
         "pca", help="SVM method (ferkit svm --method): pca, exact or fast."
     )
     patience: int | None = option(  # None: the recipe's (notebook 8)
-        None, help="Early-stopping patience of the networks (the recipe's: notebook 8)."
+        None, min=1, help="Early-stopping patience of the networks (the recipe's: notebook 8)."
     )
 
     def __post_init__(self) -> None:

@@ -1,22 +1,23 @@
-"""What decides a training run, and what it trains on: the types every training module shares.
+"""What decides a training run, an SVM fit and a tuning search, and what a run trains on: the
+types every training module shares.
 
 They live apart from :mod:`ferkit.training.deep` (which loads data and starts workers) so the
 loop, the DDP launcher, tuning and the CLI can import them without importing each other: the
 package's imports form a chain, ``config`` -> ``loop`` -> ``callbacks`` -> ``worker`` ->
 ``distributed`` -> ``deep`` -> ``tune``, with no cycle (the ``[tool.importlinter]`` contracts in
-pyproject.toml check it).
+pyproject.toml check it). The module imports neither torch, scikit-learn nor Optuna: the CLI
+reads its options' help, defaults, limits and choices from these dataclasses when it starts
+(``ferkit predict`` and ``ferkit --help`` too), so :class:`SVMConfig` and :class:`TuneConfig`
+live here rather than beside the code that needs those libraries.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast, get_args
-
-import torch
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from ferkit.data.balance import NOTEBOOK_MARGIN
-from ferkit.data.sharpness import MODES as SHARPNESS_MODES
 from ferkit.errors import FerkitError, OptionError, did_you_mean
 from ferkit.options import (
     GROUP_BY_HELP,
@@ -27,17 +28,20 @@ from ferkit.options import (
     option,
     to_argv,
 )
-from ferkit.training.checkpoint import CHECKPOINT, SIDECAR
 from ferkit.training.recipes import OLD_NAMES, current_name
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "BALANCING",
-    "CHECKPOINT",
     "CLASS_NAMES_HELP",
-    "SIDECAR",
+    "NOTEBOOK_MAX_EPOCHS",
     "TTA_MODES",
     "PreparedData",
+    "SVMConfig",
     "TrainConfig",
+    "TuneConfig",
     "resolve_device",
 ]
 
@@ -47,7 +51,7 @@ CLASS_NAMES_HELP = (
 )
 
 
-Balance = Literal["none", "undersample", "weights"]
+Balance = Literal["undersample", "weights", "none"]
 Optimizer = Literal["adam", "adamw", "sgd"]
 Schedule = Literal["plateau", "cosine"]
 Augment = Literal["none", "notebook", "strong"]  # ferkit.training.augment.AUGMENTATIONS
@@ -70,7 +74,7 @@ class TrainConfig:
         factory=dict, flag="--arg", argv=json_pairs("--arg"),
         help="Network argument key=value (repeatable).",
     )  # fmt: skip
-    image_size: int | None = option(None, flag="--size", help="Image side.")
+    image_size: int | None = option(None, flag="--size", min=8, max=1024, help="Image side.")
     color: Color | None = option(None, help="Decode as rgb or gray.")
     classes: list[str] | None = option(
         None, help="Comma-separated class subset, e.g. happiness,sadness."
@@ -80,8 +84,8 @@ class TrainConfig:
         "undersample", help="undersample (the notebook's, largest - margin), weights or none."
     )
     margin: int = option(NOTEBOOK_MARGIN, help="Undersampling margin.")
-    epochs: int = option(50, help="Maximum epochs.")
-    batch_size: int = option(64, help="Global batch size.")
+    epochs: int = option(50, min=1, help="Maximum epochs.")
+    batch_size: int = option(64, min=2, help="Global batch size.")
     lr: float = option(1e-3, help="Initial learning rate.")
     weight_decay: float = option(0.0, help="L2 / weight decay.")
     optimizer: Optimizer = option("adam", help="Optimiser.")
@@ -108,7 +112,7 @@ class TrainConfig:
     group_by: str | None = option(None, help=GROUP_BY_HELP)
     init: str | None = option(None, help="Start from this run's weights.")
     threads: int | None = option(None, help="Torch threads per process.")
-    nproc: int = option(1, help="DistributedDataParallel processes.")
+    nproc: int = option(1, min=1, help="DistributedDataParallel processes.")
     match_sharpness: Sharpness = option("auto", help=SHARPNESS_HELP)
     tta: Tta = option(
         "none",
@@ -153,13 +157,106 @@ class TrainConfig:
             (self.mixup >= 0.0, "mixup must be >= 0"),
             (self.tta in TTA_MODES, f"tta must be one of {', '.join(TTA_MODES)}"),
             (
-                self.match_sharpness in SHARPNESS_MODES,
-                f"match_sharpness must be one of {', '.join(SHARPNESS_MODES)}",
+                self.match_sharpness in get_args(Sharpness),
+                f"match_sharpness must be one of {', '.join(get_args(Sharpness))}",
             ),
         ]
         for ok, message in checks:
             if not ok:
                 raise FerkitError(message)
+
+
+Features = Literal["raw", "hog", "landmarks", "embedding", "cnn"]  # ferkit.features.EXTRACTORS
+Method = Literal["exact", "pca", "fast"]  # ferkit.models.svm.SVMClassifier
+Kernel = Literal["linear", "rbf"]
+
+
+@dataclass
+class SVMConfig:
+    """The settings of ``ferkit svm``: the one declaration of its options (:mod:`ferkit.options`),
+    as :func:`train_svm` takes them through :meth:`train_kwargs`."""
+
+    features: Features = option("hog", help="Feature extractor.")
+    network: str | None = option(
+        None, help="For --features cnn: network run folder or shipped name."
+    )
+    method: Method = option(
+        "pca",
+        help="pca (SVC on PCA-256, the recommended path), exact SVC (the notebook's) or fast "
+        "(PCA+Nystroem+linear).",
+    )
+    pca_components: int | None = option(
+        None, min=1, help="Principal components for --method pca (256) or fast (512)."
+    )
+    kernel: Kernel = option("rbf", help="Kernel when not searching.")
+    C: float = option(10.0, help="C when not searching.")
+    gamma: str = option("scale", help="gamma when not searching.")
+    search: bool = option(False, help="Grid-search kernel, C, gamma first.")
+    search_on: str = option(
+        "val", help="Split to search on (the notebook's: val), or 'train' for plain CV."
+    )
+    search_size: int = option(2000, min=10, help="Samples used by the search.")
+    margin: int = option(NOTEBOOK_MARGIN, help="Undersample classes to largest - margin.")
+    image_size: int | None = option(None, flag="--size", min=8, max=1024, help="Image side.")
+    color: Color | None = option(None, help="Decode as rgb or gray.")
+    match_sharpness: Sharpness = option("auto", help=SHARPNESS_HELP)
+    dedupe: bool = option(
+        False, help="Drop train images that duplicate (exactly or nearly) a val/test image."
+    )
+    group_by: str | None = option(
+        None,
+        help="Grid search: keep each subject in one CV fold, the subject being the first "
+        "capture group of this regex in each item's path. Default: detected in the file "
+        "names (CK+ S010_..., RaFD, subjectN, JAFFE, KDEF); 'none': plain stratified folds.",
+    )
+    seed: int = option(0, help="Seed for sampling and solvers.")
+
+    def train_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`train_svm` these settings stand for (the fixed
+        kernel, C and gamma only without a search, as the search chooses them)."""
+        params = None if self.search else {
+            "kernel": self.kernel, "C": self.C, "gamma": _number(self.gamma)
+        }  # fmt: skip
+        return {
+            "features": self.features, "method": self.method, "search": self.search,
+            "search_on": self.search_on, "search_size": self.search_size, "params": params,
+            "margin": self.margin, "seed": self.seed, "image_size": self.image_size,
+            "color": self.color, "pca_components": self.pca_components,
+            "feature_params": {"run": self.network} if self.network else None,
+            "match_sharpness": self.match_sharpness, "dedupe": self.dedupe,
+            "group_by": self.group_by,
+        }  # fmt: skip
+
+    def to_argv(self, *, always: Iterable[str] = ()) -> list[str]:
+        """The ``ferkit svm`` options that build this config (DATA and ``--out`` apart)."""
+        return to_argv(self, always=always)
+
+
+def _number(text: str) -> float | str:
+    """gamma as sklearn takes it: a number, or a name (``scale``, ``auto``)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+NOTEBOOK_MAX_EPOCHS = 10  # the notebook's ``kt.Hyperband(..., max_epochs=10)``
+
+
+@dataclass
+class TuneConfig:
+    """The settings of ``ferkit tune`` besides the base :class:`TrainConfig` (whose fields its
+    ``--config`` file takes too): the one declaration of its own options (:mod:`ferkit.options`)."""
+
+    model: str = option("seedcnn", help="Registered network.")
+    trials: int = option(20, min=1, help="Total finished trials wanted.")
+    max_epochs: int = option(NOTEBOOK_MAX_EPOCHS, min=1, help="Hyperband's epoch budget.")
+    timeout: float | None = option(None, help="Stop starting trials after s.")
+    seed: int = option(0, help="Sampler and training seed.")
+
+    def to_argv(self) -> list[str]:
+        """The ``ferkit tune`` options of these settings (off their default)."""
+        return to_argv(self)
 
 
 @dataclass
@@ -185,6 +282,8 @@ class PreparedData:
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA when present, else CPU; asking for CUDA without one is an error."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():

@@ -12,10 +12,9 @@ from __future__ import annotations
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
@@ -30,81 +29,10 @@ from ferkit.errors import DatasetError, FerkitError, SplitNotFoundError
 from ferkit.models.card import ModelCard
 from ferkit.models.store import save_sklearn_run
 from ferkit.models.svm import NOTEBOOK_GRID, SVMClassifier
-from ferkit.options import SHARPNESS_HELP, Color, Sharpness, option, to_argv
 from ferkit.records import SVMSummary
+from ferkit.training.config import Features, Kernel, Method, SVMConfig
 
-Features = Literal["raw", "hog", "landmarks", "embedding", "cnn"]  # ferkit.features.EXTRACTORS
-Method = Literal["pca", "exact", "fast"]  # ferkit.models.svm.SVMClassifier
-Kernel = Literal["linear", "rbf"]
-
-
-@dataclass
-class SVMConfig:
-    """The settings of ``ferkit svm``: the one declaration of its options (:mod:`ferkit.options`),
-    as :func:`train_svm` takes them through :meth:`train_kwargs`."""
-
-    features: Features = option("hog", help="Feature extractor.")
-    network: str | None = option(
-        None, help="For --features cnn: network run folder or shipped name."
-    )
-    method: Method = option(
-        "pca",
-        help="pca (SVC on PCA-256, the recommended path), exact SVC (the notebook's) or fast "
-        "(PCA+Nystroem+linear).",
-    )
-    pca_components: int | None = option(
-        None, help="Principal components for --method pca (256) or fast (512)."
-    )
-    kernel: Kernel = option("rbf", help="Kernel when not searching.")
-    C: float = option(10.0, help="C when not searching.")
-    gamma: str = option("scale", help="gamma when not searching.")
-    search: bool = option(False, help="Grid-search kernel, C, gamma first.")
-    search_on: str = option(
-        "val", help="Split to search on (the notebook's: val), or 'train' for plain CV."
-    )
-    search_size: int = option(2000, help="Samples used by the search.")
-    margin: int = option(NOTEBOOK_MARGIN, help="Undersample classes to largest - margin.")
-    image_size: int | None = option(None, flag="--size", help="Image side.")
-    color: Color | None = option(None, help="Decode as rgb or gray.")
-    match_sharpness: Sharpness = option("auto", help=SHARPNESS_HELP)
-    dedupe: bool = option(
-        False, help="Drop train images that duplicate (exactly or nearly) a val/test image."
-    )
-    group_by: str | None = option(
-        None,
-        help="Grid search: keep each subject in one CV fold, the subject being the first "
-        "capture group of this regex in each item's path. Default: detected in the file "
-        "names (CK+ S010_..., RaFD, subjectN, JAFFE, KDEF); 'none': plain stratified folds.",
-    )
-    seed: int = option(0, help="Seed for sampling and solvers.")
-
-    def train_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of :func:`train_svm` these settings stand for (the fixed
-        kernel, C and gamma only without a search, as the search chooses them)."""
-        params = None if self.search else {
-            "kernel": self.kernel, "C": self.C, "gamma": _number(self.gamma)
-        }  # fmt: skip
-        return {
-            "features": self.features, "method": self.method, "search": self.search,
-            "search_on": self.search_on, "search_size": self.search_size, "params": params,
-            "margin": self.margin, "seed": self.seed, "image_size": self.image_size,
-            "color": self.color, "pca_components": self.pca_components,
-            "feature_params": {"run": self.network} if self.network else None,
-            "match_sharpness": self.match_sharpness, "dedupe": self.dedupe,
-            "group_by": self.group_by,
-        }  # fmt: skip
-
-    def to_argv(self, *, always: Iterable[str] = ()) -> list[str]:
-        """The ``ferkit svm`` options that build this config (DATA and ``--out`` apart)."""
-        return to_argv(self, always=always)
-
-
-def _number(text: str) -> float | str:
-    """gamma as sklearn takes it: a number, or a name (``scale``, ``auto``)."""
-    try:
-        return float(text)
-    except ValueError:
-        return text
+__all__ = ["Features", "Kernel", "Method", "SVMConfig", "search_svm", "train_svm"]
 
 
 def search_svm(

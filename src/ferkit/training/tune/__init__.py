@@ -11,15 +11,14 @@ mirrors the notebook's and how it survives a kill.
 # modules are already loaded (the CLI turns that into the ``pip install 'ferkit[tune]'`` line).
 import optuna  # noqa: F401
 
+from ferkit.training.config import NOTEBOOK_MAX_EPOCHS, TuneConfig
 from ferkit.training.tune.reports import train_command, write_reports
 from ferkit.training.tune.runner import (
     LOCK_FILE,
     NOTEBOOK_FACTOR,
-    NOTEBOOK_MAX_EPOCHS,
     NOTEBOOK_PATIENCE,
     STUDY_FILE,
     STUDY_NAME,
-    TuneConfig,
     _setup,
     _with_new_defaults,
     tune,

@@ -103,7 +103,6 @@ def _best(
     params = trial_params(trial, setup["space"])
     cfg = trial_config(base, params, base.epochs)
     final_out = out / "best"
-    command, missing = train_command(data, final_out, cfg)
     info.update(
         value=trial.value,
         trial=trial.number,
@@ -112,18 +111,15 @@ def _best(
         epochs_run=_int(trial.user_attrs.get("epochs_run")),
         run=str(out / "trials" / str(trial.number)),
         config=asdict(cfg),
-        command=command,
+        command=train_command(data, final_out, cfg),
     )
-    if missing:
-        info["command_note"] = f"ferkit train has no flag for {missing}; set them in Python"
     return info
 
 
-def train_command(data: str | Path, out: str | Path, cfg: TrainConfig) -> tuple[str, list[str]]:
-    """The ``ferkit train`` command line that trains ``cfg``, and the non-default fields that
-    have no flag (always empty now that every field has one; kept for callers)."""
+def train_command(data: str | Path, out: str | Path, cfg: TrainConfig) -> str:
+    """The ``ferkit train`` command line that trains ``cfg`` (every field has a flag)."""
     args = ["ferkit", "train", str(data), "--out", str(out), *cfg.to_argv(always=ALWAYS)]
-    return " ".join(shlex.quote(a) for a in args), []
+    return " ".join(shlex.quote(a) for a in args)
 
 
 def _fmt(value: Any) -> str:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +32,8 @@ import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from ferkit.errors import FerkitError
-from ferkit.options import option, to_argv
 from ferkit.records import TuneResult
-from ferkit.training.config import TrainConfig
+from ferkit.training.config import NOTEBOOK_MAX_EPOCHS, TrainConfig
 from ferkit.training.deep import prepare_data, train_network
 from ferkit.training.recipes import current_name
 from ferkit.training.tune.reports import write_reports
@@ -44,27 +43,10 @@ STUDY_FILE = "study.db"
 STUDY_NAME = "ferkit-tune"
 LOCK_FILE = ".tune.lock"
 NOTEBOOK_FACTOR = 3  # keras-tuner Hyperband's default ``factor``, which the notebook left unchanged
-NOTEBOOK_MAX_EPOCHS = 10  # the notebook's ``kt.Hyperband(..., max_epochs=10)``
 NOTEBOOK_PATIENCE = (
     3  # the notebook's EarlyStopping(monitor='val_accuracy', patience=3) during search
 )
 _FREE = {"epochs", "threads", "device"}  # may change between a tune and its resumption
-
-
-@dataclass
-class TuneConfig:
-    """The settings of ``ferkit tune`` besides the base :class:`TrainConfig` (whose fields its
-    ``--config`` file takes too): the one declaration of its own options (:mod:`ferkit.options`)."""
-
-    model: str = option("seedcnn", help="Registered network.")
-    trials: int = option(20, help="Total finished trials wanted.")
-    max_epochs: int = option(NOTEBOOK_MAX_EPOCHS, help="Hyperband's epoch budget.")
-    timeout: float | None = option(None, help="Stop starting trials after s.")
-    seed: int = option(0, help="Sampler and training seed.")
-
-    def to_argv(self) -> list[str]:
-        """The ``ferkit tune`` options of these settings (off their default)."""
-        return to_argv(self)
 
 
 def tune(
