@@ -67,6 +67,17 @@ def test_help_and_models_import_no_heavy_package() -> None:
     assert "fernet" in text and "fer2013" in text
 
 
+def test_cli_start_up_imports_no_numpy() -> None:
+    """The option tables (the config dataclasses) load with the CLI: they must stay light, as
+    numpy alone doubled ``ferkit --help``'s start-up when they pulled in ferkit.data."""
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    code = "import sys, ferkit.cli; print(sorted(m for m in ('numpy', 'PIL') if m in sys.modules))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.stdout.strip() == "[]", done.stderr
+
+
 def test_network_predict_imports_neither_skops_nor_sklearn_nor_dynamo(
     tmp_path: Path, head: np.ndarray
 ) -> None:

@@ -49,6 +49,9 @@ Format = Callable[[Any], list[str]]
 # choices and help shared by several commands' configs
 Color = Literal["rgb", "gray"]  # None: the data's own
 Sharpness = Literal["auto", "on", "off"]  # ferkit.data.sharpness.MODES
+# The notebook's "undersample the majority classes by 750 images": the default of every
+# --margin, here rather than in ferkit.data.balance so the CLI's option table loads no numpy.
+NOTEBOOK_MARGIN = 750
 GROUP_BY_HELP = (
     "Data without a val split: hold out by subject, the first capture group of this "
     "regex in each item's path (e.g. 'S(\\d+)_'). Default: detected in the file names "

@@ -11,8 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ferkit.errors import FerkitError, OptionError
-
-NOTEBOOK_MARGIN = 750  # the notebook's "undersample the majority classes by 750 images"
+from ferkit.options import NOTEBOOK_MARGIN
 
 
 def _as_labels(labels: Sequence[int] | np.ndarray) -> np.ndarray:

@@ -1,8 +1,29 @@
 """``ferkit study``: the notebook's study (data, SVMs, CNNs, happy vs sad, evaluation, comparison,
 explanations) as one resumable command with an HTML report."""
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ferkit.study.config import StudyConfig
-from ferkit.study.pipeline import Study, run_study
-from ferkit.study.report import write_report
+
+if TYPE_CHECKING:
+    from ferkit.study.pipeline import Study, run_study
+    from ferkit.study.report import write_report
+
+# Imported on first use (PEP 562): the CLI reads StudyConfig's options at start-up, and the
+# pipeline behind it imports numpy and every stage's package.
+_LAZY = {"Study": "ferkit.study.pipeline", "run_study": "ferkit.study.pipeline",
+         "write_report": "ferkit.study.report"}  # fmt: skip
 
 __all__ = ["Study", "StudyConfig", "run_study", "write_report"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a lazy export on first access, then keep it as a plain module attribute."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'ferkit.study' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value

@@ -17,10 +17,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
-from ferkit.data.balance import NOTEBOOK_MARGIN
 from ferkit.errors import FerkitError, OptionError, did_you_mean
 from ferkit.options import (
     GROUP_BY_HELP,
+    NOTEBOOK_MARGIN,
     SHARPNESS_HELP,
     Color,
     Sharpness,
