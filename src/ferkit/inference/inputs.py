@@ -167,16 +167,18 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
 def read_image_scaled(
     path: str | os.PathLike[str],
     min_pixels: int | None = None,
-    max_pixels: int = images.DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = None,
 ) -> ReadImage:
     """:func:`read_image` plus the original's size and the scale it was decoded at.
 
     ``min_pixels``: a JPEG larger than needed decodes at 1/2, 1/4 or 1/8 scale, keeping at
     least that many pixels (``draft``; a 24 MP photo decodes at 6 MP in a quarter of the time
-    when faces are searched on 4 MP anyway). ``max_pixels`` is the decode limit (``ferkit
-    serve`` sets its own, lower one): a JPEG over it is always reduced, and not a draft, since
-    it cannot be decoded in full.
+    when faces are searched on 4 MP anyway). ``max_pixels`` is the decode limit (None: the
+    data layer's; ``ferkit serve`` sets its own, lower one): a JPEG over it is always reduced,
+    and not a draft, since it cannot be decoded in full.
     """
+    if max_pixels is None:
+        max_pixels = images.DEFAULT_MAX_PIXELS
     try:
         pixels = decode_image(path, color="rgb", max_pixels=max_pixels, min_pixels=min_pixels)
     except ImageProblem as exc:

@@ -23,7 +23,6 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ferkit.data.images import DEFAULT_MAX_PIXELS
 from ferkit.data.problems import Problem
 from ferkit.errors import FerkitError
 from ferkit.faces import FRAMINGS, THRESHOLDS, Box, FaceDetector, create_detector, find_faces
@@ -202,8 +201,8 @@ class Predictor:
         if max_detect_pixels is not None:
             max_detect_pixels = _positive_int("max_detect_pixels", max_detect_pixels)
         self.max_detect_pixels = max_detect_pixels
-        # files are decoded up to the data layer's limit; ``ferkit serve`` lowers it to its own
-        self.max_pixels = DEFAULT_MAX_PIXELS
+        # files are decoded up to the data layer's limit (None); ``ferkit serve`` sets its own
+        self.max_pixels: int | None = None
         unknown = sorted(set(quality or {}) - set(THRESHOLDS))
         if unknown:
             known = ", ".join(THRESHOLDS)
