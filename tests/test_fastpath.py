@@ -120,9 +120,9 @@ def spy_reads(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     calls: list[Any] = []
     real = predictor_module.read_image_scaled
 
-    def spy(path: Any, min_pixels: int | None = None) -> Any:
+    def spy(path: Any, min_pixels: int | None = None, **kwargs: Any) -> Any:
         calls.append(min_pixels)
-        return real(path, min_pixels=min_pixels)
+        return real(path, min_pixels=min_pixels, **kwargs)
 
     monkeypatch.setattr(predictor_module, "read_image_scaled", spy)
     return calls

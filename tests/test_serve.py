@@ -325,13 +325,13 @@ def test_slow_inference_times_out_with_504_and_busy_with_503(
     shipped: Predictor, head: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slow = Predictor(shipped.run)
-    original = slow.predict_image
+    original = slow.predict_file  # what the server calls on an upload
 
-    def sleepy(image: Any) -> Any:
+    def sleepy(path: Any) -> Any:
         time.sleep(1.5)
-        return original(image)
+        return original(path)
 
-    monkeypatch.setattr(slow, "predict_image", sleepy)
+    monkeypatch.setattr(slow, "predict_file", sleepy)
     app = create_app(slow, timeout_s=0.5, workers=1)
     png = encode(head)
 

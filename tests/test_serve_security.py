@@ -435,10 +435,10 @@ def test_an_unexpected_failure_is_a_json_500(
 ) -> None:
     broken = Predictor(shipped.run)
 
-    def explode(image: Any) -> Any:
+    def explode(path: Any) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(broken, "predict_image", explode)
+    monkeypatch.setattr(broken, "predict_file", explode)  # what the server calls on an upload
     with TestClient(create_app(broken), raise_server_exceptions=False) as failing:
         response = post(failing, encode(head))
     assert response.status_code == 500

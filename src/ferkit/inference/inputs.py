@@ -164,17 +164,23 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     return read_image_scaled(path).pixels
 
 
-def read_image_scaled(path: str | os.PathLike[str], min_pixels: int | None = None) -> ReadImage:
+def read_image_scaled(
+    path: str | os.PathLike[str],
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+) -> ReadImage:
     """:func:`read_image` plus the original's size and the scale it was decoded at.
 
     ``min_pixels``: a JPEG larger than needed decodes at 1/2, 1/4 or 1/8 scale, keeping at
     least that many pixels (``draft``; a 24 MP photo decodes at 6 MP in a quarter of the time
-    when faces are searched on 4 MP anyway).
+    when faces are searched on 4 MP anyway). ``max_pixels`` is the decode limit (None: the
+    data layer's; ``ferkit serve`` sets its own, lower one): a JPEG over it is always reduced,
+    and not a draft, since it cannot be decoded in full.
     """
+    if max_pixels is None:
+        max_pixels = images.DEFAULT_MAX_PIXELS
     try:
-        pixels = decode_image(
-            path, color="rgb", max_pixels=images.DEFAULT_MAX_PIXELS, min_pixels=min_pixels
-        )
+        pixels = decode_image(path, color="rgb", max_pixels=max_pixels, min_pixels=min_pixels)
     except ImageProblem as exc:
         raise UnreadableInputError(Problem(exc.kind, str(path), exc.reason)) from None
     height, width = pixels.shape[:2]
@@ -183,7 +189,7 @@ def read_image_scaled(path: str | os.PathLike[str], min_pixels: int | None = Non
         return ReadImage(pixels, width, height)
     big, small = max(header[:2]), min(header[:2])  # EXIF rotation may have swapped the sides
     full = (big, small) if width >= height else (small, big)
-    draft = min_pixels is not None and big * small <= images.DEFAULT_MAX_PIXELS
+    draft = min_pixels is not None and big * small <= max_pixels
     return ReadImage(pixels, full[0], full[1], full[0] / width, draft)
 
 

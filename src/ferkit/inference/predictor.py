@@ -201,6 +201,8 @@ class Predictor:
         if max_detect_pixels is not None:
             max_detect_pixels = _positive_int("max_detect_pixels", max_detect_pixels)
         self.max_detect_pixels = max_detect_pixels
+        # files are decoded up to the data layer's limit (None); ``ferkit serve`` sets its own
+        self.max_pixels: int | None = None
         unknown = sorted(set(quality or {}) - set(THRESHOLDS))
         if unknown:
             known = ", ".join(THRESHOLDS)
@@ -258,13 +260,21 @@ class Predictor:
         """The faces of one photo: a uint8 array ((H, W) gray, (H, W, 1) or (H, W, 3) RGB) or
         an image file. An unreadable file raises :class:`UnreadableInputError` with the reason.
         """
-        path = None
-        if isinstance(image, np.ndarray):
-            pixels, source = check_image(image), "<array>"
-            read = ReadImage(pixels, pixels.shape[1], pixels.shape[0])
-        else:
-            path, source = Path(image), str(image)
-            read = self._read(path)
+        if not isinstance(image, np.ndarray):
+            return self.predict_file(image)[0]
+        pixels = check_image(image)
+        return self._predict_one(ReadImage(pixels, pixels.shape[1], pixels.shape[0]), None)
+
+    def predict_file(self, path: str | os.PathLike[str]) -> tuple[ImageResult, ReadImage]:
+        """The faces of one image file, in the original's pixels, and the image as it was
+        decoded to search them (a large JPEG at 1/2, 1/4 or 1/8 scale: ``ferkit serve``
+        reports what it scanned). The file is decoded in full only when a face is too small
+        in that draft to be cut from it. Unreadable: :class:`UnreadableInputError`."""
+        read = self._read(Path(path))
+        return self._predict_one(read, Path(path)), read
+
+    def _predict_one(self, read: ReadImage, path: Path | None) -> ImageResult:
+        source = "<array>" if path is None else str(path)
         result = ImageResult(source, read.pixels.shape[1], read.pixels.shape[0])
         done = next(self._stream([(read, result, None, path)]))
         return _to_original(done.result, done.read)
@@ -273,7 +283,7 @@ class Predictor:
         """``path`` decoded for this predictor: a large JPEG at the reduced scale detection
         needs (at least ``max_detect_pixels``), when faces are to be found in it."""
         wanted = self.max_detect_pixels if self.detect else None
-        return read_image_scaled(path, min_pixels=wanted)
+        return read_image_scaled(path, min_pixels=wanted, max_pixels=self.max_pixels)
 
     def _find(self, image: np.ndarray, detector: FaceDetector, max_pixels: int | None) -> list[Any]:
         run = self.run
@@ -309,7 +319,7 @@ class Predictor:
             return _Pending(result, image, tag, [crop], [0], read)
         found = self._find(image, self._detector, self.max_detect_pixels)
         if read.draft and path is not None and self._needs_full(found):
-            full = read_image_scaled(path)
+            full = read_image_scaled(path, max_pixels=self.max_pixels)
             height, width = full.pixels.shape[:2]
             sy, sx = height / image.shape[0], width / image.shape[1]
             boxes = [scaled_box(f.box, sx, sy, width, height) for f in found]

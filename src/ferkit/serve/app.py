@@ -2,14 +2,15 @@
 
 One predictor is loaded when the app is created and shared by every request (its face
 detectors are per thread). Uploads are read under a byte limit, decoded by the data layer's
-:func:`ferkit.data.images.decode_image` (the same pixel limit, EXIF rotation and 16-bit, CMYK,
-alpha handling as ``ferkit predict``) and run on a bounded pool of worker threads with a
-per-request timeout. Faces are looked for on a copy of at most ``max_detect_pixels`` and at
-most ``max_faces`` are analysed (:mod:`ferkit.serve.imaging`). Every failure, the framework's
-own and unexpected ones included, is ``{"error": "..."}`` with a status that says whose fault it
-is (docs/serve.md lists them). With a ``token`` every path but the page needs it
-(:mod:`ferkit.serve.auth`). There is no Swagger page (it loads its script from a CDN): the
-OpenAPI document is ``/api/openapi.json``.
+:func:`ferkit.data.images.decode_image` (EXIF rotation and 16-bit, CMYK, alpha handling as
+``ferkit predict``, under the server's own pixel limit) and run on a bounded pool of worker
+threads with a per-request timeout. Faces are looked for on a copy of at most
+``max_detect_pixels`` (a large JPEG decoded at reduced scale for it, as ``ferkit predict``
+does) and at most ``max_faces`` are analysed (:mod:`ferkit.serve.imaging`). Every failure,
+the framework's own and unexpected ones included, is ``{"error": "..."}`` with a status that
+says whose fault it is (docs/serve.md lists them). With a ``token`` every path but the page
+needs it (:mod:`ferkit.serve.auth`). There is no Swagger page (it loads its script from a
+CDN): the OpenAPI document is ``/api/openapi.json``.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ferkit.data.images import ImageProblem, decode_image
 from ferkit.errors import FerkitError, OptionError
 from ferkit.faces.scale import scaled_box
 from ferkit.inference import Predictor
+from ferkit.inference.inputs import UnreadableInputError
 from ferkit.inference.results import FaceResult
 from ferkit.models.store import Run
 from ferkit.serve.auth import BearerAuth, check_token
@@ -120,8 +121,8 @@ def _quality(face: dict[str, Any]) -> dict[str, Any]:
 
 
 def _in_upload_pixels(face: FaceResult, sx: float, sy: float, size: tuple[int, int]) -> FaceResult:
-    """``face`` with its box (and landmarks) in the upload's pixels, when the decoder worked on
-    a reduced copy (a JPEG over the pixel limit is decoded at 1/2..1/8 scale)."""
+    """``face`` (in the decoded image's full-size pixels) with its box and landmarks in the
+    upload's as its header says, clipped inside: a no-op unless the two sizes disagree."""
     if (sx, sy) == (1.0, 1.0):
         return face
     landmarks = None if face.landmarks is None else face.landmarks * np.array([sx, sy])
@@ -165,20 +166,22 @@ class ServeState:
 
     def predict_file(self, path: Path) -> dict[str, Any]:
         """Decode and predict on a worker thread; decoding is CPU work too, so it is timed and
-        bounded with the rest."""
+        bounded with the rest. The predictor decodes the file: a large JPEG at the reduced
+        scale detection needs, in full only when a face is too small there."""
         start = time.perf_counter()
         width, height = upright_size(path)
         try:
-            pixels = decode_image(path, color="rgb", max_pixels=self.max_pixels)
-        except ImageProblem as exc:
-            status = 413 if exc.kind in _TOO_LARGE_KINDS else 400
-            raise ServeError(status, exc.reason) from None
-        decoded_h, decoded_w = pixels.shape[:2]
+            result, read = self.predictor.predict_file(path)
+        except UnreadableInputError as exc:
+            status = 413 if exc.problem.kind in _TOO_LARGE_KINDS else 400
+            raise ServeError(status, exc.problem.reason) from None
         if not width or not height:
-            width, height = decoded_w, decoded_h
-        result = self.predictor.predict_image(pixels)
-        sx, sy = width / decoded_w, height / decoded_h
+            width, height = result.width, result.height
+        sx, sy = width / result.width, height / result.height
         faces = [_in_upload_pixels(f, sx, sy, (width, height)) for f in result.faces]
+        # the copy's size in the pixels decoded at the server's limit, as before drafts: scaled
+        # by the reduction a JPEG over ``max_pixels`` is forced to, not by a chosen draft's
+        forced = 1.0 if read.draft else read.scale
         document: dict[str, Any] = {
             "model": self.predictor.run.name,
             "width": width,
@@ -189,8 +192,8 @@ class ServeState:
             scanned = self.detector.last()
             document["faces_found"] = scanned.found
             document["detection"] = {
-                "width": round(scanned.width * sx),
-                "height": round(scanned.height * sy),
+                "width": round(scanned.width * forced * sx),
+                "height": round(scanned.height * forced * sy),
             }
             if scanned.found > len(faces):
                 document["notes"] = [
@@ -351,7 +354,7 @@ def create_app(
         if isinstance(model, Predictor)
         else Predictor(model, detect=detect, classify_rejected=classify_rejected)
     )
-    predictor, detector = bounded_predictor(predictor, max_detect_pixels, max_faces)
+    predictor, detector = bounded_predictor(predictor, max_detect_pixels, max_faces, max_pixels)
     gate = InferenceGate(workers, timeout_s)
     state = ServeState(predictor, max_bytes, max_pixels, gate, detector)
     page = _page()

@@ -2,9 +2,11 @@
 
 Face detection costs grow with the pixels scanned (dlib at upsample 1 scans the image doubled):
 about 8 s for a 4600x3450 photo on one CPU core, against under a second for a 2-megapixel copy.
-So the server decodes the upload once, looks for faces on a copy scaled down to at most
-``max_detect_pixels``, and takes the landmarks, crops and quality measures from the decoded
-image itself; boxes come back in the pixels of the upload as the client sent it (EXIF rotation
+So the server looks for faces on a copy scaled down to at most ``max_detect_pixels``; a large
+JPEG is decoded at 1/2, 1/4 or 1/8 scale for that search (as ``ferkit predict`` does, through
+:meth:`ferkit.inference.Predictor.predict_file`), and again in full only when a face found
+there is too small to cut from it. Landmarks, crops and quality measures come from the decoded
+image; boxes come back in the pixels of the upload as the client sent it (EXIF rotation
 applied), whatever scale the decoder or the detector worked at. At most ``max_faces`` faces (the
 largest) are analysed per image; the answer says how many were found.
 
@@ -98,10 +100,11 @@ class BoundedDetector:
 
 
 def bounded_predictor(
-    predictor: Predictor, max_pixels: int, max_faces: int
+    predictor: Predictor, max_pixels: int, max_faces: int, max_decode_pixels: int | None = None
 ) -> tuple[Predictor, BoundedDetector]:
     """A shallow copy of ``predictor`` (same loaded model) that scans at most ``max_pixels``
-    for faces and keeps at most ``max_faces`` of them.
+    for faces and keeps at most ``max_faces`` of them; ``max_decode_pixels`` (None: the
+    predictor's own) bounds what it decodes of an upload.
 
     A copy, so a predictor the caller passed in keeps its own settings for its other uses.
     Predictor has no public way to swap its detector; its ``_detector`` is what it scans with.
@@ -112,4 +115,6 @@ def bounded_predictor(
     serving = copy.copy(predictor)
     serving._detector = bounded
     serving.max_detect_pixels = max_pixels
+    if max_decode_pixels is not None:
+        serving.max_pixels = max_decode_pixels
     return serving, bounded
