@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from ferkit.errors import FerkitError, did_you_mean
+from ferkit.errors import OptionError, did_you_mean
 
 __all__ = [
     "GROUP_BY_HELP",
@@ -191,13 +191,13 @@ def load_settings(path: str | Path, *classes: type) -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise FerkitError(f"{path}: cannot read the config file ({exc.strerror})") from None
+        raise OptionError(f"{path}: cannot read the config file ({exc.strerror})") from None
     except yaml.YAMLError as exc:
-        raise FerkitError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+        raise OptionError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise FerkitError(f"{path}: a config file is a mapping of setting: value")
+        raise OptionError(f"{path}: a config file is a mapping of setting: value")
     known: dict[str, tuple[type, dataclasses.Field[Any]]] = {}
     for cls in classes:
         for f in settable(cls):
@@ -209,7 +209,7 @@ def load_settings(path: str | Path, *classes: type) -> dict[str, Any]:
         if name not in known:
             names = sorted({f.name for _, f in known.values()})
             hint = did_you_mean(str(key), names)
-            raise FerkitError(f"{path}: unknown setting {key!r}{hint} (known: {', '.join(names)})")
+            raise OptionError(f"{path}: unknown setting {key!r}{hint} (known: {', '.join(names)})")
         cls, f = known[name]
         settings[f.name] = _within(path, str(key), _coerce(path, str(key), value, cls, f), f)
     return settings
@@ -221,9 +221,9 @@ def _within(path: Path, key: str, value: Any, f: dataclasses.Field[Any]) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return value
     if low is not None and value < low:
-        raise FerkitError(f"{path}: {key} must be at least {low}, not {value}")
+        raise OptionError(f"{path}: {key} must be at least {low}, not {value}")
     if high is not None and value > high:
-        raise FerkitError(f"{path}: {key} must be at most {high}, not {value}")
+        raise OptionError(f"{path}: {key} must be at most {high}, not {value}")
     return value
 
 
@@ -236,10 +236,10 @@ def _coerce(path: Path, key: str, value: Any, cls: type, f: dataclasses.Field[An
     allowed = choices(cls, f.name)
     if allowed is not None and isinstance(value, str):
         shown = ", ".join(repr(a) for a in allowed)
-        raise FerkitError(
+        raise OptionError(
             f"{path}: {key} must be one of {shown}, not {value!r}{did_you_mean(value, allowed)}"
         )
-    raise FerkitError(
+    raise OptionError(
         f"{path}: {key} must be {_describe(hint)}, not {type(value).__name__} {value!r}"
     )
 
