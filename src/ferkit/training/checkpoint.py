@@ -24,9 +24,8 @@ import torch
 from ferkit import io
 from ferkit.errors import FerkitError, ModelFileError
 from ferkit.models.checks import CARD, sha256, trust_hint
+from ferkit.training.config import CHECKPOINT, SIDECAR
 
-CHECKPOINT = "checkpoint.pt"
-SIDECAR = "checkpoint.sha256.json"
 _KEEP = 4  # hashes kept while a write is in flight (repeated crashes in the window included)
 # ferkit.io.atomic_path's temp names: "." + target name + "." + 8 mkstemp characters + ".tmp"
 _TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")

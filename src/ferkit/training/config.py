@@ -35,8 +35,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BALANCING",
+    "CHECKPOINT",
     "CLASS_NAMES_HELP",
     "NOTEBOOK_MAX_EPOCHS",
+    "SIDECAR",
     "TTA_MODES",
     "PreparedData",
     "SVMConfig",
@@ -44,6 +46,11 @@ __all__ = [
     "TuneConfig",
     "resolve_device",
 ]
+
+# A run folder's training checkpoint (last epoch) and the SHA-256 record it must match before
+# ``torch.load(weights_only=True)`` opens it (:mod:`ferkit.training.checkpoint`).
+CHECKPOINT = "checkpoint.pt"
+SIDECAR = "checkpoint.sha256.json"
 
 CLASS_NAMES_HELP = (
     "Class folders not named by emotion: a preset (rafdb: RAF-DB's 1-7; fer2013: "
