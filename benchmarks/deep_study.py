@@ -20,7 +20,8 @@ from datetime import date
 from pathlib import Path
 
 from ferkit import io
-from ferkit.training.deep import TrainConfig, train_network
+from ferkit.training.config import TrainConfig
+from ferkit.training.deep import train_network
 from ferkit.training.recipes import FERKIT_RECIPE
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -457,7 +457,8 @@ def test_numbered_class_folders_read_through_class_names(tmp_path: Path) -> None
     from typer.testing import CliRunner
 
     from ferkit.cli import app
-    from ferkit.training.deep import TrainConfig, prepare_data
+    from ferkit.training.config import TrainConfig
+    from ferkit.training.deep import prepare_data
 
     shown = CliRunner().invoke(app, ["inspect", str(root), "--class-names", "rafdb", "--json"])
     assert shown.exit_code == 0, shown.output

@@ -257,7 +257,8 @@ def test_svm_dedupe_drops_exactly_the_planted_train_copies(planted, tmp_path: Pa
 
 
 def test_train_dedupe_drops_the_copies_of_val_and_test(planted) -> None:
-    from ferkit.training.deep import TrainConfig, _card, prepare_data
+    from ferkit.training.config import TrainConfig
+    from ferkit.training.deep import _card, prepare_data
 
     root, files = planted
     cfg = TrainConfig(batch_size=2, balance="none", dedupe=True)

@@ -439,7 +439,8 @@ def test_onnx_file_outside_the_run_is_refused(net_run: Path) -> None:
 @pytest.fixture
 def checkpoint_run(tmp_path: Path) -> Path:
     """A finished one-epoch training run (the checkpoint and its sidecar as `train` writes)."""
-    from ferkit.training.deep import TrainConfig, train_network
+    from ferkit.training.config import TrainConfig
+    from ferkit.training.deep import train_network
 
     data = make_folders(tmp_path / "d", classes=("happy", "sad"), per_class=6, size=24, mode="L")
     cfg = TrainConfig(

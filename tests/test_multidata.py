@@ -12,7 +12,8 @@ from conftest import make_folders, make_yolo
 from ferkit.cli import app
 from ferkit.errors import FerkitError
 from ferkit.models import load_run
-from ferkit.training.deep import TrainConfig, train_network
+from ferkit.training.config import TrainConfig
+from ferkit.training.deep import train_network
 from ferkit.weights import model_entry
 
 runner = CliRunner()

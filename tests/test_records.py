@@ -158,7 +158,8 @@ def test_a_results_file_with_a_wrong_type_names_it(tmp_path: Path) -> None:
 
 
 def test_train_summary_is_train_json(tmp_path: Path) -> None:
-    from ferkit.training.deep import TrainConfig, train_network
+    from ferkit.training.config import TrainConfig
+    from ferkit.training.deep import train_network
 
     data = make_folders(tmp_path / "data", per_class=8, size=16)
     cfg = TrainConfig(model="fernet", model_kwargs={"width": 0.25}, epochs=1, batch_size=8,

@@ -20,7 +20,8 @@ from conftest import make_folders
 from ferkit.errors import FerkitError
 from ferkit.evaluation import evaluate_run
 from ferkit.models import load_run
-from ferkit.training.deep import TrainConfig, train_network
+from ferkit.training.config import TrainConfig
+from ferkit.training.deep import train_network
 
 TINY = {"width": 0.25}
 
@@ -118,7 +119,8 @@ def test_plateau_divides_the_learning_rate_by_ten(data: Path, tmp_path: Path) ->
 
 KILL_SCRIPT = """
 import sys, time
-from ferkit.training.deep import TrainConfig, train_network
+from ferkit.training.config import TrainConfig
+from ferkit.training.deep import train_network
 cfg = TrainConfig(model="fernet", model_kwargs={{"width": 0.25}}, epochs=4, batch_size=16,
                   lr=3e-3, balance="none", threads=1, seed=0)
 def slow(epoch, i):

@@ -17,7 +17,8 @@ from ferkit.evaluation.explain import feature_maps, grad_cam
 from ferkit.models import load_run
 from ferkit.models.nets import create_model
 from ferkit.models.torch_run import save_torch_run
-from ferkit.training.deep import TrainConfig, train_network
+from ferkit.training.config import TrainConfig
+from ferkit.training.deep import train_network
 
 CLASSES = ["angry", "happy", "sad"]
 

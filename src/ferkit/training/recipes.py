@@ -11,7 +11,7 @@
            this one, both on the blurred train copy; 66.0% with this one on the sharp split
            (the shipped ``fer2013``).
 
-Each is a set of :class:`ferkit.training.deep.TrainConfig` fields, so a recipe is applied with
+Each is a set of :class:`ferkit.training.config.TrainConfig` fields, so a recipe is applied with
 ``TrainConfig(**recipe, ...)`` and shows in every run's card.
 """
 
