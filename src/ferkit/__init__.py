@@ -9,6 +9,8 @@ in torch, scikit-learn or onnxruntime (tests/test_cold_start.py).
 from __future__ import annotations
 
 import importlib
+import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -32,13 +34,22 @@ _LAZY = {
 __all__ = ["Predictor", "__version__", "create_model", "load_dataset", "load_run", "predict"]
 
 
-def __getattr__(name: str) -> Any:
-    """Import a lazy export on first access, then keep it as a plain module attribute."""
-    if name not in _LAZY:
-        raise AttributeError(f"module 'ferkit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
+def lazy_exports(package: str, lazy: dict[str, str]) -> Callable[[str], Any]:
+    """A package's PEP 562 ``__getattr__``: each name in ``lazy`` (name -> defining module) is
+    imported on first access, then kept as a plain attribute of ``package``. For packages whose
+    exports pull in heavy modules that a command may never need."""
+
+    def __getattr__(name: str) -> Any:
+        if name not in lazy:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(lazy[name]), name)
+        setattr(sys.modules[package], name, value)
+        return value
+
+    return __getattr__
+
+
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 def __dir__() -> list[str]:

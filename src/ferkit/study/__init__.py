@@ -3,9 +3,9 @@ explanations) as one resumable command with an HTML report."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ferkit import lazy_exports
 from ferkit.study.config import StudyConfig
 
 if TYPE_CHECKING:
@@ -20,10 +20,4 @@ _LAZY = {"Study": "ferkit.study.pipeline", "run_study": "ferkit.study.pipeline",
 __all__ = ["Study", "StudyConfig", "run_study", "write_report"]
 
 
-def __getattr__(name: str) -> Any:
-    """Import a lazy export on first access, then keep it as a plain module attribute."""
-    if name not in _LAZY:
-        raise AttributeError(f"module 'ferkit.study' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _LAZY)
