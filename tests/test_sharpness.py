@@ -15,7 +15,7 @@ from scipy.ndimage import gaussian_filter
 
 from conftest import assert_onnx_matches, tiny_card, trained_like_bn
 from ferkit.data import load_dataset
-from ferkit.data.sharpness import median_sharpness
+from ferkit.data.sharpness import matching_target, median_sharpness
 from ferkit.data.sharpness import sharpness as numpy_sharpness
 from ferkit.errors import FerkitError
 from ferkit.models import load_run
@@ -153,6 +153,29 @@ def test_training_matches_sharpness_only_when_train_is_much_blurrier(tmp_path: P
     assert summary["sharpness"]["matched"] is False
     card = json.loads((tmp_path / "same-run" / "model.json").read_text())
     assert "sharpness_target" not in card["architecture"]["kwargs"]
+
+
+def test_several_datasets_are_each_compared_with_their_own_val_split(tmp_path: Path) -> None:
+    """A sharp dataset and a blurry-looking one (upscaled, like FER2013 beside AffectNet),
+    mixed in other proportions in train than in val, is no gap: only a dataset whose own train
+    split is much blurrier than its val split turns matching on."""
+    rng = np.random.default_rng(0)
+    sharp = rng.integers(0, 256, (40, 24, 24, 1), dtype=np.uint8)
+    soft = np.stack([gaussian_filter(im.astype(float), (1.5, 1.5, 0)) for im in sharp])
+    soft = soft.astype(np.uint8)
+    train = np.concatenate([sharp[:5], soft[:35]])  # mostly the soft dataset
+    val = np.concatenate([sharp[5:35], soft[35:]])  # mostly the sharp one
+    with pytest.warns(UserWarning, match="much blurrier"):
+        merged, info = matching_target("auto", train, val)
+    assert merged is not None and info["matched"]  # the merge alone looks like a gap
+    parts = {"sharp": (sharp[:5], sharp[5:35]), "soft": (soft[:35], soft[35:])}
+    target, info = matching_target("auto", train, val, parts=parts)
+    assert target is None and not info["matched"]
+    assert set(info["datasets"]) == {"sharp", "soft"}
+    blurred = {**parts, "sharp": (soft[:5], sharp[5:35])}  # the sharp dataset's train blurred
+    with pytest.warns(UserWarning, match="sharp: median sharpness"):
+        target, info = matching_target("auto", train, val, parts=blurred)
+    assert info["matched"] and target == pytest.approx(info["train_median"], rel=1e-4)
 
 
 def test_inspect_reports_each_splits_sharpness_and_warns_about_a_gap(tmp_path: Path) -> None:

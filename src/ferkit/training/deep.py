@@ -146,8 +146,12 @@ def prepare_data(data: DataArg, cfg: TrainConfig, progress: bool = True) -> Prep
         weights = class_weights(train.labels, len(train.classes)).tolist()
     mean, std = _channel_stats(train.images, cfg.seed)
     info = _data_info(sources)
+    parts = None
+    if len(sources) > 1:  # each dataset against its own val split, not the mix
+        names = _source_names(sources)
+        parts = {n: (s.train.images, s.val.images) for n, s in zip(names, sources, strict=True)}
     target, info["sharpness"] = matching_target(
-        cfg.match_sharpness, train.images, val.images, cfg.seed
+        cfg.match_sharpness, train.images, val.images, cfg.seed, parts=parts
     )
     info.update(
         train_samples=len(train),
