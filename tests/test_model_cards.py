@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from ferkit.cli import app
 from ferkit.inference import DEFAULT_MODEL
-from ferkit.weights import models_table, shipped_listing, shipped_models
+from ferkit.weights import models_table, shipped_listing, shipped_models, shipped_path
 
 runner = CliRunner()
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -49,3 +49,21 @@ def test_readme_shows_the_generated_table() -> None:
     assert table in README.read_text(), (
         "README's model table is stale: paste the output of `ferkit models --markdown`"
     )
+
+
+def test_a_model_validated_on_several_datasets_names_each() -> None:
+    """A multi-dataset model's card gives the pooled figure and each dataset's: the table
+    shows the pooled accuracy and names every dataset with its own split."""
+    from ferkit.weights import model_entry
+
+    card = json.loads((shipped_path("affectnet") / "model.json").read_text())
+    each = [
+        {"dataset": "affectnet_yolo", "split": "valid", "accuracy": 0.7, "macro_f1": 0.69, "n": 10},
+        {"dataset": "fer2013", "split": "val", "accuracy": 0.6, "macro_f1": 0.55, "n": 10},
+    ]
+    pooled = {"accuracy": 0.65, "macro_f1": 0.62, "n": 20, "by_dataset": each}
+    card["validation"] = {"dataset": "affectnet_yolo + fer2013", "split": "valid + val", **pooled}
+    entry = model_entry({**card, "name": "general"}, shipped_path("affectnet"))
+    row = models_table([entry], markdown=True).splitlines()[-1]
+    assert "| 65.0% | 62.0% | affectnet_yolo valid + fer2013 val |" in row
+    assert entry["validation"]["by_dataset"] == each

@@ -162,10 +162,21 @@ def _table_row(entry: dict[str, Any]) -> list[str]:
         str(len(entry["classes"] or [])),
         _percent(score.get("accuracy")),
         _percent(score.get("macro_f1")),
-        f"{score.get('dataset')} {score.get('split')}" if score else "-",
+        _validated_on(score),
         trained_on or "-",
         f"{entry['size_bytes'] / 2**20:.1f} MiB",
     ]
+
+
+def _validated_on(score: Mapping[str, Any]) -> str:
+    """Which split of which dataset the figure is on; a model validated on several datasets
+    (the pooled figure) names each dataset with its own split."""
+    if not score:
+        return "-"
+    each = score.get("by_dataset")
+    if isinstance(each, list) and each:
+        return " + ".join(f"{d.get('dataset')} {d.get('split')}" for d in each)
+    return f"{score.get('dataset')} {score.get('split')}"
 
 
 def shipped_path(name: str) -> Path:
