@@ -7,6 +7,8 @@
 Backends (``--backends``, default all):
 
 * ``ort-fp32``: the shipped ``model.onnx`` in onnxruntime (what ``ferkit predict`` runs);
+* ``ort-int8-shipped``: the shipped ``model.int8.onnx`` (the card's ``onnx_int8``: what
+  ``ferkit predict`` runs where one is shipped);
 * ``ort-int8-dynamic``: ``onnxruntime.quantization.quantize_dynamic`` of it (int8 weights,
   activations quantised per batch at run time);
 * ``ort-int8-qdq`` / ``ort-int8-qop``: ``quantize_static``, calibrated (MinMax) on
@@ -53,6 +55,7 @@ from ferkit.weights import DEFAULT_MODEL
 
 BASE_BACKENDS = (
     "ort-fp32",
+    "ort-int8-shipped",
     "ort-int8-dynamic",
     "ort-int8-qdq",
     "ort-int8-qop",
@@ -111,9 +114,11 @@ def build(
             if not flip and place != FLIP_OUTSIDE and has_flip_tta(onnx_run.card):
                 raise SystemExit(f"{name}: the graph averages the mirror inside; re-export it")
             kind = base.rsplit("-", 1)[1]
-            if base != "ort-fp32" and kind not in quantised:
+            if base not in ("ort-fp32", "ort-int8-shipped") and kind not in quantised:
                 quantised[kind] = quantise(source, kind, calibration, work)
-            path = source if base == "ort-fp32" else quantised[kind]
+            path = source if base == "ort-fp32" else quantised.get(kind, source)
+            if base == "ort-int8-shipped":
+                path = onnx_run.path / onnx_run.card["onnx_int8"]["file"]
 
             def factory(threads: int, path: Path = path, flip: bool = flip) -> Predict:
                 session = make_session(path, threads)
