@@ -12,7 +12,8 @@ Backends (``--backends``, default all):
 * ``ort-int8-dynamic``: ``onnxruntime.quantization.quantize_dynamic`` of it (int8 weights,
   activations quantised per batch at run time);
 * ``ort-int8-qdq`` / ``ort-int8-qop``: ``quantize_static``, calibrated (MinMax) on
-  ``--calibration`` random train images, in the QDQ and the QOperator format;
+  ``--calibration`` random train images (and their mirror images, for a graph with the flip
+  outside, as ``ship_onnx.py`` calibrates), in the QDQ and the QOperator format;
 * ``torch-fp32``: the torch module on NCHW float tensors (``load_run(backend="torch")``);
 * ``torch-bf16``: the same under ``torch.autocast("cpu", torch.bfloat16)``, channels_last.
 
@@ -49,7 +50,13 @@ from ferkit.data import load_dataset
 from ferkit.models import load_run
 from ferkit.models.flip import has_flip_tta
 from ferkit.models.onnx_quantize import quantize_graph
-from ferkit.models.onnx_run import FLIP_OUTSIDE, OnnxClassifier, graph_flip, make_session
+from ferkit.models.onnx_run import (
+    FLIP_OUTSIDE,
+    OnnxClassifier,
+    graph_flip,
+    make_session,
+    mirrored,
+)
 from ferkit.models.store import Run
 from ferkit.weights import DEFAULT_MODEL
 
@@ -107,6 +114,8 @@ def build(
     built: dict[str, tuple[Run, Callable[[int], Predict]]] = {}
     graphs: dict[str, Path] = {}
     quantised: dict[str, Path] = {}  # one graph for a backend and its -noflip twin
+    if place == FLIP_OUTSIDE:  # calibrated as benchmarks/ship_onnx.py does: crops and mirrors
+        calibration = np.concatenate([calibration, mirrored(calibration)])
     for name in backends:
         flip = not name.endswith(NO_FLIP)
         base = name.removesuffix(NO_FLIP)

@@ -16,7 +16,8 @@ skip it for half the network time.
 A stale or altered graph is refused at load time and the torch weights are used instead.
 
 ``--int8`` quantises the shipped ``model.onnx`` statically (QDQ, per-channel int8 weights,
-uint8 activations, MinMax calibration on ``--calibration`` random train crops), scores the
+uint8 activations, MinMax calibration on ``--calibration`` random train crops, and their
+mirror images when the graph's flip is outside: it sees both views at run time), scores the
 float and the int8 graph on the whole val split, and ships ``model.int8.onnx`` with a card
 entry ``onnx_int8`` (its sha256, the weights it came from, both accuracies) only when the
 int8 graph loses at most 0.3 points; otherwise it prints the drop and ships nothing (an

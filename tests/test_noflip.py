@@ -105,9 +105,16 @@ def test_outside_flip_graph_equals_inside_graph_and_torch(
     for estimator in (inside, outside):
         assert np.abs(estimator.predict_proba(x) - expected).max() < TOL
         assert np.abs(estimator.embed(x) - embedding).max() < TOL
-    # the mirror in a second session call answers the same as in the same call
-    monkeypatch.setattr(OnnxClassifier, "MIRROR_IN_ONE_CALL", False)
+    # the mirror in a second session call (large batches) answers as in the same call
+    calls: list[int] = []
+    run = outside.session.run
+    monkeypatch.setattr(
+        outside.session, "run", lambda o, f: calls.append(len(f["images"])) or run(o, f)
+    )
+    monkeypatch.setattr(OnnxClassifier, "MIRROR_ONE_CALL_MAX", 4)
     assert np.abs(outside.predict_proba(x) - expected).max() < TOL
+    assert np.abs(outside.predict_proba(x[:4]) - expected[:4]).max() < TOL
+    assert calls == [7, 7, 8]
     # the single view is really one view: it differs from the average
     single = load_run(runs["outside"], backend="onnx")
     single.estimator.flip = False

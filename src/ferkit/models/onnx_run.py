@@ -163,9 +163,11 @@ class OnnxClassifier:
     """
 
     backend = "onnx"
-    # the mirror view goes in the same session call as the batch (2N images), not a second
-    # call: measured on the shipped int8 graph, docs/BENCHMARKS.md "without the flip"
-    MIRROR_IN_ONE_CALL = True
+    # Up to this many images, a batch and its mirror go to the session in one call of 2N;
+    # larger batches in two calls of N. Measured on the shipped fer2013 int8 graph, 2 threads
+    # (docs/BENCHMARKS.md, "Without the flip"): one call is 1.35x as fast at batch 1 and ~6% at
+    # 32, two calls ~4% faster at 128-256 (the 2N activations outgrow the caches).
+    MIRROR_ONE_CALL_MAX = 64
 
     def __init__(
         self,
@@ -234,7 +236,7 @@ class OnnxClassifier:
         if not self.mirror:
             return self._call(batch, output)
         n = len(batch)
-        if self.MIRROR_IN_ONE_CALL and not self.fixed_batch:
+        if n <= self.MIRROR_ONE_CALL_MAX and not self.fixed_batch:
             both = self._call(np.concatenate([batch, mirrored(batch)]), output)
             original, flipped = both[:n], both[n:]
         else:
