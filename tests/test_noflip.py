@@ -160,7 +160,7 @@ def test_unknown_flip_value_is_refused_naming_the_card(
     data["onnx"]["flip"] = "sideways"
     (run_dir / "model.json").write_text(json.dumps(data))
     for backend in ("auto", "onnx"):
-        with pytest.raises(ModelFileError, match=r"model\.json.*flip.*sideways"):
+        with pytest.raises(ModelFileError, match=r"model\.json: onnx\.flip must be.*sideways"):
             load_run(run_dir, backend=backend)
     with pytest.raises(FerkitError, match="flip must be one of"):
         from ferkit.models.onnx_export import export_onnx

@@ -130,14 +130,16 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def graph_flip(entry: Mapping[str, Any], where: str) -> str:
+def graph_flip(entry: Mapping[str, Any], where: str, key: str = ONNX_KEY) -> str:
     """Where a graph's mirror view is averaged (``FLIP_PLACES``): the card entry's ``flip``,
     ``"inside"`` when absent (every graph exported before the key existed); anything else is a
-    ModelFileError naming ``where`` (the card), never a guess about what the graph computes."""
+    ModelFileError naming ``where`` (the card) and ``key`` (its entry), never a guess about
+    what the graph computes."""
     value = entry.get(FLIP_KEY, FLIP_INSIDE)
     if value not in FLIP_PLACES:
         raise ModelFileError(
-            f"{where}: flip must be one of {', '.join(map(repr, FLIP_PLACES))}, got {value!r} "
+            f"{where}: {key}.flip must be one of {', '.join(map(repr, FLIP_PLACES))}, got "
+            f"{value!r} "
             "(a card from a newer ferkit, or edited)"
         )
     return str(value)
@@ -335,7 +337,7 @@ def _load_graph(
             raise
         warnings.warn(f"{exc}; using {fallback} instead", stacklevel=5)
         return None
-    place = graph_flip(card[key], str(run_dir / "model.json"))  # refused before any session
+    place = graph_flip(card[key], str(run_dir / "model.json"), key)  # before any session
     try:
         precision = "int8" if key == INT8_KEY else "fp32"
         return OnnxClassifier(make_session(data, threads), precision=precision, graph_flip=place)
