@@ -7,12 +7,20 @@
 Backends (``--backends``, default all):
 
 * ``ort-fp32``: the shipped ``model.onnx`` in onnxruntime (what ``ferkit predict`` runs);
+* ``ort-int8-shipped``: the shipped ``model.int8.onnx`` (the card's ``onnx_int8``: what
+  ``ferkit predict`` runs where one is shipped);
 * ``ort-int8-dynamic``: ``onnxruntime.quantization.quantize_dynamic`` of it (int8 weights,
   activations quantised per batch at run time);
 * ``ort-int8-qdq`` / ``ort-int8-qop``: ``quantize_static``, calibrated (MinMax) on
-  ``--calibration`` random train images, in the QDQ and the QOperator format;
+  ``--calibration`` random train images (and their mirror images, for a graph with the flip
+  outside, as ``ship_onnx.py`` calibrates), in the QDQ and the QOperator format;
 * ``torch-fp32``: the torch module on NCHW float tensors (``load_run(backend="torch")``);
 * ``torch-bf16``: the same under ``torch.autocast("cpu", torch.bfloat16)``, channels_last.
+
+Each name with ``-noflip`` appended (``ort-int8-qdq-noflip``) is the same backend scoring each
+face once, without its mirror image (``Predictor(flip=False)``, ``--no-flip``); without it a
+flip-averaged network scores both views, as ``ferkit predict`` does by default (the shipped
+graphs average them outside the graph, in ``OnnxClassifier``: issue 19).
 
 The crops are real faces of the val split (so the int8 graphs see the activations they were
 calibrated for). For every (threads, batch) the backends are timed in rounds of alternating
@@ -40,19 +48,29 @@ from _bench_env import machine_note, report
 
 from ferkit.data import load_dataset
 from ferkit.models import load_run
+from ferkit.models.flip import has_flip_tta
 from ferkit.models.onnx_quantize import quantize_graph
-from ferkit.models.onnx_run import OnnxClassifier, make_session
+from ferkit.models.onnx_run import (
+    FLIP_OUTSIDE,
+    OnnxClassifier,
+    graph_flip,
+    make_session,
+    mirrored,
+)
 from ferkit.models.store import Run
 from ferkit.weights import DEFAULT_MODEL
 
-BACKENDS = (
+BASE_BACKENDS = (
     "ort-fp32",
+    "ort-int8-shipped",
     "ort-int8-dynamic",
     "ort-int8-qdq",
     "ort-int8-qop",
     "torch-fp32",
     "torch-bf16",
 )
+NO_FLIP = "-noflip"
+BACKENDS = BASE_BACKENDS + tuple(name + NO_FLIP for name in BASE_BACKENDS)
 Predict = Callable[[np.ndarray], np.ndarray]
 
 
@@ -61,8 +79,9 @@ def quantise(source: Path, kind: str, calibration: np.ndarray, work: Path) -> Pa
     return quantize_graph(source, kind, calibration, work / f"model.int8-{kind}.onnx")
 
 
-def torch_predictor(run: Run, bf16: bool) -> Predict:
-    """``predict_proba`` of the torch module, optionally bf16 autocast on channels_last."""
+def torch_predictor(run: Run, bf16: bool, flip: bool = True) -> Predict:
+    """``predict_proba`` of the torch module, optionally bf16 autocast on channels_last;
+    ``flip=False``: a flip-averaged network's single view."""
     import torch
 
     estimator = run.estimator
@@ -74,10 +93,10 @@ def torch_predictor(run: Run, bf16: bool) -> Predict:
     def predict(images: np.ndarray) -> np.ndarray:
         x = estimator.to_tensor(images)
         if not bf16:
-            return torch.softmax(model(x), 1).numpy()
+            return torch.softmax(model(x, flip=flip), 1).numpy()
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            logits = model(x)
+            logits = model(x, flip=flip)
         return torch.softmax(logits.float(), 1).numpy()
 
     return predict
@@ -91,28 +110,39 @@ def build(
     onnx_run = load_run(run_name, backend="onnx-fp32")
     torch_run = load_run(run_name, backend="torch")
     source = onnx_run.path / onnx_run.card["onnx"]["file"]
+    place = graph_flip(onnx_run.card["onnx"], str(onnx_run.path / "model.json"))
     built: dict[str, tuple[Run, Callable[[int], Predict]]] = {}
     graphs: dict[str, Path] = {}
+    quantised: dict[str, Path] = {}  # one graph for a backend and its -noflip twin
+    if place == FLIP_OUTSIDE:  # calibrated as benchmarks/ship_onnx.py does: crops and mirrors
+        calibration = np.concatenate([calibration, mirrored(calibration)])
     for name in backends:
-        if name.startswith("ort-"):
-            path = (
-                source
-                if name == "ort-fp32"
-                else quantise(source, name.rsplit("-", 1)[1], calibration, work)
-            )
+        flip = not name.endswith(NO_FLIP)
+        base = name.removesuffix(NO_FLIP)
+        if base.startswith("ort-"):
+            if not flip and place != FLIP_OUTSIDE and has_flip_tta(onnx_run.card):
+                raise SystemExit(f"{name}: the graph averages the mirror inside; re-export it")
+            kind = base.rsplit("-", 1)[1]
+            if base not in ("ort-fp32", "ort-int8-shipped") and kind not in quantised:
+                quantised[kind] = quantise(source, kind, calibration, work)
+            path = source if base == "ort-fp32" else quantised.get(kind, source)
+            if base == "ort-int8-shipped":
+                path = onnx_run.path / onnx_run.card["onnx_int8"]["file"]
 
-            def factory(threads: int, path: Path = path) -> Predict:
-                return OnnxClassifier(make_session(path, threads), batch_size=4096).predict_proba
+            def factory(threads: int, path: Path = path, flip: bool = flip) -> Predict:
+                session = make_session(path, threads)
+                classifier = OnnxClassifier(session, batch_size=4096, graph_flip=place, flip=flip)
+                return classifier.predict_proba
 
             built[name], graphs[name] = (onnx_run, factory), path
         else:
-            bf16 = name == "torch-bf16"
+            bf16 = base == "torch-bf16"
 
-            def tfactory(threads: int, bf16: bool = bf16) -> Predict:
+            def tfactory(threads: int, bf16: bool = bf16, flip: bool = flip) -> Predict:
                 import torch
 
                 torch.set_num_threads(threads)
-                return torch_predictor(torch_run, bf16)
+                return torch_predictor(torch_run, bf16, flip)
 
             built[name] = (torch_run, tfactory)
     return built, graphs

@@ -10,10 +10,14 @@ A maintainer's step, run after ``ship_row.py`` (or ``ship_run``) and committed w
 the export is made by ``export_onnx`` into a temporary copy of the run (``ferkit export`` never
 writes into the package), checked there against torch on a random batch, and its file and the
 card's ``onnx`` entry (sha256 of the graph and of the weights it came from) are then copied in.
+A flip-averaged network is exported with its mirror view averaged outside the graph
+(``"flip": "outside"``, issue 19): ferkit's classifier adds the mirror, and ``--no-flip`` can
+skip it for half the network time.
 A stale or altered graph is refused at load time and the torch weights are used instead.
 
 ``--int8`` quantises the shipped ``model.onnx`` statically (QDQ, per-channel int8 weights,
-uint8 activations, MinMax calibration on ``--calibration`` random train crops), scores the
+uint8 activations, MinMax calibration on ``--calibration`` random train crops, and their
+mirror images when the graph's flip is outside: it sees both views at run time), scores the
 float and the int8 graph on the whole val split, and ships ``model.int8.onnx`` with a card
 entry ``onnx_int8`` (its sha256, the weights it came from, both accuracies) only when the
 int8 graph loses at most 0.3 points; otherwise it prints the drop and ships nothing (an
@@ -35,6 +39,7 @@ import numpy as np
 
 from ferkit import io
 from ferkit.models.onnx_export import export_onnx
+from ferkit.models.onnx_run import FLIP_INSIDE, FLIP_KEY, FLIP_OUTSIDE
 from ferkit.weights import WEIGHTS_DIR, shipped_path
 
 
@@ -43,7 +48,7 @@ def ship_onnx(name: str, dest: Path = WEIGHTS_DIR) -> dict:
     run_dir = shipped_path(name)
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / name
-        export = export_onnx(name, copy)
+        export = export_onnx(name, copy, flip=FLIP_OUTSIDE)
         entry = json.loads((copy / "model.json").read_text())["onnx"]
         io.write_bytes(dest / name / entry["file"], export.path.read_bytes())
     card = json.loads((run_dir / "model.json").read_text())
@@ -71,7 +76,13 @@ def ship_int8(
     from ferkit.evaluation import evaluate_run
     from ferkit.models import load_run
     from ferkit.models.onnx_quantize import MAX_ACCURACY_DROP, quantize_graph
-    from ferkit.models.onnx_run import INT8_FILE, INT8_KEY, OnnxClassifier, make_session
+    from ferkit.models.onnx_run import (
+        INT8_FILE,
+        INT8_KEY,
+        OnnxClassifier,
+        make_session,
+        mirrored,
+    )
 
     run = load_run(name, backend="onnx-fp32")
     source = run.path / run.card["onnx"]["file"]
@@ -80,9 +91,15 @@ def ship_int8(
     ).usable_split(train_split)
     rng = np.random.default_rng(seed)
     images = train.images[rng.choice(len(train.images), calibration, replace=False)]
+    place = run.card["onnx"].get(FLIP_KEY, FLIP_INSIDE)  # quantised from it: the same form
+    if place == FLIP_OUTSIDE:
+        # the graph sees every crop and its mirror image at run time, as a graph with the flip
+        # inside did in two branches, each calibrated on its own view: calibrate on both
+        images = np.concatenate([images, mirrored(images)])
     with tempfile.TemporaryDirectory() as tmp:
         graph = quantize_graph(source, "qdq", images, Path(tmp) / INT8_FILE).read_bytes()
-    int8 = dataclasses.replace(run, estimator=OnnxClassifier(make_session(graph), precision="int8"))
+    int8_estimator = OnnxClassifier(make_session(graph), precision="int8", graph_flip=place)
+    int8 = dataclasses.replace(run, estimator=int8_estimator)
     fp32 = evaluate_run(run, data, val_split, progress=False)
     low = evaluate_run(int8, data, val_split, progress=False)
     drop = fp32["accuracy"] - low["accuracy"]
@@ -92,10 +109,11 @@ def ship_int8(
         "weights_sha256": run.card["weights_sha256"],
         "onnx_sha256": run.card["onnx"]["sha256"],
         "format": "QDQ",
+        **({FLIP_KEY: place} if place != FLIP_INSIDE else {}),
         "quantization": (
             f"onnxruntime {onnxruntime.__version__} quantize_static: per-channel int8 weights, "
             f"uint8 activations, MinMax calibration on {calibration} random {train_split} "
-            f"crops (seed {seed})"
+            f"crops (seed {seed})" + (" and their mirror images" if place == FLIP_OUTSIDE else "")
         ),
         "validation": {
             "split": val_split,

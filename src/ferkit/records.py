@@ -365,6 +365,8 @@ class EvalReport(Record):
     dropped_classes: list[str] | None = None
     problems: list[dict[str, Any]] | None = None
     no_face: list[dict[str, Any]] | None = None
+    # whether each image was scored with its mirror image too (flip TTA; --no-flip: False)
+    flip_averaged: bool | None = None
     figures: dict[str, str] | None = None
     # True when every data class is scored as the model class of the same name (the mapping
     # is then not worth printing); not part of the JSON, which has the mapping lines

@@ -15,6 +15,7 @@ from ferkit.errors import FerkitError, SplitNotFoundError
 from ferkit.evaluation.mapping import map_classes
 from ferkit.evaluation.metrics import classification_report_dict
 from ferkit.evaluation.stats import intervals, items_digest
+from ferkit.models.flip import flips_averaged
 from ferkit.models.store import Run, load_run
 from ferkit.records import EvalReport
 
@@ -82,6 +83,7 @@ def evaluate_run(
             "problems": [p.to_dict() for p in ds.problems],
             "faces": faces,
             "no_face": no_face,
+            "flip_averaged": flips_averaged(model),
             "predict_seconds": round(seconds, 3),
             # per item, for `ferkit compare`'s paired test (same items: same digest)
             "predictions": {

@@ -16,6 +16,13 @@ ferkit's networks are plain conv / BN / pool / linear stacks without data-depend
 flow, which tracing captures exactly. torch marks that exporter deprecated; if a future torch
 drops it, :func:`export_onnx` says so rather than failing obscurely.
 
+A flip-averaged network (``--tta flip``) is exported by default with the averaging inside the
+graph (``flip="inside"``): one self-contained graph answers exactly as the torch run does, in
+any runtime. ``flip="outside"`` (``--flip outside``; what the shipped networks use) exports the
+single view and records ``"flip": "outside"`` in the card entry and the file's metadata: the
+consumer runs each batch with its mirror image and averages (ferkit's ``OnnxClassifier`` does),
+and may skip the mirror for half the cost (``--no-flip``).
+
 The run card gains an ``onnx`` entry (file, opset, SHA-256 of the file, input layout, the
 weights SHA-256 it was exported from, the measured torch/onnxruntime difference); the file and
 the card are written atomically, and the card's other fields are left as they were. Classes
@@ -51,6 +58,10 @@ from ferkit.models.card import load_card
 from ferkit.models.nets.base import Network
 from ferkit.models.onnx_run import (
     EMBEDDING,
+    FLIP_INSIDE,
+    FLIP_KEY,
+    FLIP_OUTSIDE,
+    FLIP_PLACES,
     INPUT_NAME,
     INSTALL_HINT,
     LOGITS,
@@ -80,17 +91,22 @@ class OnnxExport:
     batch: int | str
     card_updated: bool  # False when the file went outside the run folder
     max_abs_diff: float | None  # class probabilities, torch vs onnxruntime; None: not checked
+    flip: str | None = None  # a flip-averaged network: "inside" or "outside" the graph
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "path": str(self.path)}
 
 
 class _PixelsToLogits(nn.Module):
-    """The network behind the run's own preprocessing: uint8 NHWC -> (logits, embedding)."""
+    """The network behind the run's own preprocessing: uint8 NHWC -> (logits, embedding);
+    ``flip=False``: a flip-averaged network's single view (the mirror is averaged outside)."""
 
-    def __init__(self, network: Network, mean: list[float], std: list[float]) -> None:
+    def __init__(
+        self, network: Network, mean: list[float], std: list[float], flip: bool = True
+    ) -> None:
         super().__init__()
         self.network = network
+        self.flip = flip
         self.mean: torch.Tensor
         self.std: torch.Tensor
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
@@ -99,7 +115,7 @@ class _PixelsToLogits(nn.Module):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = images.permute(0, 3, 1, 2).float() / 255.0  # as torch_run.to_input, op for op
         x = (x - self.mean) / self.std
-        features = self.network.embed(x)
+        features = self.network.embed(x, self.flip)
         return self.network.head(features), features
 
 
@@ -150,7 +166,7 @@ def _trace_to_bytes(module: nn.Module, example: torch.Tensor, opset: int, dynami
     return buffer.getvalue()
 
 
-def _with_metadata(data: bytes, card: Mapping[str, Any]) -> bytes:
+def _with_metadata(data: bytes, card: Mapping[str, Any], flip: str | None) -> bytes:
     """``data`` checked by onnx, with what a stand-alone consumer needs in its metadata."""
     import onnx
 
@@ -171,6 +187,8 @@ def _with_metadata(data: bytes, card: Mapping[str, Any]) -> bytes:
         "architecture": card["architecture"],
         "weights_sha256": card.get("weights_sha256"),
     }
+    if flip is not None:  # a flip-averaged network: where its mirror view is averaged
+        meta[FLIP_KEY] = flip
     onnx.helper.set_model_props(model, {k: json.dumps(v) for k, v in meta.items()})
     try:
         onnx.checker.check_model(model)
@@ -179,24 +197,33 @@ def _with_metadata(data: bytes, card: Mapping[str, Any]) -> bytes:
     return model.SerializeToString()
 
 
-def max_abs_diff(run: Run, data: bytes, batch: int, seed: int = 0) -> float:
-    """Largest |p_torch - p_onnxruntime| over the class probabilities of a random uint8 batch."""
+def max_abs_diff(
+    run: Run, data: bytes, batch: int, seed: int = 0, flip: str = FLIP_INSIDE
+) -> float:
+    """Largest |p_torch - p_onnxruntime| over the class probabilities of a random uint8 batch
+    (``flip="outside"``: the graph with its mirror view averaged by ``OnnxClassifier``)."""
     channels = 1 if run.color == "gray" else 3
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (batch, run.image_size, run.image_size, channels), np.uint8)
     expected = run.estimator.predict_proba(images)
-    got = OnnxClassifier(make_session(data)).predict_proba(images)
+    got = OnnxClassifier(make_session(data), graph_flip=flip).predict_proba(images)
     return float(np.abs(expected - got).max())
 
 
 def _card_entry(
-    run: Run, file: str, digest: str, opset: int, batch: int | str, diff: float | None
+    run: Run,
+    file: str,
+    digest: str,
+    opset: int,
+    batch: int | str,
+    diff: float | None,
+    flip: str | None,
 ) -> dict[str, Any]:
     channels = 1 if run.color == "gray" else 3
     classes = len(run.classes)
     embedding = int(run.estimator.model.head.in_features)
     axis = "batch" if batch == "dynamic" else batch  # the graph's own name for a free axis
-    return {
+    entry: dict[str, Any] = {
         "file": file,
         "sha256": digest,
         "opset": opset,
@@ -214,6 +241,9 @@ def _card_entry(
         "ferkit_version": __version__,
         "max_abs_diff": diff,
     }
+    if flip == FLIP_OUTSIDE:  # absent means inside: graphs exported before the key read so
+        entry[FLIP_KEY] = flip
+    return entry
 
 
 def _inside(path: Path, folder: Path) -> str | None:
@@ -291,6 +321,7 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     batch: int | str = "dynamic",
     check: bool = True,
+    flip: str = FLIP_INSIDE,
 ) -> OnnxExport:
     """Export a network run to ONNX (default ``RUN/model.onnx``) and record it in the card.
 
@@ -302,9 +333,13 @@ def export_onnx(
     want static shapes. ``check``: when onnxruntime is installed, compare its class
     probabilities with torch's on a random batch and report the largest difference. A file
     written outside the run folder is a stand-alone export: the card is not changed, so
-    ``load_run`` keeps using what it had.
+    ``load_run`` keeps using what it had. ``flip``: where a flip-averaged network averages its
+    mirror view, ``"inside"`` the graph (self-contained) or ``"outside"`` (the single view;
+    see the module docstring); no effect on other networks.
     """
     batch = _check_options(opset, batch)
+    if flip not in FLIP_PLACES:
+        raise FerkitError(f"flip must be one of {', '.join(FLIP_PLACES)}, got {flip!r}")
     source = load_run(run.path if isinstance(run, Run) else run, backend="torch")
     if source.kind != "torch":
         raise FerkitError(
@@ -314,22 +349,25 @@ def export_onnx(
     _require_onnx()
     card = source.card
     channels = 1 if source.color == "gray" else 3
-    module = _PixelsToLogits(source.estimator.model, card["mean"], card["std"]).eval()
+    network = source.estimator.model
+    place = flip if getattr(network, "flip_average", False) else None  # None: nothing to flip
+    module = _PixelsToLogits(network, card["mean"], card["std"], flip=place != FLIP_OUTSIDE).eval()
     example_batch = batch if isinstance(batch, int) else 2
     example = torch.zeros(
         (example_batch, source.image_size, source.image_size, channels), dtype=torch.uint8
     )
     target, run_dir = _resolve_target(source, out_path)
-    data = _with_metadata(_trace_to_bytes(module, example, opset, batch == "dynamic"), card)
+    data = _with_metadata(_trace_to_bytes(module, example, opset, batch == "dynamic"), card, place)
     io.write_bytes(target, data)
     diff = None
     if check and onnxruntime_available():
-        diff = max_abs_diff(source, data, batch if isinstance(batch, int) else CHECK_BATCH)
+        size = batch if isinstance(batch, int) else CHECK_BATCH
+        diff = max_abs_diff(source, data, size, flip=place or FLIP_INSIDE)
     digest = sha256(data)
     relative = _inside(target, run_dir)
     if relative is not None:
-        _record(run_dir / CARD, _card_entry(source, relative, digest, opset, batch, diff))
-    return OnnxExport(target, digest, opset, batch, relative is not None, diff)
+        _record(run_dir / CARD, _card_entry(source, relative, digest, opset, batch, diff, place))
+    return OnnxExport(target, digest, opset, batch, relative is not None, diff, place)
 
 
 def _record(card_path: Path, entry: dict[str, Any]) -> None:

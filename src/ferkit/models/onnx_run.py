@@ -13,6 +13,15 @@ SHA-256 and the val accuracy that justified it. It is shipped only where it lose
 points of val accuracy, and then it is what ``auto`` and ``onnx`` run; ``onnx-fp32`` insists on
 the float graph.
 
+A flip-averaged network (``flip_average``: each face scored with its mirror image) is
+exported in one of two forms, recorded as the card entry's ``flip``: ``"inside"`` (the
+default of ``ferkit export``, and what an entry without the key means: the graph averages the
+two views itself, self-contained for any runtime) or ``"outside"`` (the shipped networks: the
+graph scores one view and :class:`OnnxClassifier` runs each batch with its mirror and averages
+logits and embeddings; the head is linear, so that equals the in-graph average to float
+rounding). Only the outside form can skip the mirror at inference (``flip=False``, ``--no-flip``:
+half the network time).
+
 What the graph computes is fixed by the exporter: uint8 NHWC pixels in, the training
 normalisation inside the graph, ``logits`` and the penultimate ``embedding`` out. So
 ``predict_proba``, ``predict`` and ``embed`` all run in onnxruntime; what needs the torch
@@ -40,6 +49,10 @@ INT8_KEY = "onnx_int8"
 INPUT_NAME = "images"
 LOGITS = "logits"
 EMBEDDING = "embedding"
+FLIP_KEY = "flip"  # in an onnx / onnx_int8 entry: where the mirror view is averaged
+FLIP_INSIDE = "inside"  # the graph averages the two views (also: the key is absent)
+FLIP_OUTSIDE = "outside"  # the graph scores one view; OnnxClassifier adds the mirror
+FLIP_PLACES = (FLIP_INSIDE, FLIP_OUTSIDE)
 BACKEND_ENV = "FERKIT_BACKEND"
 BACKENDS = ("auto", "torch", "onnx", "onnx-fp32")
 INSTALL_HINT = "pip install 'ferkit[onnx]'"
@@ -117,19 +130,63 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
+def graph_flip(entry: Mapping[str, Any], where: str, key: str = ONNX_KEY) -> str:
+    """Where a graph's mirror view is averaged (``FLIP_PLACES``): the card entry's ``flip``,
+    ``"inside"`` when absent (every graph exported before the key existed); anything else is a
+    ModelFileError naming ``where`` (the card) and ``key`` (its entry), never a guess about
+    what the graph computes."""
+    value = entry.get(FLIP_KEY, FLIP_INSIDE)
+    if value not in FLIP_PLACES:
+        raise ModelFileError(
+            f"{where}: {key}.flip must be one of {', '.join(map(repr, FLIP_PLACES))}, got "
+            f"{value!r} "
+            "(a card from a newer ferkit, or edited)"
+        )
+    return str(value)
+
+
+def mirrored(images: np.ndarray) -> np.ndarray:
+    """(N, H, W, C) images flipped left-right, as ``Network.embed`` flips its NCHW input."""
+    return np.ascontiguousarray(images[:, :, ::-1])
+
+
 class OnnxClassifier:
     """Predicts from uint8 (N, H, W, C) images with an onnxruntime session.
 
     Same interface as ``TorchClassifier`` for prediction (``predict_proba``, ``predict``,
     ``embed``); inputs are batched (``batch_size``, or the graph's own batch when it was
     exported with a fixed one, padding the last chunk) so memory stays flat on big splits.
+
+    ``graph_flip="outside"``: the graph is a flip-averaged network exported without its
+    mirror view, and each batch is run with its mirror here, logits and embeddings averaged
+    (``flip=False`` skips the mirror: the single view, at half the cost). ``"inside"``: the
+    graph is used as it is (``flip`` cannot change it; :func:`ferkit.models.flip.single_view`
+    loads the torch network instead).
     """
 
     backend = "onnx"
+    # Up to this many images, a batch and its mirror go to the session in one call of 2N;
+    # larger batches in two calls of N. Measured on the shipped fer2013 int8 graph, 2 threads
+    # (docs/BENCHMARKS.md, "Without the flip"): one call is 1.35x as fast at batch 1 and ~6% at
+    # 32, two calls ~4% faster at 128-256 (the 2N activations outgrow the caches).
+    MIRROR_ONE_CALL_MAX = 64
 
-    def __init__(self, session: Any, batch_size: int = 256, precision: str = "fp32") -> None:
+    def __init__(
+        self,
+        session: Any,
+        batch_size: int = 256,
+        precision: str = "fp32",
+        graph_flip: str = FLIP_INSIDE,
+        flip: bool = True,
+    ) -> None:
+        if graph_flip not in FLIP_PLACES:
+            raise FerkitError(
+                f"graph_flip must be one of {', '.join(FLIP_PLACES)}, got {graph_flip!r}"
+            )
         self.session = session
         self.precision = precision  # "fp32", or "int8" for the quantised graph
+        self.graph_flip = graph_flip
+        self.flip = bool(flip)
         graph_input = session.get_inputs()[0]
         self.input_name = graph_input.name
         shape = list(graph_input.shape)
@@ -161,17 +218,38 @@ class OnnxClassifier:
             "use backend='torch' for other input"
         )
 
+    @property
+    def mirror(self) -> bool:
+        """True when this classifier adds the mirror view itself (an outside-flip graph)."""
+        return self.flip and self.graph_flip == FLIP_OUTSIDE
+
+    def _call(self, batch: np.ndarray, output: str) -> np.ndarray:
+        """One session call on ``batch`` (padded to the graph's fixed batch if it has one)."""
+        n = len(batch)
+        if self.fixed_batch and n < self.fixed_batch:
+            pad = np.zeros((self.fixed_batch - n, *self.image_shape), np.uint8)
+            batch = np.concatenate([batch, pad])
+        (out,) = self.session.run([output], {self.input_name: batch})
+        return np.asarray(out, dtype=np.float32)[:n]
+
+    def _views(self, batch: np.ndarray, output: str) -> np.ndarray:
+        """``output`` for ``batch``: one view, or the mean over it and its mirror image (the
+        mirror first, as ``Network.embed`` adds them)."""
+        if not self.mirror:
+            return self._call(batch, output)
+        n = len(batch)
+        if n <= self.MIRROR_ONE_CALL_MAX and not self.fixed_batch:
+            both = self._call(np.concatenate([batch, mirrored(batch)]), output)
+            original, flipped = both[:n], both[n:]
+        else:
+            original, flipped = self._call(batch, output), self._call(mirrored(batch), output)
+        return (flipped + original) / np.float32(2)
+
     def _run(self, images: np.ndarray, output: str) -> np.ndarray:
         images = self._check(images)
         chunks = []
         for start in range(0, len(images), self.batch_size):
-            batch = images[start : start + self.batch_size]
-            n = len(batch)
-            if self.fixed_batch and n < self.fixed_batch:
-                pad = np.zeros((self.fixed_batch - n, *self.image_shape), np.uint8)
-                batch = np.concatenate([batch, pad])
-            (out,) = self.session.run([output], {self.input_name: batch})
-            chunks.append(np.asarray(out, dtype=np.float32)[:n])
+            chunks.append(self._views(images[start : start + self.batch_size], output))
         if not chunks:
             return np.zeros((0, self.num_classes if output == LOGITS else 0), np.float32)
         return np.concatenate(chunks)
@@ -259,9 +337,10 @@ def _load_graph(
             raise
         warnings.warn(f"{exc}; using {fallback} instead", stacklevel=5)
         return None
+    place = graph_flip(card[key], str(run_dir / "model.json"), key)  # before any session
     try:
         precision = "int8" if key == INT8_KEY else "fp32"
-        return OnnxClassifier(make_session(data, threads), precision=precision)
+        return OnnxClassifier(make_session(data, threads), precision=precision, graph_flip=place)
     except Exception as exc:  # onnxruntime raises its own exception types on a bad graph
         error = ModelFileError(f"{path}: onnxruntime cannot load it: {exc}")
         if forced:

@@ -226,9 +226,12 @@ class TorchClassifier:
     """Predicts from uint8 (N, H, W, C) images the way the network was trained to see them.
 
     Holds the network in eval mode; batches the input so memory stays flat on big splits.
+    ``flip=False`` asks a flip-averaged network (``flip_average``) for its single view on
+    every call without changing the network (see :func:`ferkit.models.flip.single_view`).
     """
 
     backend = "torch"
+    flip = True
 
     def __init__(
         self,
@@ -253,7 +256,9 @@ class TorchClassifier:
         outputs = []
         for start in range(0, len(images), self.batch_size):
             x = self.to_tensor(images[start : start + self.batch_size])
-            out = getattr(self.model, fn)(x) if fn != "forward" else self.model(x)
+            options = {} if self.flip else {"flip": False}
+            call = self.model if fn == "forward" else getattr(self.model, fn)
+            out = call(x, **options)
             outputs.append(out.float().cpu())
         if not outputs:
             return np.zeros((0, 0), dtype=np.float32)

@@ -66,11 +66,13 @@ def serve(
     keep_alive_s: int = DEFAULT_KEEP_ALIVE_S,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     log_level: str = "info",
+    flip: bool = True,
 ) -> None:
     """Load ``model`` and serve it with uvicorn until interrupted (one process; ``workers``
     inference threads). Binds to loopback unless ``host`` says otherwise; any other address
     needs a ``token`` (``None``: the ``FERKIT_SERVE_TOKEN`` environment variable) unless
-    ``insecure``, checked before the model is loaded."""
+    ``insecure``, checked before the model is loaded. ``flip=False``: faces are scored
+    without their mirror image (``Predictor(flip=False)``)."""
     import uvicorn
 
     token = check_token(token if token is not None else os.environ.get(TOKEN_ENV))
@@ -85,6 +87,7 @@ def serve(
         max_detect_pixels=max_detect_pixels,
         max_faces=max_faces,
         token=token,
+        flip=flip,
     )
     config = server_config(
         app,

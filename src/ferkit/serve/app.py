@@ -154,6 +154,7 @@ class ServeState:
             "model": model["name"],
             "classes": model["classes"],
             "probabilities": model["probabilities"],
+            "flip_averaged": model["flip_averaged"],
             "limits": {
                 "max_bytes": self.max_bytes,
                 "max_pixels": self.max_pixels,
@@ -336,6 +337,7 @@ def create_app(
     token: str | None = None,
     detect: bool = True,
     classify_rejected: bool = False,
+    flip: bool = True,
 ) -> FastAPI:
     """The ferkit web service: ``POST /api/predict``, ``GET /api/health`` and the page at ``/``.
 
@@ -345,14 +347,15 @@ def create_app(
     the wait for a worker and for the answer; ``workers`` requests are predicted at once.
     Faces are searched on a copy of at most ``max_detect_pixels`` and at most ``max_faces``
     (the largest) are analysed per image. ``token``: every path but the page needs
-    ``Authorization: Bearer <token>``.
+    ``Authorization: Bearer <token>``. ``flip=False``: faces are scored without their mirror
+    image (see :class:`Predictor`).
     """
     if max_bytes < 1 or max_pixels < 1:
         raise OptionError("max_bytes and max_pixels must be >= 1")
     predictor = (
         model
         if isinstance(model, Predictor)
-        else Predictor(model, detect=detect, classify_rejected=classify_rejected)
+        else Predictor(model, detect=detect, classify_rejected=classify_rejected, flip=flip)
     )
     predictor, detector = bounded_predictor(predictor, max_detect_pixels, max_faces, max_pixels)
     gate = InferenceGate(workers, timeout_s)

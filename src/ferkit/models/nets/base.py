@@ -98,19 +98,24 @@ class Network(nn.Module):
         Subclasses implement it; callers use :meth:`embed`, which applies ``prefilter`` first."""
         raise NotImplementedError
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
+    def embed(self, x: torch.Tensor, flip: bool = True) -> torch.Tensor:
         """The (N, D) embedding of input ``x`` (``prefilter`` then ``features``; in eval mode
-        with ``flip_average``, the mean over ``x`` and its mirror image)."""
-        if not (self.flip_average and not self.training):
+        with ``flip_average``, the mean over ``x`` and its mirror image).
+
+        ``flip=False`` skips that averaging for this call only (``Predictor(flip=False)``,
+        ``--no-flip``): the network itself is not changed, so a module shared by other
+        callers keeps answering with both views."""
+        if not (flip and self.flip_average and not self.training):
             return self.features(self.prefilter(x))
         # the mirror view first: hooks that keep a layer's last call (Grad-CAM, feature maps)
         # then see the image as given, not its mirror image
         mirrored = self.features(self.prefilter(x.flip(-1)))
         return (mirrored + self.features(self.prefilter(x))) / 2
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (N, num_classes); no softmax, so losses get the numerically stable form."""
-        return self.head(self.embed(x))
+    def forward(self, x: torch.Tensor, flip: bool = True) -> torch.Tensor:
+        """Logits (N, num_classes); no softmax, so losses get the numerically stable form.
+        ``flip``: as in :meth:`embed`."""
+        return self.head(self.embed(x, flip))
 
     @property
     def num_classes(self) -> int:
