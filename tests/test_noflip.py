@@ -204,12 +204,24 @@ def test_cli_no_flip_reaches_predict_evaluate_and_serve(
     assert seen["flip"] is False
 
 
+# shipped networks whose graphs keep the flip inside: affectnet's int8 graph re-made with the
+# flip outside lost 0.31 points of valid accuracy (over the 0.3-point rule), its old one 0.296
+FLIP_INSIDE = {"affectnet"}
+
+
 @pytest.mark.parametrize(
     "name", [n for n in shipped_models() if has_flip_tta(load_run(n, backend="torch").card)]
 )
-def test_shipped_graphs_average_the_flip_outside_and_can_skip_it(name: str) -> None:
+def test_shipped_graphs_average_the_flip_and_can_skip_it(name: str) -> None:
     run = load_run(name)  # checksums of the card's int8 (or float) graph checked on load
     entries = [run.card["onnx"], *([run.card["onnx_int8"]] if "onnx_int8" in run.card else [])]
+    if name in FLIP_INSIDE:
+        # its graphs keep the flip inside: one view is the torch network's
+        assert all("flip" not in entry for entry in entries)
+        assert run.estimator.precision == "int8"
+        single = single_view(run)
+        assert single.backend == "torch"
+        return
     assert all(entry.get("flip") == FLIP_OUTSIDE for entry in entries)
     if "onnx_int8" in run.card:
         assert run.estimator.precision == "int8"
