@@ -34,12 +34,15 @@ SHOWN = ("model", "balance", "augment", "label_smoothing", "optimizer", "lr", "w
          "schedule", "batch_size", "patience", "epochs", "seed", "threads")  # fmt: skip
 
 
-def train_command(cfg: dict, data: str | list[str], name: str) -> str:
+def train_command(cfg: dict, data: str | list[str], name: str, threads: int | None = 1) -> str:
     """The ``ferkit train`` command line of a ``TrainConfig`` as saved in ``train.json``
     (``TrainConfig.to_argv``: every setting off its default, network arguments included), on
-    one thread as the shipped timings were measured."""
+    one thread as the study's timings were measured (``threads=None``: the run's own)."""
     known = {f.name for f in fields(TrainConfig)}
-    config = TrainConfig(**{**{k: v for k, v in cfg.items() if k in known}, "threads": 1})
+    settings = {k: v for k, v in cfg.items() if k in known}
+    if threads is not None:
+        settings["threads"] = threads
+    config = TrainConfig(**settings)
     datas = [data] if isinstance(data, str) else list(data)
     argv = ["ferkit", "train", *datas, *config.to_argv(always=SHOWN), "--out", f"runs/{name}"]
     return shlex.join(argv)
@@ -75,7 +78,8 @@ def main() -> int:
     args = parser.parse_args()
     run_dir = args.out / args.row
     cfg = json.loads((run_dir / "train.json").read_text())["config"]
-    command = train_command(cfg, args.data, args.name)
+    study = args.out.name == "deep-study"
+    command = train_command(cfg, args.data, args.name, threads=1 if study else None)
     run = load_run(run_dir, backend="torch")  # fp32, as users run it
     reports = [evaluate_run(run, data, "val", progress=False) for data in args.data]
     if len(args.data) == 1:
@@ -90,7 +94,7 @@ def main() -> int:
             "by_dataset": each,
         }
     metrics["date"] = date.today().isoformat()
-    if args.out.name == "deep-study":
+    if study:
         metrics["benchmark"] = (
             f".venv/bin/python benchmarks/deep_study.py --out {args.out} "
             f"--rows {args.row} --threads 1"

@@ -13,9 +13,7 @@ from ferkit.weights import MAX_SHIPPED_BYTES, WEIGHTS_DIR, shipped_cards, shippe
 
 
 def test_every_shipped_model_loads_and_says_how_it_was_made() -> None:
-    assert {"affectnet-hog-svm", "fer2013", "affectnet", "affectnet-happy-sad"} <= set(
-        shipped_models()
-    )
+    assert set(NETWORKS) | {"affectnet-hog-svm"} <= set(shipped_models())
     for card in shipped_cards():
         run = load_run(card["name"])  # by name, not by path
         assert run.path == WEIGHTS_DIR / card["name"]
@@ -49,6 +47,12 @@ NETWORKS = {
     ),
     # fine-tuned from `affectnet` on its happy and sad faces
     "affectnet-happy-sad": (96, "rgb", ["happy", "sad"]),
+    # fine-tuned from `affectnet` on affectnet_yolo and fer2013 together
+    "general": (
+        96,
+        "rgb",
+        ["angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise"],
+    ),
 }
 
 
@@ -93,6 +97,28 @@ def test_shipped_network_reproduces_its_validation_figure(
     report = evaluate_run(run, shared_data(dataset), "val")
     assert report["n"] == run.card["validation"]["n"]
     assert round(report["accuracy"], 4) == run.card["validation"]["accuracy"]
+
+
+@pytest.mark.realdata
+def test_the_general_model_reproduces_each_datasets_figure(
+    shared_data: Callable[[str], Path],
+) -> None:
+    """`general` was validated on both datasets: each `ferkit evaluate general DATA --split
+    val` gives its card's figure, and their predictions pooled give the headline figure."""
+    from ferkit.evaluation import classification_report_dict, evaluate_run
+
+    run = load_run("general", backend="torch")
+    record = run.card["validation"]
+    reports = []
+    for entry in record["by_dataset"]:
+        report = evaluate_run(run, shared_data(entry["dataset"]), "val", progress=False)
+        assert (report["split"], report["n"]) == (entry["split"], entry["n"])
+        assert round(report["accuracy"], 4) == entry["accuracy"]
+        reports.append(report)
+    y_true = [y for r in reports for y in r["predictions"]["y_true"]]
+    y_pred = [y for r in reports for y in r["predictions"]["y_pred"]]
+    pooled = classification_report_dict(y_true, y_pred, list(run.canonical))
+    assert round(pooled["accuracy"], 4) == record["accuracy"] and len(y_true) == record["n"]
 
 
 @pytest.mark.realdata
