@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,17 @@ def machine_note() -> dict[str, Any]:
     except OSError:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "loadavg": [round(v, 2) for v in os.getloadavg()]}
+
+
+def median_ms(call: Callable[[], Any], calls: int) -> float:
+    """Median wall time of ``calls`` calls after one untimed warm-up call, in ms."""
+    call()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return round(statistics.median(times) * 1000, 2)
 
 
 def torch_threads(threads: int) -> None:

@@ -27,13 +27,12 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from _bench_env import machine_note, report, torch_threads
+from _bench_env import machine_note, median_ms, report, torch_threads
 from fer_vs_ferkit import write_default_images
 
 
@@ -46,17 +45,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--yuface", type=Path, help="folder holding the unpacked yuface wheel")
     parser.add_argument("--json", type=Path)
     return parser.parse_args()
-
-
-def median_ms(call: Callable[[], Any], calls: int) -> float:
-    """Median wall time of ``calls`` calls after one untimed warm-up call, in ms."""
-    call()
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return round(statistics.median(times) * 1000, 2)
 
 
 def yuface_detect(folder: Path | None) -> Callable[[Any], Any] | None:

@@ -20,14 +20,13 @@ import argparse
 import json
 import os
 import random
-import statistics
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _bench_env import median_ms
 from PIL import Image
 from skimage import data
 from skimage.transform import rescale
@@ -166,17 +165,6 @@ def negatives() -> dict[str, dict[str, int]]:
     return out
 
 
-def timed(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time in ms after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return round(statistics.median(times) * 1000, 1)
-
-
 def speed() -> dict[str, float]:
     img = data.astronaut()
     big = np.clip(np.rint(rescale(img, 2, channel_axis=-1) * 255), 0, 255).astype(np.uint8)
@@ -190,16 +178,16 @@ def speed() -> dict[str, float]:
     }
     out = {}
     for name, detector in detectors.items():
-        out[f"{name}, 512x512 astronaut"] = timed(lambda d=detector: d.detect(img), 15)
-        out[f"{name}, 512x512 noise"] = timed(lambda d=detector: d.detect(noise), 9)
-        out[f"{name}, 1024x1024 astronaut"] = timed(lambda d=detector: d.detect(big), 7)
+        out[f"{name}, 512x512 astronaut"] = median_ms(lambda d=detector: d.detect(img), 15)
+        out[f"{name}, 512x512 noise"] = median_ms(lambda d=detector: d.detect(noise), 9)
+        out[f"{name}, 1024x1024 astronaut"] = median_ms(lambda d=detector: d.detect(big), 7)
     box = DlibDetector().detect(img)[0]
     points = landmarks_68(img, box)
-    out["landmarks_68, one face"] = timed(lambda: landmarks_68(img, box), 50)
-    out["align_face 48 gray"] = timed(lambda: align_face(img, points, 48), 50)
-    out["align_face 96 rgb"] = timed(lambda: align_face(img, points, 96, color="rgb"), 50)
-    out["assess_face"] = timed(lambda: assess_face(img, box, points), 50)
-    out["find_faces auto, 512x512 astronaut"] = timed(lambda: find_faces(img), 15)
+    out["landmarks_68, one face"] = median_ms(lambda: landmarks_68(img, box), 50)
+    out["align_face 48 gray"] = median_ms(lambda: align_face(img, points, 48), 50)
+    out["align_face 96 rgb"] = median_ms(lambda: align_face(img, points, 96, color="rgb"), 50)
+    out["assess_face"] = median_ms(lambda: assess_face(img, box, points), 50)
+    out["find_faces auto, 512x512 astronaut"] = median_ms(lambda: find_faces(img), 15)
     return out
 
 

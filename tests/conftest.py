@@ -167,14 +167,20 @@ def chromium() -> Iterator[Any]:
         driver.quit()
 
 
-def trained_like_bn(model: torch.nn.Module, seed: int = 1) -> None:
+def trained_like_bn(model: torch.nn.Module, seed: int = 1, running_stats: bool = False) -> None:
     """Give every BatchNorm a random affine (as training would), so that a freshly built
-    network's output depends on its input's layout instead of being nearly constant."""
+    network's output depends on its input's layout instead of being nearly constant;
+    ``running_stats``: random running means and variances too, so that an exported graph's
+    folded BatchNorm is checked against values other than 0 and 1."""
     gen = torch.Generator().manual_seed(seed)
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
-            module.weight.data.copy_(torch.rand(module.num_features, generator=gen) + 0.5)
-            module.bias.data.copy_(torch.randn(module.num_features, generator=gen) * 0.1)
+            n = module.num_features
+            if running_stats:
+                module.running_mean.copy_(torch.randn(n, generator=gen) * 0.3)
+                module.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
+            module.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
+            module.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)
 
 
 def tiny_card(classes: list[str], size: int = 32) -> dict:

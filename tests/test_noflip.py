@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from conftest import trained_like_bn
 from ferkit.cli import app
 from ferkit.errors import FerkitError, ModelFileError
 from ferkit.inference import Predictor
@@ -43,14 +44,7 @@ def tiny_network(flip_average: bool) -> torch.nn.Module:
     """The same weights every call: a fernet whose BN layers hold random statistics."""
     torch.manual_seed(0)
     model = create_model("fernet", 3, 3, SIZE, width=0.25, flip_average=flip_average)
-    gen = torch.Generator().manual_seed(1)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            n = module.num_features
-            module.running_mean.copy_(torch.randn(n, generator=gen) * 0.3)
-            module.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
-            module.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
-            module.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)
+    trained_like_bn(model, running_stats=True)
     model.head.weight.data.mul_(0.05)  # probabilities away from 0 and 1, so tolerances bite
     return model.eval()
 

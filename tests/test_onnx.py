@@ -19,6 +19,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from conftest import trained_like_bn
 from ferkit.cli import app
 from ferkit.errors import FerkitError
 from ferkit.models import load_run, save_sklearn_run
@@ -45,14 +46,7 @@ def build_run(folder: Path, arch: str) -> Path:
     kwargs, channels, size = ARCHS[arch]
     torch.manual_seed(0)
     model = create_model(arch, 3, channels, size, **kwargs)
-    gen = torch.Generator().manual_seed(1)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            n = module.num_features
-            module.running_mean.copy_(torch.randn(n, generator=gen) * 0.3)
-            module.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
-            module.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
-            module.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)
+    trained_like_bn(model, running_stats=True)
     card = {
         "classes": ["Anger", "Happy", "Sad"],
         "canonical": ["angry", "happy", "sad"],
