@@ -57,9 +57,31 @@ def ship_onnx(name: str, dest: Path = WEIGHTS_DIR) -> dict:
     return entry
 
 
+def _int8_scores(run: Any, int8: Any, data: Path, val_split: str) -> dict[str, Any]:
+    """The float and the int8 graph's val accuracy on one dataset."""
+    from ferkit.evaluation import evaluate_run
+
+    fp32 = evaluate_run(run, data, val_split, progress=False)
+    low = evaluate_run(int8, data, val_split, progress=False)
+    return {"dataset": data.name, "split": low["split"], "n": low["n"],
+            "accuracy_fp32": round(fp32["accuracy"], 4),
+            "accuracy_int8": round(low["accuracy"], 4),
+            "drop": fp32["accuracy"] - low["accuracy"]}  # fmt: skip
+
+
+def _validation_record(scores: list[dict[str, Any]]) -> dict[str, Any]:
+    """The card's record of the scores: one dataset's figures, or each dataset's."""
+    records = [{k: v for k, v in s.items() if k != "drop"} for s in scores]
+    for record, score in zip(records, scores, strict=True):
+        record["drop_points"] = round(100 * score["drop"], 3)
+    if len(records) == 1:
+        return {k: v for k, v in records[0].items() if k not in ("dataset", "drop_points")}
+    return {"split": " + ".join(r["split"] for r in records), "by_dataset": records}
+
+
 def ship_int8(
     name: str,
-    data: Path,
+    data: Path | list[Path],
     *,
     val_split: str = "val",
     train_split: str = "train",
@@ -69,11 +91,13 @@ def ship_int8(
 ) -> dict[str, Any]:
     """Quantise ``name``'s shipped graph, score it, and ship it if the rule allows.
 
+    Several datasets (a model trained on them together): the ``calibration`` crops are drawn
+    evenly from their train splits, and the graph is scored on each one's val split; it ships
+    only if it keeps the rule on every one of them (``drop_points``: the largest drop).
     Returns what was measured, with ``adopted`` saying whether it was shipped."""
     import onnxruntime
 
     from ferkit.data import load_dataset
-    from ferkit.evaluation import evaluate_run
     from ferkit.models import load_run
     from ferkit.models.onnx_quantize import MAX_ACCURACY_DROP, quantize_graph
     from ferkit.models.onnx_run import (
@@ -86,11 +110,16 @@ def ship_int8(
 
     run = load_run(name, backend="onnx-fp32")
     source = run.path / run.card["onnx"]["file"]
-    train = load_dataset(
-        data, image_size=run.image_size, color=run.color, splits=[train_split], progress=False
-    ).usable_split(train_split)
+    datas = [data] if isinstance(data, Path) else list(data)
     rng = np.random.default_rng(seed)
-    images = train.images[rng.choice(len(train.images), calibration, replace=False)]
+    parts = []
+    for i, one in enumerate(datas):
+        train = load_dataset(
+            one, image_size=run.image_size, color=run.color, splits=[train_split], progress=False
+        ).usable_split(train_split)
+        count = calibration // len(datas) + (i < calibration % len(datas))
+        parts.append(train.images[rng.choice(len(train.images), count, replace=False)])
+    images = np.concatenate(parts)
     place = run.card["onnx"].get(FLIP_KEY, FLIP_INSIDE)  # quantised from it: the same form
     if place == FLIP_OUTSIDE:
         # the graph sees every crop and its mirror image at run time, as a graph with the flip
@@ -100,9 +129,8 @@ def ship_int8(
         graph = quantize_graph(source, "qdq", images, Path(tmp) / INT8_FILE).read_bytes()
     int8_estimator = OnnxClassifier(make_session(graph), precision="int8", graph_flip=place)
     int8 = dataclasses.replace(run, estimator=int8_estimator)
-    fp32 = evaluate_run(run, data, val_split, progress=False)
-    low = evaluate_run(int8, data, val_split, progress=False)
-    drop = fp32["accuracy"] - low["accuracy"]
+    scores = [_int8_scores(run, int8, one, val_split) for one in datas]
+    drop = max(s["drop"] for s in scores)
     entry = {
         "file": INT8_FILE,
         "sha256": hashlib.sha256(graph).hexdigest(),
@@ -113,15 +141,15 @@ def ship_int8(
         "quantization": (
             f"onnxruntime {onnxruntime.__version__} quantize_static: per-channel int8 weights, "
             f"uint8 activations, MinMax calibration on {calibration} random {train_split} "
-            f"crops (seed {seed})" + (" and their mirror images" if place == FLIP_OUTSIDE else "")
+            f"crops (seed {seed})"
+            + (f", drawn evenly from {len(datas)} datasets" if len(datas) > 1 else "")
+            + (" and their mirror images" if place == FLIP_OUTSIDE else "")
         ),
         "validation": {
-            "split": val_split,
-            "n": low["n"],
-            "accuracy_fp32": round(fp32["accuracy"], 4),
-            "accuracy_int8": round(low["accuracy"], 4),
+            **_validation_record(scores),
             "drop_points": round(100 * drop, 3),
-            "rule": f"shipped only if the drop is at most {100 * MAX_ACCURACY_DROP:g} points",
+            "rule": f"shipped only if the drop is at most {100 * MAX_ACCURACY_DROP:g} points"
+            + (" on every dataset" if len(datas) > 1 else ""),
             "date": date.today().isoformat(),
         },
     }
@@ -141,7 +169,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="+")
     parser.add_argument("--int8", action="store_true", help="quantise the shipped graph")
-    parser.add_argument("--data", type=Path, help="the dataset (with --int8)")
+    parser.add_argument(
+        "--data", type=Path, nargs="+", help="the dataset(s) it was trained on (with --int8)"
+    )
     parser.add_argument("--val-split", default="val")
     parser.add_argument("--train-split", default="train")
     parser.add_argument("--calibration", type=int, default=500)
@@ -161,10 +191,12 @@ def main() -> int:
             )
             v = result["validation"]
             verdict = "shipped" if result["adopted"] else "NOT shipped"
-            print(
-                f"{name}: int8 {v['accuracy_int8']:.4f} vs fp32 {v['accuracy_fp32']:.4f} "
-                f"on {v['split']} (n={v['n']}), drop {v['drop_points']} points: {verdict}"
-            )
+            for one in v.get("by_dataset", [v]):
+                print(
+                    f"{name}: int8 {one['accuracy_int8']:.4f} vs fp32 {one['accuracy_fp32']:.4f} "
+                    f"on {one.get('dataset', '')} {one['split']} (n={one['n']})"
+                )
+            print(f"{name}: largest drop {v['drop_points']} points: {verdict}")
             continue
         entry = ship_onnx(name)
         print(
