@@ -669,6 +669,7 @@ def train(
     mixup: Annotated[float, _setting(TrainConfig, "mixup", AUGMENT_PANEL)] = _default(
         TrainConfig, "mixup"
     ),
+    ema: Annotated[float, _setting(TrainConfig, "ema", OPTIM_PANEL)] = _default(TrainConfig, "ema"),
     device: Annotated[str, _setting(TrainConfig, "device", HARDWARE_PANEL)] = _default(
         TrainConfig, "device"
     ),
@@ -705,7 +706,7 @@ def train(
         "optimizer": optimizer, "schedule": schedule,
         "plateau_factor": plateau_factor, "plateau_patience": plateau_patience,
         "patience": patience, "augment": augment, "label_smoothing": label_smoothing,
-        "mixup": mixup, "seed": seed, "device": device, "bf16": bf16,
+        "mixup": mixup, "ema": ema, "seed": seed, "device": device, "bf16": bf16,
         "channels_last": channels_last, "train_split": train_split, "val_split": val_split,
         "max_train": max_train, "group_by": group_by, "init": str(init) if init else None,
         "threads": threads, "nproc": nproc, "match_sharpness": match_sharpness,

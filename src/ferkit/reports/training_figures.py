@@ -13,8 +13,10 @@ def training_curves(history: list[dict[str, Any]], title: str = "") -> Figure:
     """Two panels (loss, accuracy) plus the learning rate on a log axis under the loss.
 
     Epochs are whole numbers on the x axes (three epochs would otherwise tick 1.0, 1.25...);
-    one legend for both panels sits under them, where it can hide no curve and no axis."""
+    one legend for both panels sits under them, where it can hide no curve and no axis. A run
+    with ``--ema`` validates the average ("validation") and the network itself ("network")."""
     epochs = [h["epoch"] for h in history]
+    raw = [h for h in history if "val_accuracy_raw" in h]  # --ema (from its first epoch on)
     # fixed margins: a layout engine costs seconds per save, and this figure is redrawn every
     # epoch
     fig = Figure(figsize=(10, 4))
@@ -22,6 +24,8 @@ def training_curves(history: list[dict[str, Any]], title: str = "") -> Figure:
     ax_loss, ax_acc = fig.subplots(1, 2)
     ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train")
     ax_loss.plot(epochs, [h["val_loss"] for h in history], label="validation")
+    if raw:
+        ax_loss.plot([h["epoch"] for h in raw], [h["val_loss_raw"] for h in raw], label="network")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     lr_ax = ax_loss.twinx()
     lr_ax.plot(epochs, [h["lr"] for h in history], color="gray", linestyle=":", label="lr")
@@ -29,6 +33,9 @@ def training_curves(history: list[dict[str, Any]], title: str = "") -> Figure:
     lr_ax.set_ylabel("learning rate", color="gray")
     ax_acc.plot(epochs, [h["train_accuracy"] for h in history], label="train")
     ax_acc.plot(epochs, [h["val_accuracy"] for h in history], label="validation")
+    if raw:
+        ax_acc.plot([h["epoch"] for h in raw], [h["val_accuracy_raw"] for h in raw],
+                    label="network")  # fmt: skip
     acc_title = "accuracy"
     if history:
         best = max(history, key=lambda h: h["val_accuracy"])

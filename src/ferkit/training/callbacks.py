@@ -59,14 +59,15 @@ class EarlyStopping(Callback):
 
 
 class Checkpoint(Callback):
-    """The best weights (``model.safetensors`` + card) when the epoch improved, then every
-    epoch the checkpoint ``--resume`` continues from (:mod:`ferkit.training.checkpoint`).
+    """The best weights (``model.safetensors`` + card; with ``--ema`` the average's) when the
+    epoch improved, then every epoch the checkpoint ``--resume`` continues from (with the
+    average's state: :mod:`ferkit.training.checkpoint`).
     "Improved" is :class:`EarlyStopping`'s bookkeeping, so it must come after that one."""
 
     def on_epoch_end(self, loop: Loop, state: TrainState, metrics: dict[str, float]) -> None:
         if improved(state):
             card = {**loop.card, "val_accuracy": state.best_accuracy, "epoch": state.best_epoch}
-            save_torch_run(loop.out, loop.net, card)
+            save_torch_run(loop.out, loop.ema.module if loop.ema else loop.net, card)
         checkpoint = {
             "epoch": state.epoch,
             "model": {k: v.detach().cpu() for k, v in loop.net.state_dict().items()},
@@ -82,6 +83,8 @@ class Checkpoint(Callback):
             "data": json.dumps([d["data"] for d in loop.card.get("datasets", [])]),
             "parameters": sum(p.numel() for p in loop.net.parameters()),
         }
+        if loop.ema is not None:
+            checkpoint["ema"] = {k: v.detach().cpu() for k, v in loop.ema.state_dict().items()}
         save_checkpoint(loop.out, checkpoint)
 
 
@@ -114,7 +117,8 @@ class EpochLog(Callback):
         self.say(
             f"epoch {row['epoch']}: loss {row['train_loss']:.3f} acc {row['train_accuracy']:.3f}"
             f" | val loss {row['val_loss']:.3f} acc {row['val_accuracy']:.3f}"
-            f" | lr {row['lr']:.2g} | {row['images_per_second']:.0f} img/s"
+            + (f" (ema; raw {row['val_accuracy_raw']:.3f})" if "val_accuracy_raw" in row else "")
+            + f" | lr {row['lr']:.2g} | {row['images_per_second']:.0f} img/s"
             + (" | best" if state.best_epoch == row["epoch"] else "")
             + (" | early stop" if state.stopped_early else "")
         )

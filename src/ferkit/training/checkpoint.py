@@ -67,15 +67,16 @@ def _json_of(saved: dict[str, Any], key: str, kind: type) -> bool:
         return False
 
 
+def _tensors(saved: dict[str, Any], key: str) -> bool:
+    value = saved[key]
+    return isinstance(value, dict) and all(
+        isinstance(n, str) and isinstance(t, torch.Tensor) for n, t in value.items()
+    )
+
+
 _CHECKS: dict[str, tuple[str, Callable[[dict[str, Any], str], bool]]] = {
     "epoch": ("an integer >= 0", lambda s, k: type(s[k]) is int and s[k] >= 0),
-    "model": (
-        "a dict of tensors",
-        lambda s, k: (
-            isinstance(s[k], dict)
-            and all(isinstance(n, str) and isinstance(t, torch.Tensor) for n, t in s[k].items())
-        ),
-    ),
+    "model": ("a dict of tensors", _tensors),
     "optimizer": ("a dict", lambda s, k: isinstance(s[k], dict)),
     "scheduler": ("a dict", lambda s, k: isinstance(s[k], dict)),
     "history": ("a JSON list", lambda s, k: _json_of(s, k, list)),
@@ -101,6 +102,8 @@ def validate_checkpoint(saved: Any, path: Path) -> dict[str, Any]:
     for key, kind in _OPTIONAL.items():
         if key in saved and type(saved[key]) is not kind:
             raise FerkitError(f"{path}: checkpoint entry {key!r} must be a {kind.__name__}")
+    if "ema" in saved and not _tensors(saved, "ema"):  # --ema: the average's state
+        raise FerkitError(f"{path}: checkpoint entry 'ema' must be a dict of tensors")
     return saved
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "BALANCING",
     "CHECKPOINT",
     "CLASS_NAMES_HELP",
+    "EMA_MAX",
     "NOTEBOOK_MAX_EPOCHS",
     "SIDECAR",
     "TTA_MODES",
@@ -63,6 +64,10 @@ Optimizer = Literal["adam", "adamw", "sgd"]
 Schedule = Literal["plateau", "cosine"]
 Augment = Literal["none", "notebook", "strong"]  # ferkit.training.augment.AUGMENTATIONS
 Tta = Literal["none", "flip"]
+
+# The largest --ema decay: 1 would never move the average (a horizon of 1e6 steps already
+# outlasts any run here).
+EMA_MAX = 0.999999
 
 BALANCING: tuple[str, ...] = get_args(Balance)
 TTA_MODES: tuple[str, ...] = get_args(Tta)  # test-time augmentation recorded in the architecture
@@ -109,6 +114,12 @@ class TrainConfig:
     )  # fmt: skip
     label_smoothing: float = option(0.0, help="Label smoothing.")
     mixup: float = option(0.0, help="Mixup alpha (0 = off).")
+    ema: float = option(
+        0.0, min=0.0, max=EMA_MAX,
+        help="Decay of an exponential moving average of the weights and BatchNorm statistics, "
+        "updated every step, e.g. 0.999 (0 = off): validation, early stopping and the saved "
+        "model use the average.",
+    )  # fmt: skip
     seed: int = option(0, help="Seed for sampling, init and augmentation.")
     device: str = option("auto", help="auto, cpu, cuda or cuda:N.")
     bf16: bool = option(True, help="bf16 autocast (CPU AMX / CUDA).")
@@ -162,6 +173,7 @@ class TrainConfig:
             (self.color in (None, *get_args(Color)), "color must be gray or rgb"),
             (0.0 <= self.label_smoothing < 1.0, "label smoothing must be in [0, 1)"),
             (self.mixup >= 0.0, "mixup must be >= 0"),
+            (0.0 <= self.ema <= EMA_MAX, f"ema must be in [0, {EMA_MAX}] (a decay below 1)"),
             (self.tta in TTA_MODES, f"tta must be one of {', '.join(TTA_MODES)}"),
             (
                 self.match_sharpness in get_args(Sharpness),

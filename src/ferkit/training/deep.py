@@ -343,11 +343,15 @@ def _check_run_dir(out: Path, resume: bool) -> dict[str, Any] | None:
 
 
 def _same_setup(saved: dict[str, Any], cfg: TrainConfig, out: Path) -> None:
-    """A resumed run must be the run that was started (epochs/patience may be extended)."""
+    """A resumed run must be the run that was started (epochs/patience may be extended, and
+    ``--ema`` switched on for a run without an average: it starts then). A run with an
+    average resumed without ``--ema``, or with another decay, is another run."""
     before = json.loads(saved["config"])
     if isinstance(before.get("augment"), str):  # a run started when "notebook" was "seed"
         before["augment"] = current_name(before["augment"], "augment", warn=False)
     free = {"epochs", "patience", "threads", "device", "nproc", "init"}
+    if "ema" not in saved:
+        free.add("ema")
     defaults = asdict(TrainConfig())  # a setting added since the run started has its default
     changed = {
         k for k, v in asdict(cfg).items() if k not in free and before.get(k, defaults[k]) != v

@@ -25,6 +25,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from ferkit.errors import FerkitError
@@ -128,6 +129,7 @@ class Loop:
         self.rng = np.random.default_rng(cfg.seed)
         self.optimizer = self._optimizer()
         self.scheduler = self._scheduler()
+        self.ema = self._ema()
         use_scaler = device.type == "cuda" and cfg.bf16 and not torch.cuda.is_bf16_supported()
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
 
@@ -154,6 +156,27 @@ class Loop:
             factor=self.cfg.plateau_factor,
             patience=self.cfg.plateau_patience,
         )
+
+    def _ema(self) -> AveragedModel | None:
+        """``--ema``: the moving average of the weights and BatchNorm buffers, started at the
+        initial weights (the first update copies them), so after n steps it is exactly
+        ``decay**n * w0 + sum((1 - decay) * decay**(n-k) * w_k)``. The copy keeps the
+        network's device and memory format (channels_last), so it validates as fast."""
+        if self.cfg.ema <= 0:
+            return None
+        ema = AveragedModel(
+            self.net, multi_avg_fn=get_ema_multi_avg_fn(self.cfg.ema), use_buffers=True
+        )
+        ema.module.to(memory_format=self.memory)  # type: ignore[call-overload]
+        ema.module.eval().requires_grad_(False)  # it only ever validates and is saved
+        ema.update_parameters(self.net)
+        return ema
+
+    def _restart_ema(self) -> None:
+        """Start the average afresh from the network's current weights."""
+        assert self.ema is not None
+        self.ema.n_averaged.zero_()
+        self.ema.update_parameters(self.net)
 
     # -- batches ----------------------------------------------------------------------------
     def _inputs(self, pixels: torch.Tensor, train: bool) -> torch.Tensor:
@@ -201,6 +224,8 @@ class Loop:
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.ema is not None:  # every rank: DDP keeps the weights equal on all of them
+            self.ema.update_parameters(self.net)
         correct = int((logits.argmax(1) == y).sum())
         return float(loss.detach()) * len(y), correct
 
@@ -241,11 +266,33 @@ class Loop:
             "images_per_second": totals[2] / max(seconds, 1e-9),
         }
 
+    def validation(self) -> dict[str, float]:
+        """The epoch's validation row: the network's, or with ``--ema`` the average's (what
+        early stopping and the saved model go by) plus the network's own as
+        ``val_loss_raw`` / ``val_accuracy_raw``."""
+        raw = self.validate()
+        if self.ema is None:
+            return raw
+        self._share_ema_buffers()
+        row = self.validate(self.ema.module)
+        return {**row, "val_loss_raw": raw["val_loss"], "val_accuracy_raw": raw["val_accuracy"]}
+
+    def _share_ema_buffers(self) -> None:
+        """Under DDP each rank's BatchNorm statistics (hence their averages) follow its own
+        batches; rank 0's, the ones saved, are given to all before validation, so every
+        rank scores the model that is saved."""
+        if self.world > 1 and self.ema is not None:
+            for buffer in self.ema.module.buffers():
+                dist.broadcast(buffer, src=0)
+
     @torch.no_grad()
-    def validate(self) -> dict[str, float]:
-        """Validation loss and accuracy; with several datasets, each one's accuracy too
-        (``val_accuracy/<dataset>``), so a model trained on all is judged on each."""
+    def validate(self, net: nn.Module | None = None) -> dict[str, float]:
+        """Validation loss and accuracy of ``net`` (the network by default); with several
+        datasets, each one's accuracy too (``val_accuracy/<dataset>``), so a model trained
+        on all is judged on each."""
         self.model.eval()
+        net = self.net if net is None else net
+        net.eval()
         n = len(self.data.y_val)
         idx = torch.arange(self.rank, n, self.world)
         source = self.data.val_source
@@ -260,7 +307,7 @@ class Loop:
             x = self._inputs(self.data.x_val[part], train=False)
             y = self.data.y_val[part].to(self.device)
             with _autocast(self.device, self.cfg.bf16):
-                logits = self.net(x)
+                logits = net(x)
             loss_sum += float(F.cross_entropy(logits.float(), y, reduction="sum"))
             right = (logits.argmax(1) == y).cpu()
             correct += int(right.sum())
@@ -290,10 +337,11 @@ class Loop:
             epoch = state.epoch + 1
             row = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"]}
             row.update(self.train_epoch(epoch))
-            row.update(self.validate())
+            row.update(self.validation())
             if not math.isfinite(row["train_loss"]):
                 raise FloatingPointError(f"training diverged at epoch {epoch} (loss is not finite)")
-            self._schedule(row["val_loss"])
+            # the learning rate steers the network, not its average: plateau goes by its loss
+            self._schedule(row.get("val_loss_raw", row["val_loss"]))
             state.epoch = epoch
             state.history.append({k: _round(v) for k, v in row.items()})
             for callback in self.callbacks:
@@ -317,6 +365,18 @@ class Loop:
             self.scheduler.load_state_dict(saved["scheduler"])
         except (KeyError, ValueError, TypeError, RuntimeError) as exc:
             raise FerkitError(f"{path}: optimiser or scheduler state does not fit: {exc}") from exc
+        if self.ema is None:
+            return
+        if "ema" in saved:
+            load_state(self.ema, saved["ema"], path)
+            return
+        self._restart_ema()
+        if self.rank == 0:
+            _log(
+                f"warning: {path}: was written without --ema; the average of the weights "
+                f"starts now, from epoch {saved['epoch']}'s weights (the best so far, "
+                f"{saved['best_accuracy']:.4f}, was the network's own)"
+            )
 
 
 def _log(line: str) -> None:
