@@ -61,12 +61,12 @@ from ferkit.models.onnx_run import (
     FLIP_INSIDE,
     FLIP_KEY,
     FLIP_OUTSIDE,
-    FLIP_PLACES,
     INPUT_NAME,
     INSTALL_HINT,
     LOGITS,
     ONNX_FILE,
     OnnxClassifier,
+    check_flip_place,
     make_session,
     onnxruntime_available,
 )
@@ -338,8 +338,7 @@ def export_onnx(
     see the module docstring); no effect on other networks.
     """
     batch = _check_options(opset, batch)
-    if flip not in FLIP_PLACES:
-        raise FerkitError(f"flip must be one of {', '.join(FLIP_PLACES)}, got {flip!r}")
+    check_flip_place(flip)
     source = load_run(run.path if isinstance(run, Run) else run, backend="torch")
     if source.kind != "torch":
         raise FerkitError(

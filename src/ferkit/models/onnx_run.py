@@ -130,6 +130,13 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
+def check_flip_place(value: Any, name: str = "flip") -> str:
+    """``value`` when it is one of ``FLIP_PLACES``; else a FerkitError naming ``name``."""
+    if value not in FLIP_PLACES:
+        raise FerkitError(f"{name} must be one of {', '.join(FLIP_PLACES)}, got {value!r}")
+    return str(value)
+
+
 def graph_flip(entry: Mapping[str, Any], where: str, key: str = ONNX_KEY) -> str:
     """Where a graph's mirror view is averaged (``FLIP_PLACES``): the card entry's ``flip``,
     ``"inside"`` when absent (every graph exported before the key existed); anything else is a
@@ -179,10 +186,7 @@ class OnnxClassifier:
         graph_flip: str = FLIP_INSIDE,
         flip: bool = True,
     ) -> None:
-        if graph_flip not in FLIP_PLACES:
-            raise FerkitError(
-                f"graph_flip must be one of {', '.join(FLIP_PLACES)}, got {graph_flip!r}"
-            )
+        check_flip_place(graph_flip, "graph_flip")
         self.session = session
         self.precision = precision  # "fp32", or "int8" for the quantised graph
         self.graph_flip = graph_flip

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict
 
+import torch
 from tqdm.auto import tqdm
 
 from ferkit import io
@@ -58,6 +59,11 @@ class EarlyStopping(Callback):
         state.stopped_early = patience_over and state.epoch < loop.cfg.epochs
 
 
+def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``module``'s state dict on the CPU, detached: what a checkpoint stores."""
+    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+
+
 class Checkpoint(Callback):
     """The best weights (``model.safetensors`` + card; with ``--ema`` the average's) when the
     epoch improved, then every epoch the checkpoint ``--resume`` continues from (with the
@@ -70,7 +76,7 @@ class Checkpoint(Callback):
             save_torch_run(loop.out, loop.ema.module if loop.ema else loop.net, card)
         checkpoint = {
             "epoch": state.epoch,
-            "model": {k: v.detach().cpu() for k, v in loop.net.state_dict().items()},
+            "model": _cpu_state(loop.net),
             "optimizer": loop.optimizer.state_dict(),
             "scheduler": loop.scheduler.state_dict(),
             "history": json.dumps(state.history),
@@ -84,7 +90,7 @@ class Checkpoint(Callback):
             "parameters": sum(p.numel() for p in loop.net.parameters()),
         }
         if loop.ema is not None:
-            checkpoint["ema"] = {k: v.detach().cpu() for k, v in loop.ema.state_dict().items()}
+            checkpoint["ema"] = _cpu_state(loop.ema)
         save_checkpoint(loop.out, checkpoint)
 
 
