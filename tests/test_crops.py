@@ -205,16 +205,15 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_torch_run_crops_average_its_own_flip_averaged_views(tiny_run: Path) -> None:
     run = load_run(tiny_run, backend="torch")
     images = pixels(6, size=SIZE, seed=3)
-    views = crop_views(images, DEFAULT_CROP_FRACTION)
-    expected = np.mean([run.estimator.predict_proba(v) for v in views], axis=0)
-    got = multi_crop(run).estimator.predict_proba(images)
-    assert np.abs(got - expected).max() < 1e-5
-    # without the mirror first, then crops: five single views
-    single = single_view(run)
-    expected_single = np.mean([single.estimator.predict_proba(v) for v in views], axis=0)
-    cropped_single = multi_crop(single)
-    assert not cropped_single.estimator.flip and run.estimator.flip
-    assert np.abs(cropped_single.estimator.predict_proba(images) - expected_single).max() < 1e-5
+    views = crop_views(images, DEFAULT_CROP_FRACTION).reshape(30, SIZE, SIZE, 3)
+    single = single_view(run)  # without the mirror first, then crops: five single views
+    for base in (run, single):
+        expected = base.estimator.predict_proba(views).reshape(5, 6, -1).mean(axis=0)
+        got = multi_crop(base).estimator.predict_proba(images)
+        assert np.abs(got - expected).max() < 1e-5
+    assert not multi_crop(single).estimator.flip and multi_crop(run).estimator.flip
+    with pytest.raises(OptionError, match="drop the mirror before adding crops"):
+        single_view(multi_crop(run))
 
 
 def test_predictor_crops_leave_a_shared_run_alone(tiny_run: Path) -> None:
