@@ -1039,6 +1039,23 @@ FLIP_HELP = (
 )
 FlipArg = Annotated[bool, typer.Option("--flip/--no-flip", help=FLIP_HELP)]
 
+# ferkit.models.crops.DEFAULT_CROP_FRACTION, not imported here: it would import numpy
+DEFAULT_CROP_FRACTION = 44 / 48
+CROPS_HELP = (
+    "Score each face as N views averaged: 5 = its four corners and centre (side "
+    "--crop-fraction of the face, resized back). N times the network time (2N for a model "
+    "that also averages the mirror, as the shipped networks do); measured +1.0 to +1.5 "
+    "points of FER2013 val accuracy (5 crops of 44/48 with the flip). 1: the face as cut."
+)
+CropsArg = Annotated[int, typer.Option("--crops", metavar="N", help=CROPS_HELP)]
+CROP_FRACTION_HELP = (
+    "Side of each --crops view as a fraction of the face, in (0.5, 1). Default 44/48 "
+    "(0.9167): 42/48 and 40/48 did no better on FER2013."
+)
+CropFractionArg = Annotated[
+    float, typer.Option("--crop-fraction", metavar="FRACTION", help=CROP_FRACTION_HELP)
+]
+
 
 SCORED_SPLIT_HELP = (
     "Split name or alias. Default: val, or all of a folder of class folders without splits."
@@ -1061,18 +1078,23 @@ def evaluate(
     detector: DetectorArg = DetectorOption.auto,
     class_names: ClassNamesArg = None,
     flip: FlipArg = True,
+    crops: CropsArg = 1,
+    crop_fraction: CropFractionArg = DEFAULT_CROP_FRACTION,
 ) -> None:
     """Accuracy, macro-F1, per-class metrics and confusion matrix of a run on a split."""
     from ferkit import io
     from ferkit.evaluation.evaluate import evaluate_run
     from ferkit.models import load_run
+    from ferkit.models.crops import check_crop_options
     from ferkit.models.flip import single_view
 
     _check_out(out, json_out)
+    check_crop_options(crops, crop_fraction)  # before the model loads
     model = load_run(run) if flip else single_view(load_run(run))
     report = evaluate_run(
         model, data, split, out, seed=seed, faces=faces.value, detector=detector.value,
-        class_names=class_names, progress=sys.stderr.isatty(),
+        crops=crops, crop_fraction=crop_fraction, class_names=class_names,
+        progress=sys.stderr.isatty(),
     )  # fmt: skip
     _print_load_problems(report.problems or [])
     _print_no_face(report.no_face or [])
@@ -1096,6 +1118,8 @@ def evaluate(
     if not flip or report.flip_averaged:  # a network trained with --tta flip, or asked
         views = "each image and its mirror image" if report.flip_averaged else "one view"
         out_console.print(f"scored {views}{'' if flip else ' (--no-flip)'}")
+    if report.crops and report.crops > 1:
+        out_console.print(f"averaged over {report.crops} crops of {report.crop_fraction:.4f}")
     for name, path in (report.figures or {}).items():
         out_console.print(f"figure {name}: {path}")
 
@@ -1139,16 +1163,21 @@ def compare(
     faces: FacesArg = FacesOption.given,
     detector: DetectorArg = DetectorOption.auto,
     class_names: ClassNamesArg = None,
+    crops: CropsArg = 1,
+    crop_fraction: CropFractionArg = DEFAULT_CROP_FRACTION,
 ) -> None:
     """One table of several runs on the same split: accuracy and macro-F1 with 95% intervals,
     and McNemar's paired test of each pair ("A beats B" only when p < 0.05)."""
     from ferkit import io
     from ferkit.evaluation.compare import compare_runs, markdown_table
+    from ferkit.models.crops import check_crop_options
 
     _check_out(out, json_out)
+    check_crop_options(crops, crop_fraction)  # before any model loads
     rows, tests = compare_runs(
         runs, data, split, out, faces=faces.value, detector=detector.value,
-        class_names=class_names, progress=sys.stderr.isatty(),
+        crops=crops, crop_fraction=crop_fraction, class_names=class_names,
+        progress=sys.stderr.isatty(),
     )  # fmt: skip
     if json_out is not None:
         io.write_json(json_out, {"rows": rows, "tests": tests})
@@ -1248,6 +1277,8 @@ def predict(
         ),
     ] = 4.0,
     flip: FlipArg = True,
+    crops: CropsArg = 1,
+    crop_fraction: CropFractionArg = DEFAULT_CROP_FRACTION,
 ) -> None:
     """Emotion of every face in photos, folders and videos (exit 1 if an input was unreadable)."""
     from ferkit.inference import Predictor
@@ -1260,6 +1291,8 @@ def predict(
         classify_rejected=classify_rejected,
         landmarks=landmarks,
         flip=flip,
+        crops=crops,
+        crop_fraction=crop_fraction,
         max_detect_pixels=round(detect_mp * 1_000_000),
     )
     report = predictor.predict_many(inputs, every=every, out=out, progress=sys.stderr.isatty())

@@ -367,6 +367,10 @@ class EvalReport(Record):
     no_face: list[dict[str, Any]] | None = None
     # whether each image was scored with its mirror image too (flip TTA; --no-flip: False)
     flip_averaged: bool | None = None
+    # crop views averaged per image (--crops; 1: the image as given) and their side as a
+    # fraction of the image (None without crops)
+    crops: int | None = None
+    crop_fraction: float | None = None
     figures: dict[str, str] | None = None
     # True when every data class is scored as the model class of the same name (the mapping
     # is then not worth printing); not part of the JSON, which has the mapping lines

@@ -25,6 +25,7 @@ COLUMNS = ("model", "accuracy", "accuracy_low", "accuracy_high", "macro_f1", "ma
            "macro_f1_high", "n", "dropped_classes", "predict_seconds")  # fmt: skip
 SHOWN = ("model", "accuracy", "macro_f1", "n", "dropped_classes", "predict_seconds")
 NO_FACE = "no_face"  # a column only when faces were detected: images without one, not scored
+CROPS = "crops"  # a column only when images were scored as several crops (--crops)
 
 
 def _row(report: Mapping[str, Any]) -> dict[str, Any]:
@@ -41,7 +42,14 @@ def _row(report: Mapping[str, Any]) -> dict[str, Any]:
         row[f"{metric}_low"], row[f"{metric}_high"] = low, high
     if report.get("faces") == "detect":
         row[NO_FACE] = len(report[NO_FACE])
+    if (report.get(CROPS) or 1) > 1:
+        row[CROPS] = report[CROPS]
     return row
+
+
+def _optional(rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The columns some rows have: ``no_face``, ``crops``."""
+    return tuple(c for c in (NO_FACE, CROPS) if any(c in r for r in rows))
 
 
 def _cell(row: dict[str, Any], column: str) -> str:
@@ -55,13 +63,14 @@ def _cell(row: dict[str, Any], column: str) -> str:
 
 def columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
     """The table's columns: ``no_face`` joins them when any run was scored on detected faces
-    (each model cuts faces its own way, so the count can differ between rows)."""
-    return COLUMNS + ((NO_FACE,) if any(NO_FACE in r for r in rows) else ())
+    (each model cuts faces its own way, so the count can differ between rows), ``crops`` when
+    any was scored as several crops."""
+    return COLUMNS + _optional(rows)
 
 
 def markdown_table(rows: list[dict[str, Any]], tests: list[dict[str, Any]] | None = None) -> str:
     """The table (scores with their 95% intervals), then one line per paired test."""
-    names = SHOWN + ((NO_FACE,) if any(NO_FACE in r for r in rows) else ())
+    names = SHOWN + _optional(rows)
     head = [f"{n} [95% CI]" if n in ("accuracy", "macro_f1") else n for n in names]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(names)]
     lines += ["| " + " | ".join(_cell(r, c) for c in names) + " |" for r in rows]

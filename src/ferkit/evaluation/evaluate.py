@@ -15,6 +15,7 @@ from ferkit.errors import FerkitError, SplitNotFoundError
 from ferkit.evaluation.mapping import map_classes
 from ferkit.evaluation.metrics import classification_report_dict
 from ferkit.evaluation.stats import intervals, items_digest
+from ferkit.models.crops import DEFAULT_CROP_FRACTION, crop_fraction_of, crops_of, multi_crop
 from ferkit.models.flip import flips_averaged
 from ferkit.models.store import Run, load_run
 from ferkit.records import EvalReport
@@ -31,6 +32,8 @@ def evaluate_run(
     seed: int = 0,
     faces: str = "given",
     detector: str = "auto",
+    crops: int = 1,
+    crop_fraction: float = DEFAULT_CROP_FRACTION,
     **load_options: Any,
 ) -> EvalReport:
     """Score ``run`` on ``split`` of ``data`` (loaded in the run's size and colour).
@@ -48,10 +51,15 @@ def evaluate_run(
     bootstrap percentile, see :mod:`ferkit.evaluation.stats`); ``predictions`` holds each
     item's true and predicted label and a digest of the items, for paired tests. With ``out``:
     ``metrics.json``, ``confusion_matrix.png``, ``misclassified.png``.
+
+    ``crops=5`` scores each image as five crops of side ``crop_fraction`` averaged
+    (:func:`ferkit.models.crops.multi_crop`; five times the network time); the report records
+    ``crops`` and ``crop_fraction``.
     """
     if faces not in FACES:
         raise FerkitError(f"faces must be one of {', '.join(FACES)}, got {faces!r}")
     model = run if isinstance(run, Run) else load_run(run)
+    model = multi_crop(model, crops, crop_fraction)  # a copy (crops=1: the run itself)
     ds, name = _load_split(model, data, split, load_options)
     part = ds.usable_split(name)
     no_face: list[dict[str, str]] = []
@@ -84,6 +92,9 @@ def evaluate_run(
             "faces": faces,
             "no_face": no_face,
             "flip_averaged": flips_averaged(model),
+            # crop views averaged per image (--crops), and their side as a fraction of it
+            "crops": crops_of(model),
+            "crop_fraction": crop_fraction_of(model),
             "predict_seconds": round(seconds, 3),
             # per item, for `ferkit compare`'s paired test (same items: same digest)
             "predictions": {

@@ -46,6 +46,7 @@ from ferkit.inference.model import (
 )
 from ferkit.inference.outputs import OutputWriter
 from ferkit.inference.results import FaceResult, ImageResult, PredictionReport, VideoResult
+from ferkit.models.crops import DEFAULT_CROP_FRACTION, crop_fraction_of, crops_of, multi_crop
 from ferkit.models.flip import flips_averaged, single_view
 from ferkit.models.store import Run
 
@@ -182,7 +183,10 @@ class Predictor:
     each face once, without its mirror image, when the model averages the two (a network
     trained with ``--tta flip``, as the shipped ones are): half the network time, some
     accuracy lost (``ferkit evaluate --no-flip`` measures it); for other models it changes
-    nothing. A ``Run`` passed in is not changed.
+    nothing. ``crops=5`` scores each face as its four corners and centre (side
+    ``crop_fraction`` of the face, resized back) and averages their probabilities: five times
+    the network time (ten with the mirror), +1.0 to +1.5 points on FER2013 val
+    (:mod:`ferkit.models.crops`). A ``Run`` passed in is not changed.
 
     Loading the model (seconds for a large scikit-learn pipeline) happens once, here: reuse the
     predictor for many calls. The feature extractors of a scikit-learn model are set to cache
@@ -200,6 +204,8 @@ class Predictor:
         classify_rejected: bool = False,
         landmarks: bool = False,
         flip: bool = True,
+        crops: int = 1,
+        crop_fraction: float = DEFAULT_CROP_FRACTION,
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_detect_pixels: int | None = DEFAULT_MAX_DETECT_PIXELS,
     ) -> None:
@@ -219,6 +225,7 @@ class Predictor:
         self.flip = bool(flip)
         if not self.flip:
             self.run = single_view(self.run)  # a copy: a shared Run keeps both views
+        self.run = multi_crop(self.run, crops, crop_fraction)  # a copy too (crops=1: as is)
         quiet_features(self.run)
         self.probabilities = has_probabilities(self.run)
         self.framing_name, self.framing = _framing(framing, self.run)
@@ -250,6 +257,8 @@ class Predictor:
             "probabilities": self.probabilities,
             # whether each face is scored with its mirror image too (flip TTA, on by default)
             "flip_averaged": flips_averaged(self.run),
+            # crop views averaged per face (crops=1: the face as cut)
+            "crops": crops_of(self.run),
         }
 
     def options(self, every: int = 1) -> dict[str, Any]:
@@ -262,6 +271,8 @@ class Predictor:
             "classify_rejected": self.classify_rejected,
             "landmarks": self.landmarks,
             "flip": self.flip,
+            "crops": crops_of(self.run),
+            "crop_fraction": crop_fraction_of(self.run),
             "max_detect_pixels": self.max_detect_pixels,
             "every": every,
         }

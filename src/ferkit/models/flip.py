@@ -18,6 +18,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from ferkit.errors import OptionError
 from ferkit.models.store import Run
 
 
@@ -43,6 +44,10 @@ def single_view(run: Run) -> Run:
     """
     if not flips_averaged(run):
         return run
+    if getattr(run.estimator, "crops", 1) != 1:  # the crops would be lost or changed in place
+        raise OptionError(
+            f"model {run.name}: drop the mirror before adding crops (single_view, then multi_crop)"
+        )
     from ferkit.models.onnx_run import FLIP_OUTSIDE
 
     estimator = run.estimator

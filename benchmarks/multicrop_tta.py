@@ -1,0 +1,107 @@
+"""What multi-crop test-time augmentation buys: a network's accuracy on a split scored as one
+view, with its mirror (flip), and as five crops (x the mirror), and what each costs.
+
+    .venv/bin/python benchmarks/multicrop_tta.py --data ../shared/data/fer2013 \\
+        --model fer2013 [--model RUN ...] [--split val] [--threads 1] [--crop-fraction F] \\
+        [--json OUT]
+
+Each ``--model`` (run folder or shipped name) is loaded once, as its torch network, and scored
+through ferkit's own API: ``single_view(run)`` (one view), ``run`` (each face averaged with its
+mirror when the network was trained with ``--tta flip``; otherwise the same as single) and
+``multi_crop(run, 5, F)`` (the four corners and the centre of side F, resized back, each scored
+as ``run`` scores it: ten views per face with the flip). Images whose class the model does not
+know are left out and counted. Seconds are the wall time of scoring the whole split on
+``--threads`` torch threads; the load average before and after is recorded (other work on the
+machine slows every row alike only if it stays the same).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import date
+from pathlib import Path
+
+from _bench_env import machine_note, report, torch_threads
+from flip_tta import _labels_for
+
+from ferkit.data import load_dataset
+from ferkit.evaluation.metrics import classification_report_dict
+from ferkit.models import load_run
+from ferkit.models.crops import DEFAULT_CROP_FRACTION, multi_crop
+from ferkit.models.flip import flips_averaged, single_view
+
+ROWS = ("single", "flip", "crops5")
+
+
+def measure(model: str, data: Path, split_name: str, fraction: float) -> dict:
+    run = load_run(model, backend="torch")
+    ds = load_dataset(data, image_size=run.image_size, color=run.color, splits=[split_name])
+    split = ds.usable_split(split_name)
+    keep, y = _labels_for(run.canonical, split)
+    images = split.images[keep]
+    variants = {"single": single_view(run), "flip": run, "crops5": multi_crop(run, 5, fraction)}
+    rows = {}
+    for name in ROWS:
+        start = time.perf_counter()
+        pred = variants[name].predict(images)
+        seconds = time.perf_counter() - start
+        metrics = classification_report_dict(y, pred, run.canonical)
+        rows[name] = {
+            "accuracy": round(float(metrics["accuracy"]), 4),
+            "macro_f1": round(float(metrics["macro_f1"]), 4),
+            "seconds": round(seconds, 1),
+        }
+    return {
+        "model": model,
+        "flip_averaged": flips_averaged(run),
+        "crop_fraction": round(fraction, 4),
+        "data": str(data),
+        "split": split.name,
+        "images": len(keep),
+        "left_out": len(split) - len(keep),
+        "result": rows,
+    }
+
+
+def table(results: list[dict]) -> str:
+    lines = [
+        "| model | images | single view | flip | 5 crops (x flip) | macro-F1 single / flip / "
+        "crops | s single / flip / crops |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        s, f, c = (r["result"][k] for k in ROWS)
+        lines.append(
+            f"| {r['model']} | {r['images']:,} | {s['accuracy']:.2%} | {f['accuracy']:.2%} | "
+            f"{c['accuracy']:.2%} | {s['macro_f1']:.3f} / {f['macro_f1']:.3f} / "
+            f"{c['macro_f1']:.3f} | {s['seconds']} / {f['seconds']} / {c['seconds']} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", action="append", required=True, help="run folder or name")
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--crop-fraction", type=float, default=DEFAULT_CROP_FRACTION)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    torch_threads(args.threads)
+    before = machine_note()
+    results = [measure(m, args.data, args.split, args.crop_fraction) for m in args.model]
+    record = {
+        "date": date.today().isoformat(),
+        "threads": args.threads,
+        "machine_before": before,
+        "machine_after": machine_note(),
+        "models": results,
+    }
+    report(record, table(results), args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
