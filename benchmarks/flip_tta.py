@@ -16,6 +16,7 @@ import argparse
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from _bench_env import report, torch_threads
@@ -33,6 +34,19 @@ def _labels_for(run_canonical: list[str], split) -> tuple[np.ndarray, np.ndarray
     return keep, mapped[keep]
 
 
+def timed_score(estimator: Any, images: np.ndarray, y: np.ndarray, classes: list[str]) -> dict:
+    """Accuracy, macro-F1 and the wall seconds of ``estimator.predict`` over ``images``."""
+    start = time.perf_counter()
+    pred = estimator.predict(images)
+    seconds = time.perf_counter() - start
+    metrics = classification_report_dict(y, pred, classes)
+    return {
+        "accuracy": round(float(metrics["accuracy"]), 4),
+        "macro_f1": round(float(metrics["macro_f1"]), 4),
+        "seconds": round(seconds, 1),
+    }
+
+
 def measure(model: str, data: Path, split_name: str) -> dict:
     run = load_run(model, backend="torch")
     ds = load_dataset(data, image_size=run.image_size, color=run.color, splits=[split_name])
@@ -44,15 +58,7 @@ def measure(model: str, data: Path, split_name: str) -> dict:
     rows = {}
     for name, flip in (("single", False), ("flip", True)):
         net.average_flips(flip)
-        start = time.perf_counter()
-        pred = run.estimator.predict(images)
-        seconds = time.perf_counter() - start
-        metrics = classification_report_dict(y, pred, run.canonical)
-        rows[name] = {
-            "accuracy": round(float(metrics["accuracy"]), 4),
-            "macro_f1": round(float(metrics["macro_f1"]), 4),
-            "seconds": round(seconds, 1),
-        }
+        rows[name] = timed_score(run.estimator, images, y, run.canonical)
     return {
         "model": model,
         "saved_with_flip": saved,

@@ -18,15 +18,13 @@ machine slows every row alike only if it stays the same).
 from __future__ import annotations
 
 import argparse
-import time
 from datetime import date
 from pathlib import Path
 
 from _bench_env import machine_note, report, torch_threads
-from flip_tta import _labels_for
+from flip_tta import _labels_for, timed_score
 
 from ferkit.data import load_dataset
-from ferkit.evaluation.metrics import classification_report_dict
 from ferkit.models import load_run
 from ferkit.models.crops import DEFAULT_CROP_FRACTION, multi_crop
 from ferkit.models.flip import flips_averaged, single_view
@@ -41,17 +39,7 @@ def measure(model: str, data: Path, split_name: str, fraction: float) -> dict:
     keep, y = _labels_for(run.canonical, split)
     images = split.images[keep]
     variants = {"single": single_view(run), "flip": run, "crops5": multi_crop(run, 5, fraction)}
-    rows = {}
-    for name in ROWS:
-        start = time.perf_counter()
-        pred = variants[name].predict(images)
-        seconds = time.perf_counter() - start
-        metrics = classification_report_dict(y, pred, run.canonical)
-        rows[name] = {
-            "accuracy": round(float(metrics["accuracy"]), 4),
-            "macro_f1": round(float(metrics["macro_f1"]), 4),
-            "seconds": round(seconds, 1),
-        }
+    rows = {name: timed_score(variants[name].estimator, images, y, run.canonical) for name in ROWS}
     return {
         "model": model,
         "flip_averaged": flips_averaged(run),
