@@ -47,27 +47,38 @@ def timed_score(estimator: Any, images: np.ndarray, y: np.ndarray, classes: list
     }
 
 
-def measure(model: str, data: Path, split_name: str) -> dict:
+def labelled_split(
+    model: str, data: Path, split_name: str
+) -> tuple[Any, Any, np.ndarray, np.ndarray]:
+    """(torch run, split, kept images, their labels in the run's class order) for ``model``."""
     run = load_run(model, backend="torch")
     ds = load_dataset(data, image_size=run.image_size, color=run.color, splits=[split_name])
     split = ds.usable_split(split_name)
     keep, y = _labels_for(run.canonical, split)
-    images = split.images[keep]
+    return run, split, split.images[keep], y
+
+
+def split_record(model: str, data: Path, split: Any, images: np.ndarray, rows: dict) -> dict:
+    """The JSON fields every row of these benchmarks shares."""
+    return {
+        "model": model,
+        "data": str(data),
+        "split": split.name,
+        "images": len(images),
+        "left_out": len(split) - len(images),
+        "result": rows,
+    }
+
+
+def measure(model: str, data: Path, split_name: str) -> dict:
+    run, split, images, y = labelled_split(model, data, split_name)
     net = run.estimator.model
     saved = net.flip_average
     rows = {}
     for name, flip in (("single", False), ("flip", True)):
         net.average_flips(flip)
         rows[name] = timed_score(run.estimator, images, y, run.canonical)
-    return {
-        "model": model,
-        "saved_with_flip": saved,
-        "data": str(data),
-        "split": split.name,
-        "images": len(keep),
-        "left_out": len(split) - len(keep),
-        "result": rows,
-    }
+    return {**split_record(model, data, split, images, rows), "saved_with_flip": saved}
 
 
 def table(results: list[dict]) -> str:

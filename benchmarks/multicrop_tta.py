@@ -22,10 +22,8 @@ from datetime import date
 from pathlib import Path
 
 from _bench_env import machine_note, report, torch_threads
-from flip_tta import _labels_for, timed_score
+from flip_tta import labelled_split, split_record, timed_score
 
-from ferkit.data import load_dataset
-from ferkit.models import load_run
 from ferkit.models.crops import DEFAULT_CROP_FRACTION, multi_crop
 from ferkit.models.flip import flips_averaged, single_view
 
@@ -33,22 +31,13 @@ ROWS = ("single", "flip", "crops5")
 
 
 def measure(model: str, data: Path, split_name: str, fraction: float) -> dict:
-    run = load_run(model, backend="torch")
-    ds = load_dataset(data, image_size=run.image_size, color=run.color, splits=[split_name])
-    split = ds.usable_split(split_name)
-    keep, y = _labels_for(run.canonical, split)
-    images = split.images[keep]
+    run, split, images, y = labelled_split(model, data, split_name)
     variants = {"single": single_view(run), "flip": run, "crops5": multi_crop(run, 5, fraction)}
     rows = {name: timed_score(variants[name].estimator, images, y, run.canonical) for name in ROWS}
     return {
-        "model": model,
+        **split_record(model, data, split, images, rows),
         "flip_averaged": flips_averaged(run),
         "crop_fraction": round(fraction, 4),
-        "data": str(data),
-        "split": split.name,
-        "images": len(keep),
-        "left_out": len(split) - len(keep),
-        "result": rows,
     }
 
 
