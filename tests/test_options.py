@@ -186,7 +186,7 @@ def test_train_config_round_trips_through_its_command_line(
         device="cpu", bf16=False,
         channels_last=False, train_split="training", val_split="test", max_train=100,
         group_by="S(\\d+)_", init=str(tmp_path / "init"), threads=1, nproc=2,
-        match_sharpness="off", tta="flip", dedupe=True,
+        match_sharpness="off", resample_via=224, tta="flip", dedupe=True,
     )  # fmt: skip
     off_default = {f.name for f in dataclasses.fields(TrainConfig)}
     off_default -= {k for k, v in dataclasses.asdict(cfg).items() if v == getattr(TrainConfig(), k)}

@@ -626,6 +626,9 @@ def train(
     match_sharpness: Annotated[
         SharpnessChoice, _setting(TrainConfig, "match_sharpness", DATA_PANEL)
     ] = _default(TrainConfig, "match_sharpness"),
+    resample_via: Annotated[
+        int | None, _setting(TrainConfig, "resample_via", DATA_PANEL)
+    ] = _default(TrainConfig, "resample_via"),
     init: Annotated[Path | None, _setting(TrainConfig, "init", MODEL_PANEL)] = _default(
         TrainConfig, "init"
     ),
@@ -710,7 +713,7 @@ def train(
         "channels_last": channels_last, "train_split": train_split, "val_split": val_split,
         "max_train": max_train, "group_by": group_by, "init": str(init) if init else None,
         "threads": threads, "nproc": nproc, "match_sharpness": match_sharpness,
-        "tta": tta, "dedupe": dedupe,
+        "resample_via": resample_via, "tta": tta, "dedupe": dedupe,
     }  # fmt: skip
     values["model_kwargs"] = _kwargs(arg)
     fields = {"image_size": "size", "model_kwargs": "arg"}

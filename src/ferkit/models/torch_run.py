@@ -30,6 +30,7 @@ from ferkit.models.checks import (
     expected_sha256,
     sha256,
 )
+from ferkit.models.nets.resample import MAX_VIA
 
 if TYPE_CHECKING:  # the nets are imported when a network is built, not with this module
     from ferkit.models.nets.base import Network
@@ -49,7 +50,9 @@ _INT_RANGES = {
     "dense_units": (1, 65_536),
     "depth": (1, 16),
     "stem": (1, MAX_IMAGE_SIZE),
+    "resample_via": (2, MAX_VIA),
 }
+PREFILTER_KWARGS = ("sharpness_target", "resample_via")
 _FLOAT_RANGES = {"width": (0.0, 16.0), "sharpness_target": (0.0, 1e6)}
 _RATES = ("dropout", "conv_dropout")
 
@@ -120,9 +123,9 @@ def _check_budget(config: dict[str, Any]) -> None:
     """Build the network on torch's meta device (no memory) and refuse one over budget."""
     from ferkit.models.nets import create_model
 
-    # the sharpness prefilter computes its (weightless, image-size bounded) blur matrices
-    # from real values, which the meta device has not: it is left out of the count
-    kwargs = {k: v for k, v in config["kwargs"].items() if k != "sharpness_target"}
+    # the prefilters compute their (weightless, size-bounded) blur and resize matrices from
+    # real values, which the meta device has not: they are left out of the count
+    kwargs = {k: v for k, v in config["kwargs"].items() if k not in PREFILTER_KWARGS}
     with torch.device("meta"), _NoMetaNormal():
         meta = create_model(
             config["name"],

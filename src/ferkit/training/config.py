@@ -132,6 +132,12 @@ class TrainConfig:
     threads: int | None = option(None, help="Torch threads per process.")
     nproc: int = option(1, min=1, help="DistributedDataParallel processes.")
     match_sharpness: Sharpness = option("auto", help=SHARPNESS_HELP)
+    resample_via: int | None = option(
+        None,
+        help="Pass each test-time input through the resize round trip the training images "
+        "went through: bicubic up to this side, area down (224 for ../shared/data/fer2013's "
+        "rebuilt train split). Training images are left as they are.",
+    )
     tta: Tta = option(
         "none",
         help="Test-time augmentation saved with the model: none, or flip (average each image "
@@ -175,6 +181,10 @@ class TrainConfig:
             (self.mixup >= 0.0, "mixup must be >= 0"),
             (0.0 <= self.ema <= EMA_MAX, f"ema must be in [0, {EMA_MAX}] (a decay below 1)"),
             (self.tta in TTA_MODES, f"tta must be one of {', '.join(TTA_MODES)}"),
+            (
+                self.resample_via is None or self.resample_via >= 2,
+                "resample_via must be a side in pixels larger than the input size",
+            ),
             (
                 self.match_sharpness in get_args(Sharpness),
                 f"match_sharpness must be one of {', '.join(get_args(Sharpness))}",

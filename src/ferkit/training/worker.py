@@ -54,8 +54,10 @@ def run_worker(
 
 def architecture(cfg: TrainConfig, prepared: PreparedData) -> dict[str, Any]:
     """The saved architecture: the registered network, sized for the data, with the test-time
-    steps (sharpness matching, flip averaging) it applies to every input."""
+    steps (resampling and sharpness matching, flip averaging) it applies to every input."""
     kwargs: dict[str, Any] = dict(cfg.model_kwargs)
+    if cfg.resample_via is not None:
+        kwargs["resample_via"] = cfg.resample_via
     if prepared.sharpness_target is not None:
         kwargs["sharpness_target"] = prepared.sharpness_target
     if cfg.tta == "flip":

@@ -88,6 +88,8 @@ def test_time_steps(card: Mapping[str, Any]) -> list[str]:
     """What a network does to its input at test time beyond resizing (from its architecture)."""
     kwargs = (card.get("architecture") or {}).get("kwargs") or {}
     steps = []
+    if kwargs.get("resample_via") is not None:
+        steps.append(f"resampled via {kwargs['resample_via']} px")
     if kwargs.get("sharpness_target") is not None:
         steps.append(f"sharpness-matched ({kwargs['sharpness_target']:.3g})")
     if kwargs.get("flip_average"):

@@ -8,10 +8,13 @@ named by ``cam_layer``) rely on. ``config`` is the JSON-serialisable recipe that
 same architecture through :func:`ferkit.models.nets.create_model`, so a saved run only needs the
 config and a state_dict.
 
-``prefilter`` runs on the input before ``features``: the identity, or a weightless
-:class:`~ferkit.models.nets.sharpness.SharpnessMatch` when the network was trained on images
-blurrier than the ones it will see (``sharpness_target`` in the config). Callers that want the
-embedding use :meth:`Network.embed`, which includes it.
+``prefilter`` runs on the input before ``features``: the identity, or weightless eval-mode steps
+that make the inputs it will see look like the images it was trained on: a
+:class:`~ferkit.models.nets.resample.ResampleMatch` when the training images went through a
+resize round trip (``resample_via`` in the config), then a
+:class:`~ferkit.models.nets.sharpness.SharpnessMatch` when they were blurrier
+(``sharpness_target``). Callers that want the embedding use :meth:`Network.embed`, which
+includes it.
 
 ``flip_average`` (test-time augmentation, ``flip_average: true`` in the config) makes an
 eval-mode network average the embeddings of each image and its mirror image. Expressions are
@@ -81,8 +84,28 @@ class Network(nn.Module):
         :mod:`ferkit.models.nets.sharpness`); recorded in ``config`` so a saved run rebuilds it."""
         from ferkit.models.nets.sharpness import SharpnessMatch
 
-        self.prefilter = SharpnessMatch(target, int(self.config["image_size"]))
+        self._set_prefilter(SharpnessMatch, SharpnessMatch(target, int(self.config["image_size"])))
         self.config["kwargs"]["sharpness_target"] = float(target)
+
+    def match_resampling(self, via: int) -> None:
+        """Pass eval-mode inputs through the ``image_size -> via -> image_size`` resize round
+        trip the training images went through (see :mod:`ferkit.models.nets.resample`), ahead
+        of any sharpness matching; recorded in ``config`` so a saved run rebuilds it."""
+        from ferkit.models.nets.resample import ResampleMatch
+
+        self._set_prefilter(ResampleMatch, ResampleMatch(via, int(self.config["image_size"])))
+        self.config["kwargs"]["resample_via"] = int(via)
+
+    def _set_prefilter(self, kind: type[nn.Module], step: nn.Module) -> None:
+        """Put ``step`` in ``prefilter``, replacing an earlier step of the same ``kind``;
+        resampling runs before sharpness matching (the order the training data was made in)."""
+        from ferkit.models.nets.resample import ResampleMatch
+
+        old = self.prefilter
+        steps = list(old) if isinstance(old, nn.Sequential) else [old]
+        steps = [s for s in steps if not isinstance(s, nn.Identity | kind)] + [step]
+        steps.sort(key=lambda s: not isinstance(s, ResampleMatch))
+        self.prefilter = steps[0] if len(steps) == 1 else nn.Sequential(*steps)
 
     def average_flips(self, enabled: bool = True) -> None:
         """Average each eval-mode input with its mirror image (see the module docstring);

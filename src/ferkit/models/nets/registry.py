@@ -91,19 +91,21 @@ def create_model(
 
     ``in_channels`` / ``image_size`` default to the model's design input (3 x 96 for most,
     1 x 48 for ``seedcnn``). ``create_model(**model.config)`` rebuilds the same architecture.
-    ``sharpness_target`` (any family) adds test-time sharpness matching to the input, and
+    ``resample_via`` (any family) adds the test-time resize round trip of
+    :mod:`~ferkit.models.nets.resample`, ``sharpness_target`` test-time sharpness matching, and
     ``flip_average=True`` test-time averaging over the mirror image (see ``nets.base``).
     """
     entry = _entry(name)
     # every family takes them: they live in the Network base, not in a family
     target = kwargs.pop("sharpness_target", None)
+    via = kwargs.pop("resample_via", None)
     flip_average = kwargs.pop("flip_average", False)
     unknown = sorted(set(kwargs) - set(entry.options))
     if unknown:
         valid = ", ".join(entry.options) or "none"
         raise OptionError(
             f"model {name!r} got unknown option(s) {unknown}; valid options: {valid} "
-            "(and sharpness_target, flip_average, which every model takes)"
+            "(and resample_via, sharpness_target, flip_average, which every model takes)"
         )
     network = entry.factory(
         num_classes,
@@ -116,6 +118,11 @@ def create_model(
             f"model {name!r}: flip_average must be true or false, got {flip_average!r}"
         )
     network.average_flips(flip_average)
+    if via is not None:
+        try:
+            network.match_resampling(via)
+        except OptionError as exc:
+            raise OptionError(f"model {name!r}: {exc}") from None
     if target is not None:
         try:
             network.match_sharpness(target)
