@@ -12,6 +12,10 @@ The card gets the ``ferkit train`` command that reproduces the row (rebuilt from
 own ``train.json``, so it cannot drift from what ran) and the ``ferkit evaluate`` figure of the
 run on DATA's validation split, measured here rather than copied from the training loop
 (the loop validates under bf16 autocast; evaluation runs fp32, as users will).
+
+``--resample-via N`` ships the network with the weightless test-time resize round trip of
+:mod:`ferkit.models.nets.resample` added (``ship_run(..., resample_via=N)``); the figure is
+measured with it, and the card says the step was added after training.
 """
 
 from __future__ import annotations
@@ -75,12 +79,15 @@ def main() -> int:
     parser.add_argument("name")
     parser.add_argument("data", nargs="+")
     parser.add_argument("--out", type=Path, default=Path("runs/deep-study"))
+    parser.add_argument("--resample-via", type=int, default=None)
     args = parser.parse_args()
     run_dir = args.out / args.row
     cfg = json.loads((run_dir / "train.json").read_text())["config"]
     study = args.out.name == "deep-study"
     command = train_command(cfg, args.data, args.name, threads=1 if study else None)
     run = load_run(run_dir, backend="torch")  # fp32, as users run it
+    if args.resample_via is not None:
+        run.estimator.model.match_resampling(args.resample_via)
     reports = [evaluate_run(run, data, "val", progress=False) for data in args.data]
     if len(args.data) == 1:
         metrics = figures(reports[0], args.name, args.data[0])
@@ -101,7 +108,7 @@ def main() -> int:
         )
     print(command)
     print(json.dumps(metrics, indent=2))
-    print(ship_run(run_dir, args.name, command, metrics))
+    print(ship_run(run_dir, args.name, command, metrics, resample_via=args.resample_via))
     return 0
 
 

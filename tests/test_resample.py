@@ -140,3 +140,33 @@ def test_train_resample_via_saves_the_step(tmp_path: Path) -> None:
     )  # fmt: skip
     assert bad.exit_code != 0
     assert "larger than the input side" in bad.output
+
+
+def test_a_run_ships_with_the_step_added_and_says_so(tmp_path: Path) -> None:
+    from conftest import make_folders
+    from ferkit.models.shipping import ship_run
+    from ferkit.training.svm import train_svm
+
+    torch.manual_seed(0)
+    net = create_model("fernet", 3, 3, 32, width=0.25, flip_average=True)
+    save_torch_run(tmp_path / "run", net, tiny_card(list(CLASSES)))
+    command = "ferkit train d --out runs/tiny"
+    shipped = ship_run(tmp_path / "run", "tiny", command, dest=tmp_path / "w", resample_via=96)
+    card = json.loads((shipped / "model.json").read_text())
+    assert card["architecture"]["kwargs"] == {**net.config["kwargs"], "resample_via": 96}
+    assert card["added_after_training"]["resample_via"] == 96 and card["command"] == command
+    run = load_run(shipped, backend="torch")
+    assert isinstance(run.estimator.model.prefilter, ResampleMatch)
+    assert weights.test_time_steps(card) == ["resampled via 96 px", "flip-averaged"]
+    # the source run is left as it was
+    assert "resample_via" not in json.loads((tmp_path / "run" / "model.json").read_text())[
+        "architecture"]["kwargs"]  # fmt: skip
+    with pytest.raises(FerkitError, match="larger than the input side"):
+        ship_run(tmp_path / "run", "bad", command, dest=tmp_path / "w", resample_via=20)
+    root = make_folders(tmp_path / "d", per_class=4, size=24)
+    svm_params = {"kernel": "linear", "C": 1.0}
+    train_svm(root, tmp_path / "svm", features="raw", search=False, params=svm_params,
+              progress=False)  # fmt: skip
+    with pytest.raises(FerkitError, match="only a network"):
+        ship_run(tmp_path / "svm", "svm", command, dest=tmp_path / "w", resample_via=96)
+    assert not (tmp_path / "w" / "bad").exists() and not (tmp_path / "w" / "svm").exists()

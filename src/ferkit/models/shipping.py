@@ -12,6 +12,7 @@ from typing import Any
 
 from ferkit import weights
 from ferkit.errors import FerkitError
+from ferkit.models.card import ModelCard
 from ferkit.models.store import copy_run, load_run
 
 
@@ -21,9 +22,15 @@ def ship_run(
     command: str,
     metrics: dict[str, Any] | None = None,
     dest: Path = weights.WEIGHTS_DIR,
+    resample_via: int | None = None,
 ) -> Path:
     """Copy run ``run_dir`` to ``dest/name`` as a shipped model, its card extended with the
     ``command`` that trained it and the validation ``metrics`` it reached.
+
+    ``resample_via`` adds the weightless test-time resize round trip
+    (:mod:`ferkit.models.nets.resample`) to the shipped architecture. The training ``command``
+    stays the one that ran, so the card also says, under ``added_after_training``, that the step
+    was added afterwards: rerunning the command gives the network without it.
 
     The run is loaded first (so a damaged or untrusted file is never shipped) and each file
     must stay under :data:`ferkit.weights.MAX_SHIPPED_BYTES`.
@@ -39,7 +46,27 @@ def ship_run(
             f"{limit / 2**20:.0f} MiB limit for a shipped model"
         )
     card = run.card.updated(name=name, command=command)
+    if resample_via is not None:
+        card = _with_resampling(card, resample_via)
     if metrics:
         card = card.updated(validation=metrics)
     # only the weights are shipped, not an ONNX export of them (benchmarks/ship_onnx.py adds one)
     return copy_run(run, dest / name, card)
+
+
+def _with_resampling(card: ModelCard, via: int) -> ModelCard:
+    """``card`` whose network resamples its inputs via ``via`` px, checked by building it."""
+    from ferkit.models.nets import create_model
+
+    arch = dict(card.architecture or {})
+    if not arch:
+        raise FerkitError(f"{card.name}: only a network can resample its inputs")
+    arch["kwargs"] = {**(arch.get("kwargs") or {}), "resample_via": via}
+    create_model(arch["name"], arch["num_classes"], arch["in_channels"], arch["image_size"],
+                 **arch["kwargs"])  # fmt: skip
+    note = {
+        "resample_via": via,
+        "why": "the training images went through a resize round trip that inputs have not "
+        "(ferkit.models.nets.resample); the step has no weights",
+    }
+    return card.updated(architecture=arch, added_after_training=note)
