@@ -188,6 +188,7 @@ INTERNAL = {
     "is not a JSON-serialisable param",  # an extractor's own parameters
     "model card lacks",  # the card ferkit itself builds before saving
     "sharpness matching was built for",  # the network resizes its input first
+    "resampling was built for",  # same: inputs reach the network at its image_size
     "no input side up to",  # a registered architecture that shrinks any input to nothing
     "is already registered",  # register_model used twice: a programming error
     "must take (num_classes, in_channels, image_size",  # register_model's contract

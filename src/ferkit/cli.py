@@ -1058,6 +1058,15 @@ CROP_FRACTION_HELP = (
 CropFractionArg = Annotated[
     float, typer.Option("--crop-fraction", metavar="FRACTION", help=CROP_FRACTION_HELP)
 ]
+RESAMPLE_VIA_HELP = (
+    "Pass each face (each --crops view) through a resize round trip: bicubic up to N px, "
+    "area down to the model's input, as the training images of a network trained on a split "
+    "that was resized so went (FER2013 here: 224). Runs the torch network; default: the "
+    "network's own (ferkit train --resample-via), none for most."
+)
+ResampleViaArg = Annotated[
+    int | None, typer.Option("--resample-via", metavar="N", help=RESAMPLE_VIA_HELP)
+]
 
 
 SCORED_SPLIT_HELP = (
@@ -1083,6 +1092,7 @@ def evaluate(
     flip: FlipArg = True,
     crops: CropsArg = 1,
     crop_fraction: CropFractionArg = DEFAULT_CROP_FRACTION,
+    resample_via: ResampleViaArg = None,
 ) -> None:
     """Accuracy, macro-F1, per-class metrics and confusion matrix of a run on a split."""
     from ferkit import io
@@ -1090,14 +1100,16 @@ def evaluate(
     from ferkit.models import load_run
     from ferkit.models.crops import check_crop_options
     from ferkit.models.flip import single_view
+    from ferkit.models.resampling import resampling_backend
 
     _check_out(out, json_out)
     check_crop_options(crops, crop_fraction)  # before the model loads
-    model = load_run(run) if flip else single_view(load_run(run))
+    model = load_run(run, resampling_backend(resample_via))
+    model = model if flip else single_view(model)
     report = evaluate_run(
         model, data, split, out, seed=seed, faces=faces.value, detector=detector.value,
-        crops=crops, crop_fraction=crop_fraction, class_names=class_names,
-        progress=sys.stderr.isatty(),
+        crops=crops, crop_fraction=crop_fraction, resample_via=resample_via,
+        class_names=class_names, progress=sys.stderr.isatty(),
     )  # fmt: skip
     _print_load_problems(report.problems or [])
     _print_no_face(report.no_face or [])
@@ -1123,6 +1135,8 @@ def evaluate(
         out_console.print(f"scored {views}{'' if flip else ' (--no-flip)'}")
     if report.crops and report.crops > 1:
         out_console.print(f"averaged over {report.crops} crops of {report.crop_fraction:.4f}")
+    if report.resample_via is not None:
+        out_console.print(f"resampled via {report.resample_via} px")
     for name, path in (report.figures or {}).items():
         out_console.print(f"figure {name}: {path}")
 
@@ -1168,6 +1182,7 @@ def compare(
     class_names: ClassNamesArg = None,
     crops: CropsArg = 1,
     crop_fraction: CropFractionArg = DEFAULT_CROP_FRACTION,
+    resample_via: ResampleViaArg = None,
 ) -> None:
     """One table of several runs on the same split: accuracy and macro-F1 with 95% intervals,
     and McNemar's paired test of each pair ("A beats B" only when p < 0.05)."""
@@ -1179,8 +1194,8 @@ def compare(
     check_crop_options(crops, crop_fraction)  # before any model loads
     rows, tests = compare_runs(
         runs, data, split, out, faces=faces.value, detector=detector.value,
-        crops=crops, crop_fraction=crop_fraction, class_names=class_names,
-        progress=sys.stderr.isatty(),
+        crops=crops, crop_fraction=crop_fraction, resample_via=resample_via,
+        class_names=class_names, progress=sys.stderr.isatty(),
     )  # fmt: skip
     if json_out is not None:
         io.write_json(json_out, {"rows": rows, "tests": tests})
@@ -1282,6 +1297,7 @@ def predict(
     flip: FlipArg = True,
     crops: CropsArg = 1,
     crop_fraction: CropFractionArg = DEFAULT_CROP_FRACTION,
+    resample_via: ResampleViaArg = None,
 ) -> None:
     """Emotion of every face in photos, folders and videos (exit 1 if an input was unreadable)."""
     from ferkit.inference import Predictor
@@ -1296,6 +1312,7 @@ def predict(
         flip=flip,
         crops=crops,
         crop_fraction=crop_fraction,
+        resample_via=resample_via,
         max_detect_pixels=round(detect_mp * 1_000_000),
     )
     report = predictor.predict_many(inputs, every=every, out=out, progress=sys.stderr.isatty())

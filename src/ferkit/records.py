@@ -371,6 +371,9 @@ class EvalReport(Record):
     # fraction of the image (None without crops)
     crops: int | None = None
     crop_fraction: float | None = None
+    # the side the network resampled each input through (its own step or --resample-via;
+    # None: the images as given)
+    resample_via: int | None = None
     figures: dict[str, str] | None = None
     # True when every data class is scored as the model class of the same name (the mapping
     # is then not worth printing); not part of the JSON, which has the mapping lines

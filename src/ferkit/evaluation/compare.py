@@ -26,6 +26,7 @@ COLUMNS = ("model", "accuracy", "accuracy_low", "accuracy_high", "macro_f1", "ma
 SHOWN = ("model", "accuracy", "macro_f1", "n", "dropped_classes", "predict_seconds")
 NO_FACE = "no_face"  # a column only when faces were detected: images without one, not scored
 CROPS = "crops"  # a column only when images were scored as several crops (--crops)
+RESAMPLE = "resample_via"  # a column only when a network resampled its inputs (--resample-via)
 
 
 def _row(report: Mapping[str, Any]) -> dict[str, Any]:
@@ -44,12 +45,14 @@ def _row(report: Mapping[str, Any]) -> dict[str, Any]:
         row[NO_FACE] = len(report[NO_FACE])
     if (report.get(CROPS) or 1) > 1:
         row[CROPS] = report[CROPS]
+    if report.get(RESAMPLE) is not None:
+        row[RESAMPLE] = report[RESAMPLE]
     return row
 
 
 def _optional(rows: list[dict[str, Any]]) -> tuple[str, ...]:
-    """The columns some rows have: ``no_face``, ``crops``."""
-    return tuple(c for c in (NO_FACE, CROPS) if any(c in r for r in rows))
+    """The columns some rows have: ``no_face``, ``crops``, ``resample_via``."""
+    return tuple(c for c in (NO_FACE, CROPS, RESAMPLE) if any(c in r for r in rows))
 
 
 def _cell(row: dict[str, Any], column: str) -> str:
@@ -64,7 +67,8 @@ def _cell(row: dict[str, Any], column: str) -> str:
 def columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
     """The table's columns: ``no_face`` joins them when any run was scored on detected faces
     (each model cuts faces its own way, so the count can differ between rows), ``crops`` when
-    any was scored as several crops."""
+    any was scored as several crops, ``resample_via`` when any network resampled its inputs
+    (its own step or ``--resample-via``; empty for the others)."""
     return COLUMNS + _optional(rows)
 
 
@@ -132,7 +136,8 @@ def compare_runs(
     """Evaluate every run on ``split`` of ``data``: (rows sorted by accuracy, best first, and
     McNemar's test of every pair).
 
-    ``options`` go to :func:`evaluate_run` (``faces``, ``detector``, load options)."""
+    ``options`` go to :func:`evaluate_run` (``faces``, ``detector``, ``crops``,
+    ``resample_via``, load options)."""
     if not runs:
         raise OptionError("compare needs at least one run")
     reports = [evaluate_run(r, data, split, **options) for r in runs]

@@ -17,6 +17,7 @@ from ferkit.evaluation.metrics import classification_report_dict
 from ferkit.evaluation.stats import intervals, items_digest
 from ferkit.models.crops import DEFAULT_CROP_FRACTION, crop_fraction_of, crops_of, multi_crop
 from ferkit.models.flip import flips_averaged
+from ferkit.models.resampling import resample_via_of, resampling_backend, with_resampling
 from ferkit.models.store import Run, load_run
 from ferkit.records import EvalReport
 
@@ -34,6 +35,7 @@ def evaluate_run(
     detector: str = "auto",
     crops: int = 1,
     crop_fraction: float = DEFAULT_CROP_FRACTION,
+    resample_via: int | None = None,
     **load_options: Any,
 ) -> EvalReport:
     """Score ``run`` on ``split`` of ``data`` (loaded in the run's size and colour).
@@ -55,10 +57,15 @@ def evaluate_run(
     ``crops=5`` scores each image as five crops of side ``crop_fraction`` averaged
     (:func:`ferkit.models.crops.multi_crop`; five times the network time); the report records
     ``crops`` and ``crop_fraction``.
+
+    ``resample_via=224`` passes each image (each crop) through the network's resize round trip
+    via 224 px (:func:`ferkit.models.resampling.with_resampling`; a run folder is then loaded
+    as its torch network); the report records the network's ``resample_via``, its own or this.
     """
     if faces not in FACES:
         raise FerkitError(f"faces must be one of {', '.join(FACES)}, got {faces!r}")
-    model = run if isinstance(run, Run) else load_run(run)
+    model = run if isinstance(run, Run) else load_run(run, resampling_backend(resample_via))
+    model = with_resampling(model, resample_via)  # a copy (None: the run itself); crops next
     model = multi_crop(model, crops, crop_fraction)  # a copy (crops=1: the run itself)
     ds, name = _load_split(model, data, split, load_options)
     part = ds.usable_split(name)
@@ -95,6 +102,8 @@ def evaluate_run(
             # crop views averaged per image (--crops), and their side as a fraction of it
             "crops": crops_of(model),
             "crop_fraction": crop_fraction_of(model),
+            # the side the network resamples each input through (its own or --resample-via)
+            "resample_via": resample_via_of(model),
             "predict_seconds": round(seconds, 3),
             # per item, for `ferkit compare`'s paired test (same items: same digest)
             "predictions": {

@@ -32,19 +32,19 @@ def default_model_path() -> Path:
     return shipped_path(names[0])
 
 
-def resolve_model(model: str | Path | Run | None) -> Run:
+def resolve_model(model: str | Path | Run | None, backend: str | None = None) -> Run:
     """A loaded run: ``None`` is the default model, a ``Run`` is used as is, anything else is a
-    run folder or a shipped model's name (as ``load_run`` takes them)."""
+    run folder or a shipped model's name (as ``load_run`` takes them, with ``backend``)."""
     if isinstance(model, Run):
         return model
     if model is None:
-        return load_run(default_model_path())
+        return load_run(default_model_path(), backend)
     if not isinstance(model, str | Path):
         raise FerkitError(
             f"model must be a run folder, a shipped model's name or a loaded Run, "
             f"got {type(model).__name__}"
         )
-    return load_run(model)
+    return load_run(model, backend)
 
 
 def has_probabilities(run: Run) -> bool:

@@ -48,6 +48,7 @@ from ferkit.inference.outputs import OutputWriter
 from ferkit.inference.results import FaceResult, ImageResult, PredictionReport, VideoResult
 from ferkit.models.crops import DEFAULT_CROP_FRACTION, crop_fraction_of, crops_of, multi_crop
 from ferkit.models.flip import flips_averaged, single_view
+from ferkit.models.resampling import resample_via_of, resampling_backend, with_resampling
 from ferkit.models.store import Run
 
 T = TypeVar("T")
@@ -186,7 +187,10 @@ class Predictor:
     nothing. ``crops=5`` scores each face as its four corners and centre (side
     ``crop_fraction`` of the face, resized back) and averages their probabilities: five times
     the network time (ten with the mirror), +1.0 to +1.5 points on FER2013 val
-    (:mod:`ferkit.models.crops`). A ``Run`` passed in is not changed.
+    (:mod:`ferkit.models.crops`). ``resample_via=224`` passes each face (each crop) through
+    the resize round trip via 224 px that the network's training images went through
+    (:mod:`ferkit.models.resampling`; a name or folder is then loaded as its torch network).
+    A ``Run`` passed in is not changed.
 
     Loading the model (seconds for a large scikit-learn pipeline) happens once, here: reuse the
     predictor for many calls. The feature extractors of a scikit-learn model are set to cache
@@ -206,6 +210,7 @@ class Predictor:
         flip: bool = True,
         crops: int = 1,
         crop_fraction: float = DEFAULT_CROP_FRACTION,
+        resample_via: int | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_detect_pixels: int | None = DEFAULT_MAX_DETECT_PIXELS,
     ) -> None:
@@ -220,11 +225,16 @@ class Predictor:
             known = ", ".join(THRESHOLDS)
             raise FerkitError(f"unknown quality threshold(s) {', '.join(unknown)}; known: {known}")
         self.quality = dict(quality or {})
-        self.run = resolve_model(model if isinstance(model, str | Run | None) else Path(model))
+        backend = resampling_backend(resample_via)  # torch: an ONNX graph cannot take it
+        self.run = resolve_model(
+            model if isinstance(model, str | Run | None) else Path(model), backend
+        )
         self.is_default = model is None
         self.flip = bool(flip)
         if not self.flip:
             self.run = single_view(self.run)  # a copy: a shared Run keeps both views
+        self.resample_via = resample_via
+        self.run = with_resampling(self.run, resample_via)  # a copy (None: as is); crops next
         self.run = multi_crop(self.run, crops, crop_fraction)  # a copy too (crops=1: as is)
         quiet_features(self.run)
         self.probabilities = has_probabilities(self.run)
@@ -259,6 +269,8 @@ class Predictor:
             "flip_averaged": flips_averaged(self.run),
             # crop views averaged per face (crops=1: the face as cut)
             "crops": crops_of(self.run),
+            # the side the network resamples each face through (its own or resample_via)
+            "resample_via": resample_via_of(self.run),
         }
 
     def options(self, every: int = 1) -> dict[str, Any]:
@@ -273,6 +285,7 @@ class Predictor:
             "flip": self.flip,
             "crops": crops_of(self.run),
             "crop_fraction": crop_fraction_of(self.run),
+            "resample_via": self.resample_via,  # the override asked for (None: the network's)
             "max_detect_pixels": self.max_detect_pixels,
             "every": every,
         }
