@@ -12,7 +12,8 @@ Each ``--model`` (run folder or shipped name) is loaded as its torch network, as
 own flip averaging), and scored through ferkit's own API in five ways:
 
 * ``saved``: as it is;
-* ``resampled``: ``Network.match_resampling(via)`` (:mod:`ferkit.models.nets.resample`);
+* ``resampled``: ``with_resampling(run, via)`` (:mod:`ferkit.models.nets.resample`; what
+  ``--resample-via`` does);
 * ``sharpness``: ``Network.match_sharpness(t)``, t the median sharpness of the ``--train-split``
   images (the Gaussian alternative, :mod:`ferkit.models.nets.sharpness`);
 * ``crops5`` and ``crops5+resampled``: ``multi_crop(run, 5)`` of the first two.
@@ -35,6 +36,7 @@ from ferkit.data import load_dataset
 from ferkit.data.sharpness import median_sharpness
 from ferkit.models import load_run
 from ferkit.models.crops import DEFAULT_CROP_FRACTION, multi_crop
+from ferkit.models.resampling import with_resampling
 
 ROWS = ("saved", "resampled", "sharpness", "crops5", "crops5+resampled")
 
@@ -46,9 +48,8 @@ def _train_median(data: Path, run: Any, split_name: str) -> float:
 
 
 def variants(model: str, run: Any, via: int, target: float) -> dict[str, Any]:
-    """The five ways of scoring ``model``, each a run of its own (loaded again, then changed)."""
-    resampled = load_run(model, backend="torch")
-    resampled.estimator.model.match_resampling(via)
+    """The five ways of scoring ``model``, each a run of its own."""
+    resampled = with_resampling(run, via)
     matched = load_run(model, backend="torch")
     matched.estimator.model.match_sharpness(target)
     return {

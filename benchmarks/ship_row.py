@@ -30,6 +30,7 @@ from typing import Any
 
 from ferkit.evaluation import classification_report_dict, evaluate_run
 from ferkit.models import load_run
+from ferkit.models.resampling import with_resampling
 from ferkit.models.shipping import ship_run
 from ferkit.training.config import TrainConfig
 
@@ -86,8 +87,7 @@ def main() -> int:
     study = args.out.name == "deep-study"
     command = train_command(cfg, args.data, args.name, threads=1 if study else None)
     run = load_run(run_dir, backend="torch")  # fp32, as users run it
-    if args.resample_via is not None:
-        run.estimator.model.match_resampling(args.resample_via)
+    run = with_resampling(run, args.resample_via)  # None: the run as it is
     reports = [evaluate_run(run, data, "val", progress=False) for data in args.data]
     if len(args.data) == 1:
         metrics = figures(reports[0], args.name, args.data[0])

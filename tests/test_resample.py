@@ -80,6 +80,12 @@ def test_resampling_runs_before_sharpness_matching_whichever_is_set_first() -> N
     later.match_resampling(224)  # replaces, does not stack
     assert [type(s) for s in later.prefilter] == [ResampleMatch, SharpnessMatch]
     assert later.prefilter[0].via == 224 and later.config["kwargs"]["resample_via"] == 224
+    # a step added to an eval-mode network (a loaded run) is in eval mode, so it acts at once
+    loaded = create_model("fernet", 3, 1, 48, width=0.25).eval()
+    loaded.match_resampling(224)
+    assert not loaded.prefilter.training
+    loaded.match_sharpness(0.3)
+    assert not any(step.training for step in loaded.prefilter)
 
 
 def test_the_step_travels_with_the_run_and_into_onnx(tmp_path: Path) -> None:

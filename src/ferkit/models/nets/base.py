@@ -106,6 +106,9 @@ class Network(nn.Module):
         steps = [s for s in steps if not isinstance(s, nn.Identity | kind)] + [step]
         steps.sort(key=lambda s: not isinstance(s, ResampleMatch))
         self.prefilter = steps[0] if len(steps) == 1 else nn.Sequential(*steps)
+        # a new module starts in training mode, where these steps do nothing: it takes the
+        # network's mode, so a step added to a loaded (eval-mode) network acts at once
+        self.prefilter.train(self.training)
 
     def average_flips(self, enabled: bool = True) -> None:
         """Average each eval-mode input with its mirror image (see the module docstring);
