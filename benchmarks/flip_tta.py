@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _bench_env import report, torch_threads
+from _bench_env import machine_note, report, torch_threads
 
 from ferkit.data import load_dataset
 from ferkit.evaluation.metrics import classification_report_dict
@@ -96,19 +97,41 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def models_parser(description: str) -> argparse.ArgumentParser:
+    """The options these benchmarks share: ``--model`` (repeatable), ``--data``, ``--split``,
+    ``--threads`` and ``--json``."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", action="append", required=True, help="run folder or name")
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--split", default="val")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
+    return parser
+
+
+def run_models(
+    args: argparse.Namespace, measure_one: Callable[[str], dict], table_of: Callable
+) -> int:
+    """Measure each ``--model`` on ``--threads`` torch threads and report the rows as a table
+    and a JSON record, with the machine's load before and after (other work on the machine
+    slows the seconds)."""
     torch_threads(args.threads)
-    results = [measure(m, args.data, args.split) for m in args.model]
-    record = {"date": date.today().isoformat(), "threads": args.threads, "models": results}
-    report(record, table(results), args.json)
+    before = machine_note()
+    results = [measure_one(model) for model in args.model]
+    record = {
+        "date": date.today().isoformat(),
+        "threads": args.threads,
+        "machine_before": before,
+        "machine_after": machine_note(),
+        "models": results,
+    }
+    report(record, table_of(results), args.json)
     return 0
+
+
+def main() -> int:
+    args = models_parser(__doc__.splitlines()[0]).parse_args()
+    return run_models(args, lambda model: measure(model, args.data, args.split), table)
 
 
 if __name__ == "__main__":

@@ -17,12 +17,9 @@ machine slows every row alike only if it stays the same).
 
 from __future__ import annotations
 
-import argparse
-from datetime import date
 from pathlib import Path
 
-from _bench_env import machine_note, report, torch_threads
-from flip_tta import labelled_split, split_record, timed_score
+from flip_tta import labelled_split, models_parser, run_models, split_record, timed_score
 
 from ferkit.models.crops import DEFAULT_CROP_FRACTION, multi_crop
 from ferkit.models.flip import flips_averaged, single_view
@@ -58,26 +55,11 @@ def table(results: list[dict]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", action="append", required=True, help="run folder or name")
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--split", default="val")
-    parser.add_argument("--threads", type=int, default=1)
+    parser = models_parser(__doc__.splitlines()[0])
     parser.add_argument("--crop-fraction", type=float, default=DEFAULT_CROP_FRACTION)
-    parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    torch_threads(args.threads)
-    before = machine_note()
-    results = [measure(m, args.data, args.split, args.crop_fraction) for m in args.model]
-    record = {
-        "date": date.today().isoformat(),
-        "threads": args.threads,
-        "machine_before": before,
-        "machine_after": machine_note(),
-        "models": results,
-    }
-    report(record, table(results), args.json)
-    return 0
+    fraction = args.crop_fraction
+    return run_models(args, lambda model: measure(model, args.data, args.split, fraction), table)
 
 
 if __name__ == "__main__":

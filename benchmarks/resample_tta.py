@@ -24,13 +24,10 @@ of scoring the split on ``--threads`` torch threads.
 
 from __future__ import annotations
 
-import argparse
-from datetime import date
 from pathlib import Path
 from typing import Any
 
-from _bench_env import machine_note, report, torch_threads
-from flip_tta import labelled_split, split_record, timed_score
+from flip_tta import labelled_split, models_parser, run_models, split_record, timed_score
 
 from ferkit.data import load_dataset
 from ferkit.data.sharpness import median_sharpness
@@ -90,27 +87,15 @@ def table(results: list[dict]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", action="append", required=True, help="run folder or name")
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--split", default="val")
+    parser = models_parser(__doc__.splitlines()[0])
     parser.add_argument("--train-split", default="train")
     parser.add_argument("--via", type=int, default=224)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    torch_threads(args.threads)
-    before = machine_note()
-    results = [measure(m, args.data, args.split, args.via, args.train_split) for m in args.model]
-    record = {
-        "date": date.today().isoformat(),
-        "threads": args.threads,
-        "machine_before": before,
-        "machine_after": machine_note(),
-        "models": results,
-    }
-    report(record, table(results), args.json)
-    return 0
+
+    def measure_one(model: str) -> dict:
+        return measure(model, args.data, args.split, args.via, args.train_split)
+
+    return run_models(args, measure_one, table)
 
 
 if __name__ == "__main__":
