@@ -7,7 +7,7 @@ val split and a face cut from a photo were not, so a network trained there meets
 than it learned on. The step is :class:`~ferkit.models.nets.resample.ResampleMatch`, put in the
 network's ``prefilter`` by ``Network.match_resampling`` exactly as ``ferkit train
 --resample-via`` builds it, so an overridden run scores what a run trained with the step
-scores. On FER2013 val it raised existing networks by 0.6-1.3 points (docs/BENCHMARKS.md).
+scores. On FER2013 val it raised existing networks by 0.6-1.6 points (docs/BENCHMARKS.md).
 
 Only a torch network can take the step: an ONNX graph applies the test-time steps it was
 exported with, so callers that load a run for the override load its torch network

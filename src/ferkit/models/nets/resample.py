@@ -7,9 +7,10 @@ test splits, and a face cut from a user's photo, were never resampled that way. 
 is a mild low-pass of a particular shape (median sharpness 0.47 on train against 0.73 on val), so
 a network trained there meets inputs with fine texture it never saw. Passing each eval-mode
 input through the same round trip (bicubic up to ``via`` px, area down to the input side)
-closes the gap exactly instead of approximately: on FER2013 val it raised the shipped network
-from 66.0% to 67.3% (``benchmarks/resample_tta.py``, docs/BENCHMARKS.md), more than the
-Gaussian :class:`~ferkit.models.nets.sharpness.SharpnessMatch` at the train median (66.7%).
+repeats the training images' processing instead of approximating it with a blur: on FER2013
+val it raised the shipped network from 66.0% to 67.3% (``benchmarks/resample_tta.py``,
+docs/BENCHMARKS.md), more than the Gaussian :class:`~ferkit.models.nets.sharpness.SharpnessMatch`
+at the train median (66.8%).
 
 Both resizes are linear and separable, so the round trip is one fixed ``size x size`` matrix
 ``R`` with ``out = R @ x @ R.T`` on every channel: two small GEMMs, exported to ONNX as MatMul.
