@@ -64,8 +64,7 @@ def with_resampling(run: Run, via: int | None) -> Run:
     estimator = _torch_estimator(run)
     resampled = copy.copy(estimator)  # keeps its flip, normalisation and batch size
     resampled.model = copy.deepcopy(estimator.model)
-    resampled.model.match_resampling(via)
-    resampled.model.eval()
+    resampled.model.match_resampling(via)  # the step takes the network's (eval) mode
     card = run.card.updated(architecture=copy.deepcopy(resampled.model.config))
     return dataclasses.replace(run, estimator=resampled, card=card)
 

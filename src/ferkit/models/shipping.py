@@ -12,7 +12,7 @@ from typing import Any
 
 from ferkit import weights
 from ferkit.errors import FerkitError
-from ferkit.models.card import ModelCard
+from ferkit.models.resampling import resampling_backend, with_resampling
 from ferkit.models.store import copy_run, load_run
 
 
@@ -35,7 +35,11 @@ def ship_run(
     The run is loaded first (so a damaged or untrusted file is never shipped) and each file
     must stay under :data:`ferkit.weights.MAX_SHIPPED_BYTES`.
     """
-    run = load_run(run_dir)
+    # the step goes on the torch network (an ONNX graph cannot take it); checked there
+    run = load_run(run_dir, resampling_backend(resample_via))
+    if resample_via is not None and run.kind != "torch":
+        raise FerkitError(f"{run.path}: only a network can resample its inputs")
+    run = with_resampling(run, resample_via)
     path = run.path / str(run.card.weights or "")
     if not path.is_file():
         raise FerkitError(f"{run.path}: the card names no weights file")
@@ -47,26 +51,17 @@ def ship_run(
         )
     card = run.card.updated(name=name, command=command)
     if resample_via is not None:
-        card = _with_resampling(card, resample_via)
+        card = card.updated(added_after_training=_resampling_note(resample_via))
     if metrics:
         card = card.updated(validation=metrics)
     # only the weights are shipped, not an ONNX export of them (benchmarks/ship_onnx.py adds one)
     return copy_run(run, dest / name, card)
 
 
-def _with_resampling(card: ModelCard, via: int) -> ModelCard:
-    """``card`` whose network resamples its inputs via ``via`` px, checked by building it."""
-    from ferkit.models.nets import create_model
-
-    arch = dict(card.architecture or {})
-    if not arch:
-        raise FerkitError(f"{card.name}: only a network can resample its inputs")
-    arch["kwargs"] = {**(arch.get("kwargs") or {}), "resample_via": via}
-    create_model(arch["name"], arch["num_classes"], arch["in_channels"], arch["image_size"],
-                 **arch["kwargs"])  # fmt: skip
-    note = {
+def _resampling_note(via: int) -> dict[str, Any]:
+    """The card's record that the resampling step was added to the trained network."""
+    return {
         "resample_via": via,
         "why": "the training images went through a resize round trip that inputs have not "
         "(ferkit.models.nets.resample); the step has no weights",
     }
-    return card.updated(architecture=arch, added_after_training=note)
