@@ -635,6 +635,15 @@ def train(
     tta: Annotated[TtaChoice, _setting(TrainConfig, "tta", MODEL_PANEL)] = _default(
         TrainConfig, "tta"
     ),
+    teacher: Annotated[str | None, _setting(TrainConfig, "teacher", MODEL_PANEL)] = _default(
+        TrainConfig, "teacher"
+    ),
+    distill: Annotated[float, _setting(TrainConfig, "distill", OPTIM_PANEL)] = _default(
+        TrainConfig, "distill"
+    ),
+    distill_temperature: Annotated[
+        float, _setting(TrainConfig, "distill_temperature", OPTIM_PANEL)
+    ] = _default(TrainConfig, "distill_temperature"),
     epochs: Annotated[int, _setting(TrainConfig, "epochs", OPTIM_PANEL)] = _default(
         TrainConfig, "epochs"
     ),
@@ -714,6 +723,8 @@ def train(
         "max_train": max_train, "group_by": group_by, "init": str(init) if init else None,
         "threads": threads, "nproc": nproc, "match_sharpness": match_sharpness,
         "resample_via": resample_via, "tta": tta, "dedupe": dedupe,
+        "teacher": [t.strip() for t in teacher.split(",") if t.strip()] if teacher else None,
+        "distill": distill, "distill_temperature": distill_temperature,
     }  # fmt: skip
     values["model_kwargs"] = _kwargs(arg)
     fields = {"image_size": "size", "model_kwargs": "arg"}

@@ -69,6 +69,20 @@ def with_resampling(run: Run, via: int | None) -> Run:
     return dataclasses.replace(run, estimator=resampled, card=card)
 
 
+def without_resampling(run: Run) -> Run:
+    """``run`` without its resampling step (``run`` itself untouched; a run without one is
+    returned as it is): how a teacher scores training images that went through the round
+    trip already (``ferkit train --teacher``), where the step would resample them twice."""
+    if resample_via_of(run) is None:
+        return run
+    estimator = _torch_estimator(run)
+    plain = copy.copy(estimator)
+    plain.model = copy.deepcopy(estimator.model)
+    plain.model.drop_resampling()
+    card = run.card.updated(architecture=copy.deepcopy(plain.model.config))
+    return dataclasses.replace(run, estimator=plain, card=card)
+
+
 def _torch_estimator(run: Run) -> Any:
     """``run``'s torch estimator, or the one-line reason it has none to resample."""
     from ferkit.models.nets.base import Network

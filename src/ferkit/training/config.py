@@ -138,6 +138,20 @@ class TrainConfig:
         "went through: bicubic up to this side, area down (224 for ../shared/data/fer2013's "
         "rebuilt train split). Training images are left as they are.",
     )
+    teacher: list[str] | None = option(
+        None,
+        help="Distil from these runs or shipped models (comma-separated): their averaged "
+        "probabilities on each training image become soft targets beside its label.",
+    )
+    distill: float = option(
+        0.5, min=0.0, max=1.0,
+        help="With --teacher: the soft targets' weight in the loss (the label's is 1 minus it).",
+    )  # fmt: skip
+    distill_temperature: float = option(
+        2.0, min=1.0, max=20.0,
+        help="With --teacher: the temperature that softens teachers and student alike before "
+        "they are compared (Hinton et al.'s T).",
+    )  # fmt: skip
     tta: Tta = option(
         "none",
         help="Test-time augmentation saved with the model: none, or flip (average each image "
@@ -181,6 +195,9 @@ class TrainConfig:
             (self.mixup >= 0.0, "mixup must be >= 0"),
             (0.0 <= self.ema <= EMA_MAX, f"ema must be in [0, {EMA_MAX}] (a decay below 1)"),
             (self.tta in TTA_MODES, f"tta must be one of {', '.join(TTA_MODES)}"),
+            (0.0 <= self.distill <= 1.0, "distill must be in [0, 1]"),
+            (self.distill_temperature >= 1.0, "distill temperature must be at least 1"),
+            (self.teacher is None or len(self.teacher) > 0, "teacher names no run"),
             (
                 self.resample_via is None or self.resample_via >= 2,
                 "resample_via must be a side in pixels larger than the input size",
@@ -307,6 +324,8 @@ class PreparedData:
     sharpness_target: float | None = None
     val_source: torch.Tensor | None = None  # several datasets: each val sample's dataset
     sources: list[str] = field(default_factory=list)  # their names, indexed by val_source
+    # --teacher: each training image's soft target (N, classes), the teachers' mean probabilities
+    soft_train: torch.Tensor | None = None
 
 
 def resolve_device(name: str) -> torch.device:

@@ -412,6 +412,8 @@ def train_network(
     if (on_batch or on_epoch) and cfg.nproc > 1:
         raise FerkitError("training hooks run in a single process only (nproc=1)")
     prepared = prepared or prepare_data(data, cfg, progress is True)
+    if cfg.teacher:
+        _add_teachers(cfg.teacher, prepared, out, progress)
     card = _card(out, cfg, prepared)
     start = time.perf_counter()
     if cfg.nproc > 1:
@@ -433,6 +435,24 @@ def train_network(
     }
     io.write_json(out / "train.json", summary)
     return TrainSummary.from_dict(summary, out / "train.json")
+
+
+def _add_teachers(
+    teachers: list[str], prepared: PreparedData, out: Path, progress: Progress
+) -> None:
+    """Give ``prepared`` the teachers' soft targets (computed, or read back on resume) and
+    record how the teachers see the training images in its info (train.json)."""
+    from ferkit.training.distill import teacher_report, teacher_targets
+
+    prepared.soft_train = teacher_targets(teachers, prepared, out, progress is True)
+    report = teacher_report(prepared.soft_train, prepared.y_train)
+    prepared.info["distillation"] = {"teachers": list(teachers), **report}
+    if progress:
+        accuracy, top = report["teacher_train_accuracy"], report["teacher_mean_top_probability"]
+        _log(
+            f"teachers {', '.join(teachers)}: {accuracy:.1%} right on the training images, "
+            f"mean top probability {top:.2f}"
+        )
 
 
 def _card(out: Path, cfg: TrainConfig, prepared: PreparedData) -> ModelCard:

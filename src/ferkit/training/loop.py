@@ -200,16 +200,29 @@ class Loop:
         for start in range(0, len(order) - size + 1, size):
             yield order[start : start + size]
 
-    def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(
+    def _loss(
+        self, logits: torch.Tensor, target: torch.Tensor, soft: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Cross-entropy with the labels; with ``--teacher``, mixed with the distillation loss
+        against the teachers' soft targets (``cfg.distill`` is their weight)."""
+        hard = F.cross_entropy(
             logits.float(),
             target,
             weight=self.loss_weight,
             label_smoothing=self.cfg.label_smoothing,
         )
+        if soft is None:
+            return hard
+        alpha = self.cfg.distill
+        return (1 - alpha) * hard + alpha * distillation_loss(
+            logits, soft, self.cfg.distill_temperature
+        )
 
-    def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
-        """One optimiser step; returns (summed loss, correct count) for the epoch means."""
+    def _step(
+        self, x: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None = None
+    ) -> tuple[float, int]:
+        """One optimiser step; returns (summed loss, correct count) for the epoch means.
+        ``soft``: the batch's soft targets (``--teacher``), mixed along with the labels."""
         lam, partner = 1.0, None
         if self.cfg.mixup > 0:
             lam = float(self.rng.beta(self.cfg.mixup, self.cfg.mixup))
@@ -217,9 +230,10 @@ class Loop:
             x = lam * x + (1 - lam) * x[partner]
         with _autocast(self.device, self.cfg.bf16):
             logits = self.model(x)
-        loss = self._loss(logits, y)
+        loss = self._loss(logits, y, soft)
         if partner is not None:
-            loss = lam * loss + (1 - lam) * self._loss(logits, y[partner])
+            other = None if soft is None else soft[partner]
+            loss = lam * loss + (1 - lam) * self._loss(logits, y[partner], other)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -251,7 +265,9 @@ class Loop:
         for i, idx in enumerate(bar):
             x = self._inputs(self.data.x_train[idx], train=True)
             y = self.data.y_train[idx].to(self.device)
-            batch_loss, batch_correct = self._step(x, y)
+            soft = self.data.soft_train
+            soft = None if soft is None else soft[idx].to(self.device)
+            batch_loss, batch_correct = self._step(x, y, soft)
             loss_sum, correct, seen = loss_sum + batch_loss, correct + batch_correct, seen + len(y)
             if self.progress and i % 10 == 0:
                 bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
@@ -377,6 +393,15 @@ class Loop:
                 f"starts now, from epoch {saved['epoch']}'s weights (the best so far, "
                 f"{saved['best_accuracy']:.4f}, was the network's own)"
             )
+
+
+def distillation_loss(logits: torch.Tensor, soft: torch.Tensor, temperature: float) -> torch.Tensor:
+    """T^2 * KL(teachers || student), both softened by ``temperature`` (the T^2 keeps the
+    gradient's scale as T changes, as in Hinton et al.). ``soft``: the teachers' probabilities
+    (:mod:`ferkit.training.distill`)."""
+    log_student = F.log_softmax(logits.float() / temperature, dim=1)
+    teacher = F.softmax(torch.log(soft.clamp_min(1e-12)) / temperature, dim=1)
+    return F.kl_div(log_student, teacher, reduction="batchmean") * temperature**2
 
 
 def _log(line: str) -> None:

@@ -96,6 +96,20 @@ class Network(nn.Module):
         self._set_prefilter(ResampleMatch, ResampleMatch(via, int(self.config["image_size"])))
         self.config["kwargs"]["resample_via"] = int(via)
 
+    def drop_resampling(self) -> None:
+        """Remove the resampling step, if any (a teacher scoring training images that went
+        through the round trip already); the network's other steps stay."""
+        from ferkit.models.nets.resample import ResampleMatch
+
+        old = self.prefilter
+        steps = list(old) if isinstance(old, nn.Sequential) else [old]
+        steps = [s for s in steps if not isinstance(s, nn.Identity | ResampleMatch)]
+        self.prefilter = (
+            nn.Identity() if not steps else steps[0] if len(steps) == 1 else nn.Sequential(*steps)
+        )
+        self.prefilter.train(self.training)
+        self.config["kwargs"].pop("resample_via", None)
+
     def _set_prefilter(self, kind: type[nn.Module], step: nn.Module) -> None:
         """Put ``step`` in ``prefilter``, replacing an earlier step of the same ``kind``;
         resampling runs before sharpness matching (the order the training data was made in)."""

@@ -1,0 +1,165 @@
+"""Knowledge distillation (``ferkit train --teacher A,B``): trained runs teach a new network.
+
+Why: an average of several networks classifies better than any of them (on FER2013 val the
+runs in docs/BENCHMARKS.md reach 69.5% together against 67-68.5% alone), but costs as many
+networks at inference. Distillation (Hinton, Vinyals and Dean, 2015) moves that knowledge into
+one network: beside its label, each training image gets a soft target, the teachers' averaged
+probabilities, and the student learns both (``TrainConfig.distill`` weighs them; the
+temperature softens teacher and student alike, so the teachers' second choices count).
+
+The targets are computed once, before the first epoch, on the training images as they are
+(each teacher as it predicts, flip averaging included), and the student sees them beside each
+augmented view of the image. They are saved in the run folder (:data:`TARGETS`, safetensors:
+loading runs no code) with a key of the teachers, their weights and the training data, so a
+resumed run reuses them and a changed teacher or dataset recomputes them.
+
+A teacher's resampling step (``--resample-via``) is left out here: it passes an input through
+the resize round trip the training images went through, and these are those images. A teacher
+of another input size or colour gets the images converted as the data layer decodes them
+(Pillow ``convert``, bilinear resize). Its classes are matched by canonical emotion name: it
+must know every class the student learns; classes it has beyond those are dropped and its
+probabilities renormalised over the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
+from tqdm.auto import tqdm
+
+from ferkit import io
+from ferkit.errors import FerkitError
+from ferkit.models.store import Run
+from ferkit.training.config import PreparedData
+
+TARGETS = "teacher_targets.safetensors"
+CHUNK = 1024  # images converted and scored at a time (bounds the memory of a conversion)
+
+
+def teacher_targets(
+    teachers: list[str], prepared: PreparedData, out: Path, progress: bool = True
+) -> torch.Tensor:
+    """The (N, classes) soft targets of ``prepared``'s training images: the mean of the
+    teachers' probabilities; read from ``out`` when a run there saved them for the same
+    teachers and data, else computed and saved."""
+    runs = [_load_teacher(name) for name in teachers]
+    key = _key(runs, prepared)
+    path = out / TARGETS
+    cached = _cached(path, key, (len(prepared.y_train), len(prepared.classes)))
+    if cached is not None:
+        return cached
+    total = np.zeros((len(prepared.y_train), len(prepared.classes)), dtype=np.float64)
+    for run in runs:
+        total += _probabilities(run, prepared, progress)
+    targets = torch.from_numpy((total / len(runs)).astype(np.float32))
+    out.mkdir(parents=True, exist_ok=True)
+    io.write_bytes(path, save({"targets": targets}, metadata={"key": key}))
+    return targets
+
+
+def teacher_report(targets: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """How the teachers see the training images: their accuracy and mean top probability
+    (near 1 and 1: they recall their own training set, and the soft targets add little)."""
+    return {
+        "teacher_train_accuracy": round(float((targets.argmax(1) == labels).float().mean()), 4),
+        "teacher_mean_top_probability": round(float(targets.max(1).values.mean()), 4),
+    }
+
+
+def _load_teacher(name: str) -> Run:
+    """The teacher run (a folder or a shipped name) as its torch network (the float network
+    it was trained as, whose resampling step can be removed), without that step; a run that
+    cannot give probabilities is refused by name."""
+    from ferkit.models import load_run
+    from ferkit.models.resampling import without_resampling
+
+    try:
+        run = without_resampling(load_run(name, backend="torch"))
+    except FerkitError as exc:
+        raise FerkitError(f"teacher {name}: {exc}") from exc
+    if not hasattr(run.estimator, "predict_proba"):
+        raise FerkitError(f"teacher {name} ({run.path}): gives no probabilities to learn from")
+    return run
+
+
+def _columns(run: Run, canonical: list[str]) -> list[int]:
+    """For each student class (canonical name), its column in the teacher's output."""
+    missing = [c for c in canonical if c not in run.canonical]
+    if missing:
+        raise FerkitError(
+            f"teacher {run.name} ({run.path}) has no class {missing[0]!r}; it knows "
+            f"{', '.join(run.canonical)}: a teacher must know every class the student learns"
+        )
+    return [run.canonical.index(c) for c in canonical]
+
+
+def _probabilities(run: Run, prepared: PreparedData, progress: bool) -> np.ndarray:
+    """``run``'s probabilities over the student's classes (renormalised) on the train images."""
+    columns = _columns(run, prepared.canonical)
+    images = prepared.x_train.numpy()
+    parts = []
+    chunks = range(0, len(images), CHUNK)
+    for start in tqdm(chunks, disable=not progress, desc=f"teacher {run.name}", unit="chunk"):
+        batch = _in_format(images[start : start + CHUNK], run.image_size, run.color)
+        probs = np.asarray(run.estimator.predict_proba(batch), dtype=np.float64)[:, columns]
+        parts.append(probs / np.maximum(probs.sum(axis=1, keepdims=True), 1e-12))
+    return np.concatenate(parts)
+
+
+def _in_format(images: np.ndarray, size: int, color: str) -> np.ndarray:
+    """uint8 NHWC images in another run's size and colour, converted as the data layer decodes
+    a file (Pillow ``convert``, then a bilinear resize); unchanged when they already fit."""
+    channels = 1 if color == "gray" else 3
+    if images.shape[1:] == (size, size, channels):
+        return images
+    out = np.empty((len(images), size, size, channels), dtype=np.uint8)
+    for i, image in enumerate(images):
+        pixels = image[:, :, 0] if image.shape[2] == 1 else image
+        picture = Image.fromarray(pixels, "L" if pixels.ndim == 2 else "RGB")
+        picture = picture.convert("L" if color == "gray" else "RGB")
+        if picture.size != (size, size):
+            picture = picture.resize((size, size), Image.Resampling.BILINEAR)
+        array = np.asarray(picture, dtype=np.uint8)
+        out[i] = array[:, :, None] if array.ndim == 2 else array
+    return out
+
+
+def _key(runs: list[Run], prepared: PreparedData) -> str:
+    """What the saved targets depend on: each teacher (path and weights checksum), the
+    student's classes and the training images and labels (their SHA-256)."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(prepared.x_train.numpy()).tobytes())
+    digest.update(np.ascontiguousarray(prepared.y_train.numpy()).tobytes())
+    teachers = [
+        {"path": str(run.path.resolve()), "weights_sha256": run.card.get("weights_sha256")}
+        for run in runs
+    ]
+    record: dict[str, Any] = {
+        "teachers": teachers, "classes": prepared.canonical, "data_sha256": digest.hexdigest()
+    }  # fmt: skip
+    return json.dumps(record, sort_keys=True)
+
+
+def _cached(path: Path, key: str, shape: tuple[int, int]) -> torch.Tensor | None:
+    """The targets saved at ``path`` when they were made for ``key`` and have ``shape``; None
+    when there are none, or they are stale or unreadable (they are computed again)."""
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as saved:
+            if (saved.metadata() or {}).get("key") != key:
+                return None
+            targets = saved.get_tensor("targets")
+    except (OSError, SafetensorError, KeyError):
+        return None
+    if tuple(targets.shape) != shape or not torch.isfinite(targets).all():
+        return None
+    return targets.float()

@@ -1,0 +1,211 @@
+"""Knowledge distillation (``ferkit train --teacher``): the loss, the teachers' soft targets
+(classes by canonical name, another input format, the resampling step left out, the saved
+targets reused and refreshed) and the command end to end, resume included."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from typer.testing import CliRunner
+
+from conftest import make_folders, trained_like_bn
+from ferkit.cli import app
+from ferkit.errors import FerkitError
+from ferkit.models import load_run
+from ferkit.models.nets import create_model
+from ferkit.models.torch_run import save_torch_run
+from ferkit.training import distill
+from ferkit.training.config import PreparedData, TrainConfig
+from ferkit.training.loop import Loop, distillation_loss
+
+CANONICAL = ["angry", "happy", "sad"]
+
+
+def _teacher(path: Path, canonical: list[str], size: int = 24, color: str = "gray",
+             seed: int = 0, **kwargs: object) -> Path:  # fmt: skip
+    """A hand-built network saved as a run (random but input-dependent outputs)."""
+    torch.manual_seed(seed)
+    channels = 1 if color == "gray" else 3
+    net = create_model("fernet", len(canonical), channels, size, width=0.25, **kwargs)
+    trained_like_bn(net, seed)
+    card = {"classes": list(canonical), "canonical": list(canonical), "image_size": size,
+            "color": color, "mean": [0.5] * channels, "std": [0.25] * channels}  # fmt: skip
+    save_torch_run(path, net, card)
+    return path
+
+
+def _prepared(canonical: list[str], n: int = 40, size: int = 24, seed: int = 0) -> PreparedData:
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, size, size, 1), dtype=np.uint8)
+    labels = rng.integers(0, len(canonical), n)
+    return PreparedData(
+        torch.from_numpy(images), torch.from_numpy(labels), torch.from_numpy(images[:4]),
+        torch.from_numpy(labels[:4]), list(canonical), list(canonical), size, "gray",
+        [0.5], [0.25], None, {},
+    )  # fmt: skip
+
+
+def test_the_distillation_loss_is_zero_only_where_the_student_agrees() -> None:
+    soft = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    for temperature in (1.0, 2.0, 4.0):
+        agrees = distillation_loss(torch.log(soft) + 3.0, soft, temperature)  # any offset
+        assert abs(float(agrees)) < 1e-5
+        other = distillation_loss(torch.log(soft.flip(1)), soft, temperature)
+        assert float(other) > 0.05
+    # T = 1 is the KL divergence of the teachers' probabilities from the student's
+    logits = torch.tensor([[1.0, 0.0, -1.0], [0.0, 2.0, 0.5]])
+    expected = (soft * (soft.log() - F.log_softmax(logits, 1))).sum(1).mean()
+    assert torch.allclose(distillation_loss(logits, soft, 1.0), expected, atol=1e-6)
+
+
+def test_the_weight_moves_the_loss_between_labels_and_teachers() -> None:
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.5]])
+    soft = torch.tensor([[0.2, 0.5, 0.3], [0.6, 0.2, 0.2]])
+    y, y_other = torch.tensor([0, 1]), torch.tensor([2, 0])
+
+    def loss(alpha: float, labels: torch.Tensor, targets: torch.Tensor | None) -> float:
+        cfg = TrainConfig(distill=alpha, distill_temperature=2.0, label_smoothing=0.1)
+        loop = SimpleNamespace(cfg=cfg, loss_weight=None)
+        return float(Loop._loss(loop, logits, labels, targets))  # type: ignore[arg-type]
+
+    plain = float(F.cross_entropy(logits, y, label_smoothing=0.1))
+    assert loss(0.5, y, None) == pytest.approx(plain)  # no teacher: the labels alone
+    assert loss(0.0, y, soft) == pytest.approx(plain)
+    assert loss(1.0, y, soft) == pytest.approx(loss(1.0, y_other, soft))  # labels ignored
+    assert loss(1.0, y, soft) != pytest.approx(loss(1.0, y, soft.flip(1)))
+    mixed = 0.3 * plain + 0.7 * float(distillation_loss(logits, soft, 2.0))
+    assert loss(0.7, y, soft) == pytest.approx(mixed)
+
+
+def test_targets_follow_the_student_classes_by_canonical_name(tmp_path: Path) -> None:
+    teacher = _teacher(tmp_path / "t", ["angry", "fear", "happy", "sad"])
+    prepared = _prepared(["sad", "happy"])
+    targets = distill.teacher_targets([str(teacher)], prepared, tmp_path / "out", progress=False)
+    probs = load_run(teacher).estimator.predict_proba(prepared.x_train.numpy())[:, [3, 2]]
+    assert torch.allclose(targets, torch.from_numpy(probs / probs.sum(1, keepdims=True)).float(),
+                          atol=1e-5)  # fmt: skip
+    assert torch.allclose(targets.sum(1), torch.ones(len(targets)), atol=1e-5)
+    # a student class the teacher never learnt is refused, naming both
+    with pytest.raises(FerkitError, match=r"teacher .* has no class 'surprise'"):
+        distill.teacher_targets([str(teacher)], _prepared(["happy", "surprise"]),
+                                tmp_path / "out2", progress=False)  # fmt: skip
+    with pytest.raises(FerkitError, match=r"teacher .*nowhere"):
+        distill.teacher_targets([str(tmp_path / "nowhere")], prepared, tmp_path / "out3",
+                                progress=False)  # fmt: skip
+
+
+def test_several_teachers_are_averaged_in_their_own_input_format(tmp_path: Path) -> None:
+    from ferkit.inference.predictor import whole_image_crop
+
+    gray = _teacher(tmp_path / "gray", CANONICAL, seed=1)
+    rgb = _teacher(tmp_path / "rgb", CANONICAL, size=32, color="rgb", seed=2)
+    prepared = _prepared(CANONICAL, n=12)
+    images = prepared.x_train.numpy()
+    # the conversion is the one a face crop gets in inference (Pillow convert + bilinear)
+    converted = distill._in_format(images, 32, "rgb")
+    assert np.array_equal(converted, np.stack([whole_image_crop(i, 32, "rgb") for i in images]))
+    expected = (load_run(gray).estimator.predict_proba(images)
+                + load_run(rgb).estimator.predict_proba(converted)) / 2  # fmt: skip
+    targets = distill.teacher_targets([str(gray), str(rgb)], prepared, tmp_path / "o",
+                                      progress=False)  # fmt: skip
+    assert np.allclose(targets.numpy(), expected, atol=1e-5)
+
+
+def test_a_teachers_resampling_step_is_left_out(tmp_path: Path) -> None:
+    plain = _teacher(tmp_path / "plain", CANONICAL, size=32, seed=3)
+    stepped = _teacher(tmp_path / "stepped", CANONICAL, size=32, seed=3, resample_via=96)
+    prepared = _prepared(CANONICAL, n=16, size=32)
+    images = prepared.x_train.numpy()
+    with_step = load_run(stepped, backend="torch").estimator.predict_proba(images)
+    without = load_run(plain, backend="torch").estimator.predict_proba(images)
+    assert np.abs(with_step - without).max() > 1e-3  # the step changes what the teacher says
+    targets = distill.teacher_targets([str(stepped)], prepared, tmp_path / "o", progress=False)
+    assert np.allclose(targets.numpy(), without, atol=1e-5)
+    # the saved run keeps its step
+    assert load_run(stepped).card["architecture"]["kwargs"]["resample_via"] == 96
+
+
+def test_saved_targets_are_reused_and_refreshed_when_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    teacher = str(_teacher(tmp_path / "t", CANONICAL))
+    prepared, out = _prepared(CANONICAL), tmp_path / "run"
+    first = distill.teacher_targets([teacher], prepared, out, progress=False)
+    assert (out / distill.TARGETS).is_file()
+    calls: list[str] = []
+    real = distill._probabilities
+
+    def counted(run, data, progress):  # type: ignore[no-untyped-def]
+        calls.append(run.name)
+        return real(run, data, progress)
+
+    monkeypatch.setattr(distill, "_probabilities", counted)
+    assert torch.equal(distill.teacher_targets([teacher], prepared, out, progress=False), first)
+    assert calls == []  # read back, not computed
+    relabelled = _prepared(CANONICAL)
+    relabelled.y_train = (relabelled.y_train + 1) % 3  # other data: computed again
+    distill.teacher_targets([teacher], relabelled, out, progress=False)
+    assert len(calls) == 1
+    (out / distill.TARGETS).write_bytes(b"not safetensors")  # damaged: computed again
+    again = distill.teacher_targets([teacher], prepared, out, progress=False)
+    assert len(calls) == 2 and torch.allclose(again, first)
+
+
+def _train(data: Path, out: Path, *extra: str) -> object:
+    return CliRunner().invoke(
+        app,
+        ["train", str(data), "--model", "fernet", "--arg", "width=0.25", "--batch-size", "8",
+         "--augment", "none", "--threads", "1", "--balance", "none", "--out", str(out), *extra],
+    )  # fmt: skip
+
+
+def test_train_with_teachers_end_to_end_and_resumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = make_folders(tmp_path / "data", per_class=6, size=24)
+    t1 = _teacher(tmp_path / "t1", CANONICAL, seed=4)
+    t2 = _teacher(tmp_path / "t2", [*CANONICAL, "surprise"], size=32, color="rgb", seed=5)
+    teachers = f"{t1},{t2}"
+    out = tmp_path / "run"
+    result = _train(data, out, "--epochs", "1", "--teacher", teachers, "--distill", "0.7",
+                    "--distill-temperature", "3")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "train.json").read_text())
+    assert summary["distillation"]["teachers"] == [str(t1), str(t2)]
+    assert 0.0 <= summary["distillation"]["teacher_train_accuracy"] <= 1.0
+    card = json.loads((out / "model.json").read_text())
+    assert card["training"]["teacher"] == [str(t1), str(t2)]
+    assert card["training"]["distill"] == 0.7 and card["training"]["distill_temperature"] == 3.0
+    assert (out / distill.TARGETS).is_file()
+
+    # resumed: the saved targets are read back, not computed again
+    def refuse(*_: object) -> None:
+        raise AssertionError("the teachers were asked again")
+
+    monkeypatch.setattr(distill, "_probabilities", refuse)
+    resumed = _train(data, out, "--epochs", "2", "--resume", "--teacher", teachers,
+                     "--distill", "0.7", "--distill-temperature", "3")  # fmt: skip
+    assert resumed.exit_code == 0, resumed.output
+    assert len(json.loads((out / "history.json").read_text())) == 2
+    # another teacher is another run
+    other = _train(data, out, "--epochs", "3", "--resume", "--teacher", str(t1),
+                   "--distill", "0.7", "--distill-temperature", "3")  # fmt: skip
+    assert other.exit_code != 0 and "other settings" in other.output and "teacher" in other.output
+
+
+def test_bad_distillation_settings_are_refused(tmp_path: Path) -> None:
+    data = make_folders(tmp_path / "data", per_class=6, size=24)
+    missing = _train(data, tmp_path / "a", "--epochs", "1", "--teacher", str(tmp_path / "none"))
+    assert missing.exit_code != 0 and "teacher" in missing.output
+    assert not (tmp_path / "a" / "model.json").exists()
+    for flag, value in (("--distill", "1.5"), ("--distill-temperature", "0.5")):
+        bad = _train(data, tmp_path / "b", "--epochs", "1", "--teacher", "x", flag, value)
+        assert bad.exit_code != 0
+    with pytest.raises(FerkitError, match="distill must be in"):
+        TrainConfig(teacher=["x"], distill=-0.1).check()
