@@ -86,7 +86,7 @@ def test_the_weight_moves_the_loss_between_labels_and_teachers() -> None:
 def test_targets_follow_the_student_classes_by_canonical_name(tmp_path: Path) -> None:
     teacher = _teacher(tmp_path / "t", ["angry", "fear", "happy", "sad"])
     prepared = _prepared(["sad", "happy"])
-    targets = distill.teacher_targets([str(teacher)], prepared, tmp_path / "out", progress=False)
+    targets, _ = distill.teacher_targets([str(teacher)], prepared, tmp_path / "out", progress=False)
     probs = load_run(teacher).estimator.predict_proba(prepared.x_train.numpy())[:, [3, 2]]
     assert torch.allclose(targets, torch.from_numpy(probs / probs.sum(1, keepdims=True)).float(),
                           atol=1e-5)  # fmt: skip
@@ -112,7 +112,7 @@ def test_several_teachers_are_averaged_in_their_own_input_format(tmp_path: Path)
     assert np.array_equal(converted, np.stack([whole_image_crop(i, 32, "rgb") for i in images]))
     expected = (load_run(gray).estimator.predict_proba(images)
                 + load_run(rgb).estimator.predict_proba(converted)) / 2  # fmt: skip
-    targets = distill.teacher_targets([str(gray), str(rgb)], prepared, tmp_path / "o",
+    targets, _ = distill.teacher_targets([str(gray), str(rgb)], prepared, tmp_path / "o",
                                       progress=False)  # fmt: skip
     assert np.allclose(targets.numpy(), expected, atol=1e-5)
 
@@ -125,7 +125,7 @@ def test_a_teachers_resampling_step_is_left_out(tmp_path: Path) -> None:
     with_step = load_run(stepped, backend="torch").estimator.predict_proba(images)
     without = load_run(plain, backend="torch").estimator.predict_proba(images)
     assert np.abs(with_step - without).max() > 1e-3  # the step changes what the teacher says
-    targets = distill.teacher_targets([str(stepped)], prepared, tmp_path / "o", progress=False)
+    targets, _ = distill.teacher_targets([str(stepped)], prepared, tmp_path / "o", progress=False)
     assert np.allclose(targets.numpy(), without, atol=1e-5)
     # the saved run keeps its step
     assert load_run(stepped).card["architecture"]["kwargs"]["resample_via"] == 96
@@ -136,7 +136,7 @@ def test_saved_targets_are_reused_and_refreshed_when_stale(
 ) -> None:
     teacher = str(_teacher(tmp_path / "t", CANONICAL))
     prepared, out = _prepared(CANONICAL), tmp_path / "run"
-    first = distill.teacher_targets([teacher], prepared, out, progress=False)
+    first, who = distill.teacher_targets([teacher], prepared, out, progress=False)
     assert (out / distill.TARGETS).is_file()
     calls: list[str] = []
     real = distill._probabilities
@@ -146,14 +146,17 @@ def test_saved_targets_are_reused_and_refreshed_when_stale(
         return real(run, data, progress)
 
     monkeypatch.setattr(distill, "_probabilities", counted)
-    assert torch.equal(distill.teacher_targets([teacher], prepared, out, progress=False), first)
+    assert who == [{"name": teacher, "path": str(Path(teacher).resolve()),
+                    "weights_sha256": load_run(teacher).card["weights_sha256"]}]  # fmt: skip
+    again, _ = distill.teacher_targets([teacher], prepared, out, progress=False)
+    assert torch.equal(again, first)
     assert calls == []  # read back, not computed
     relabelled = _prepared(CANONICAL)
     relabelled.y_train = (relabelled.y_train + 1) % 3  # other data: computed again
     distill.teacher_targets([teacher], relabelled, out, progress=False)
     assert len(calls) == 1
     (out / distill.TARGETS).write_bytes(b"not safetensors")  # damaged: computed again
-    again = distill.teacher_targets([teacher], prepared, out, progress=False)
+    again, _ = distill.teacher_targets([teacher], prepared, out, progress=False)
     assert len(calls) == 2 and torch.allclose(again, first)
 
 
@@ -177,7 +180,11 @@ def test_train_with_teachers_end_to_end_and_resumed(
                     "--distill-temperature", "3")  # fmt: skip
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "train.json").read_text())
-    assert summary["distillation"]["teachers"] == [str(t1), str(t2)]
+    taught = summary["distillation"]["teachers"]
+    assert [t["name"] for t in taught] == [str(t1), str(t2)]
+    for t, folder in zip(taught, (t1, t2), strict=True):  # who taught, even if a name moves on
+        card_sha = json.loads((folder / "model.json").read_text())["weights_sha256"]
+        assert t["path"] == str(folder.resolve()) and t["weights_sha256"] == card_sha
     assert 0.0 <= summary["distillation"]["teacher_train_accuracy"] <= 1.0
     card = json.loads((out / "model.json").read_text())
     assert card["training"]["teacher"] == [str(t1), str(t2)]

@@ -444,9 +444,9 @@ def _add_teachers(
     record how the teachers see the training images in its info (train.json)."""
     from ferkit.training.distill import teacher_report, teacher_targets
 
-    prepared.soft_train = teacher_targets(teachers, prepared, out, progress is True)
+    prepared.soft_train, identities = teacher_targets(teachers, prepared, out, progress is True)
     report = teacher_report(prepared.soft_train, prepared.y_train)
-    prepared.info["distillation"] = {"teachers": list(teachers), **report}
+    prepared.info["distillation"] = {"teachers": identities, **report}
     if progress:
         accuracy, top = report["teacher_train_accuracy"], report["teacher_mean_top_probability"]
         _log(

@@ -46,23 +46,33 @@ CHUNK = 1024  # images converted and scored at a time (bounds the memory of a co
 
 def teacher_targets(
     teachers: list[str], prepared: PreparedData, out: Path, progress: bool = True
-) -> torch.Tensor:
-    """The (N, classes) soft targets of ``prepared``'s training images: the mean of the
-    teachers' probabilities; read from ``out`` when a run there saved them for the same
-    teachers and data, else computed and saved."""
+) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+    """The (N, classes) soft targets of ``prepared``'s training images, the mean of the
+    teachers' probabilities (read from ``out`` when a run there saved them for the same
+    teachers and data, else computed and saved), and each teacher as it was: name, folder and
+    weights checksum (a shipped name may later name other weights)."""
     runs = [_load_teacher(name) for name in teachers]
-    key = _key(runs, prepared)
+    identities = [_identity(name, run) for name, run in zip(teachers, runs, strict=True)]
+    key = _key(identities, prepared)
     path = out / TARGETS
     cached = _cached(path, key, (len(prepared.y_train), len(prepared.classes)))
     if cached is not None:
-        return cached
+        return cached, identities
     total = np.zeros((len(prepared.y_train), len(prepared.classes)), dtype=np.float64)
     for run in runs:
         total += _probabilities(run, prepared, progress)
     targets = torch.from_numpy((total / len(runs)).astype(np.float32))
     out.mkdir(parents=True, exist_ok=True)
     io.write_bytes(path, save({"targets": targets}, metadata={"key": key}))
-    return targets
+    return targets, identities
+
+
+def _identity(name: str, run: Run) -> dict[str, Any]:
+    return {
+        "name": name,
+        "path": str(run.path.resolve()),
+        "weights_sha256": run.card.get("weights_sha256"),
+    }
 
 
 def teacher_report(targets: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
@@ -132,16 +142,13 @@ def _in_format(images: np.ndarray, size: int, color: str) -> np.ndarray:
     return out
 
 
-def _key(runs: list[Run], prepared: PreparedData) -> str:
-    """What the saved targets depend on: each teacher (path and weights checksum), the
+def _key(identities: list[dict[str, Any]], prepared: PreparedData) -> str:
+    """What the saved targets depend on: each teacher (folder and weights checksum), the
     student's classes and the training images and labels (their SHA-256)."""
     digest = hashlib.sha256()
     digest.update(np.ascontiguousarray(prepared.x_train.numpy()).tobytes())
     digest.update(np.ascontiguousarray(prepared.y_train.numpy()).tobytes())
-    teachers = [
-        {"path": str(run.path.resolve()), "weights_sha256": run.card.get("weights_sha256")}
-        for run in runs
-    ]
+    teachers = [{k: t[k] for k in ("path", "weights_sha256")} for t in identities]
     record: dict[str, Any] = {
         "teachers": teachers, "classes": prepared.canonical, "data_sha256": digest.hexdigest()
     }  # fmt: skip
