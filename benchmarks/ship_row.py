@@ -11,7 +11,9 @@ together (accuracy and macro-F1 of the pooled predictions) and each dataset's ow
 The card gets the ``ferkit train`` command that reproduces the row (rebuilt from the row's
 own ``train.json``, so it cannot drift from what ran) and the ``ferkit evaluate`` figure of the
 run on DATA's validation split, measured here rather than copied from the training loop
-(the loop validates under bf16 autocast; evaluation runs fp32, as users will).
+(the loop validates under bf16 autocast; evaluation runs fp32, as users will). A distilled
+run's teachers appear in that command as the run folders under ``--out`` that hold their
+weights, where they were given by a shipped name (which may name other weights later).
 
 ``--resample-via N`` ships the network with the weightless test-time resize round trip of
 :mod:`ferkit.models.nets.resample` added (``ship_run(..., resample_via=N)``); the figure is
@@ -53,6 +55,40 @@ def train_command(cfg: dict, data: str | list[str], name: str, threads: int | No
     return shlex.join(argv)
 
 
+def taught_by(run_dir: Path, cfg: dict) -> list[dict[str, Any]]:
+    """A distilled run's teachers as it recorded them (name, folder, weights checksum):
+    ``train.json``'s ``distillation.teachers``, or for a run written before those were
+    recorded there, the key of its saved soft targets (``teacher_targets.safetensors``)."""
+    from safetensors import safe_open
+
+    from ferkit.training.distill import TARGETS
+
+    recorded = json.loads((run_dir / "train.json").read_text()).get("distillation", {})
+    teachers = recorded.get("teachers") or []
+    if teachers and all(isinstance(t, dict) for t in teachers):
+        return teachers
+    with safe_open(str(run_dir / TARGETS), framework="pt") as saved:
+        key = json.loads((saved.metadata() or {})["key"])
+    return [{"name": n, **t} for n, t in zip(cfg["teacher"], key["teachers"], strict=True)]
+
+
+def lasting_teachers(run_dir: Path, cfg: dict, runs: Path) -> dict:
+    """``cfg`` with each teacher given by a shipped name replaced by the run folder under
+    ``runs`` that holds the same weights: a shipped name can move on (the student may ship
+    under its teacher's name), a run folder stays."""
+    if not cfg.get("teacher"):
+        return cfg
+    folders = {}
+    for card_path in sorted(runs.glob("*/model.json")):
+        sha = json.loads(card_path.read_text()).get("weights_sha256")
+        folders.setdefault(sha, f"{runs}/{card_path.parent.name}")
+    names = [
+        folders.get(t["weights_sha256"], t["name"]) if "/" not in t["name"] else t["name"]
+        for t in taught_by(run_dir, cfg)
+    ]
+    return {**cfg, "teacher": names}
+
+
 def figures(report: Any, name: str, data: str) -> dict[str, Any]:
     """One evaluation's card record."""
     return {
@@ -84,6 +120,7 @@ def main() -> int:
     args = parser.parse_args()
     run_dir = args.out / args.row
     cfg = json.loads((run_dir / "train.json").read_text())["config"]
+    cfg = lasting_teachers(run_dir, cfg, args.out)
     study = args.out.name == "deep-study"
     command = train_command(cfg, args.data, args.name, threads=1 if study else None)
     run = load_run(run_dir, backend="torch")  # fp32, as users run it
