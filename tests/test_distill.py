@@ -101,7 +101,7 @@ def test_targets_follow_the_student_classes_by_canonical_name(tmp_path: Path) ->
 
 
 def test_several_teachers_are_averaged_in_their_own_input_format(tmp_path: Path) -> None:
-    from ferkit.inference.predictor import whole_image_crop
+    from ferkit.faces.images import whole_image_crop
 
     gray = _teacher(tmp_path / "gray", CANONICAL, seed=1)
     rgb = _teacher(tmp_path / "rgb", CANONICAL, size=32, color="rgb", seed=2)

@@ -71,3 +71,16 @@ def as_layout(image: np.ndarray, color: Color) -> np.ndarray:
     if color == "gray":
         return to_gray(image)[:, :, None]
     return to_rgb(image)
+
+
+def whole_image_crop(image: np.ndarray, size: int, color: str) -> np.ndarray:
+    """``image`` as a (size, size, C) crop, converted and resized as the data layer does with
+    dataset images (Pillow ``convert`` then bilinear ``resize``), for inputs that are faces:
+    ``predict`` without detection, and a teacher of another input format (``--teacher``)."""
+    pixels = check_image(image)
+    picture = Image.fromarray(pixels, "L" if pixels.ndim == 2 else "RGB")
+    picture = picture.convert("L" if color == "gray" else "RGB")
+    if picture.size != (size, size):
+        picture = picture.resize((size, size), Image.Resampling.BILINEAR)
+    array = np.asarray(picture, dtype=np.uint8)
+    return array[:, :, None] if array.ndim == 2 else array

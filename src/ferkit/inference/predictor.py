@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from PIL import Image
 from tqdm.auto import tqdm
 
 from ferkit.data.problems import Problem
@@ -28,7 +27,7 @@ from ferkit.errors import FerkitError
 from ferkit.faces import FRAMINGS, THRESHOLDS, Box, FaceDetector, create_detector, find_faces
 from ferkit.faces.align import Framing
 from ferkit.faces.framing import framing_name
-from ferkit.faces.images import check_image
+from ferkit.faces.images import check_image, whole_image_crop
 from ferkit.faces.scale import DEFAULT_MAX_DETECT_PIXELS, scaled_box
 from ferkit.inference.inputs import (
     InputFile,
@@ -91,18 +90,6 @@ class _GivenBoxes:
 
     def detect(self, image: np.ndarray) -> list[Box]:
         return list(self.boxes)
-
-
-def whole_image_crop(image: np.ndarray, size: int, color: str) -> np.ndarray:
-    """``image`` as a (size, size, C) crop, converted and resized as the data layer does with
-    dataset images (Pillow ``convert`` then bilinear ``resize``), for inputs that are faces."""
-    pixels = check_image(image)
-    picture = Image.fromarray(pixels, "L" if pixels.ndim == 2 else "RGB")
-    picture = picture.convert("L" if color == "gray" else "RGB")
-    if picture.size != (size, size):
-        picture = picture.resize((size, size), Image.Resampling.BILINEAR)
-    array = np.asarray(picture, dtype=np.uint8)
-    return array[:, :, None] if array.ndim == 2 else array
 
 
 # What the stream takes: the decoded image, its result to fill, the caller's tag, and the file

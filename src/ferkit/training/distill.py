@@ -30,13 +30,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 from tqdm.auto import tqdm
 
 from ferkit import io
 from ferkit.errors import FerkitError
+from ferkit.faces.images import whole_image_crop
 from ferkit.models.store import Run
 from ferkit.training.config import PreparedData
 
@@ -126,20 +126,11 @@ def _probabilities(run: Run, prepared: PreparedData, progress: bool) -> np.ndarr
 
 def _in_format(images: np.ndarray, size: int, color: str) -> np.ndarray:
     """uint8 NHWC images in another run's size and colour, converted as the data layer decodes
-    a file (Pillow ``convert``, then a bilinear resize); unchanged when they already fit."""
+    a file (:func:`~ferkit.faces.images.whole_image_crop`); unchanged when they already fit."""
     channels = 1 if color == "gray" else 3
     if images.shape[1:] == (size, size, channels):
         return images
-    out = np.empty((len(images), size, size, channels), dtype=np.uint8)
-    for i, image in enumerate(images):
-        pixels = image[:, :, 0] if image.shape[2] == 1 else image
-        picture = Image.fromarray(pixels, "L" if pixels.ndim == 2 else "RGB")
-        picture = picture.convert("L" if color == "gray" else "RGB")
-        if picture.size != (size, size):
-            picture = picture.resize((size, size), Image.Resampling.BILINEAR)
-        array = np.asarray(picture, dtype=np.uint8)
-        out[i] = array[:, :, None] if array.ndim == 2 else array
-    return out
+    return np.stack([whole_image_crop(image, size, color) for image in images])
 
 
 def _key(identities: list[dict[str, Any]], prepared: PreparedData) -> str:
