@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from ferkit.errors import FerkitError, OptionError
@@ -61,12 +62,8 @@ def with_resampling(run: Run, via: int | None) -> Run:
         via = check_via(via, run.image_size)
     except OptionError as exc:
         raise OptionError(f"model {run.name} ({run.path}): {exc}") from exc
-    estimator = _torch_estimator(run)
-    resampled = copy.copy(estimator)  # keeps its flip, normalisation and batch size
-    resampled.model = copy.deepcopy(estimator.model)
-    resampled.model.match_resampling(via)  # the step takes the network's (eval) mode
-    card = run.card.updated(architecture=copy.deepcopy(resampled.model.config))
-    return dataclasses.replace(run, estimator=resampled, card=card)
+    # the step takes the network's (eval) mode
+    return _changed_copy(run, lambda net: net.match_resampling(via))
 
 
 def without_resampling(run: Run) -> Run:
@@ -75,12 +72,18 @@ def without_resampling(run: Run) -> Run:
     trip already (``ferkit train --teacher``), where the step would resample them twice."""
     if resample_via_of(run) is None:
         return run
+    return _changed_copy(run, lambda net: net.drop_resampling())
+
+
+def _changed_copy(run: Run, change: Callable[[Any], None]) -> Run:
+    """A copy of ``run`` whose network (a deep copy) ``change`` altered, with the card's
+    architecture to match; the estimator's flip, normalisation and batch size are kept."""
     estimator = _torch_estimator(run)
-    plain = copy.copy(estimator)
-    plain.model = copy.deepcopy(estimator.model)
-    plain.model.drop_resampling()
-    card = run.card.updated(architecture=copy.deepcopy(plain.model.config))
-    return dataclasses.replace(run, estimator=plain, card=card)
+    copied = copy.copy(estimator)
+    copied.model = copy.deepcopy(estimator.model)
+    change(copied.model)
+    card = run.card.updated(architecture=copy.deepcopy(copied.model.config))
+    return dataclasses.replace(run, estimator=copied, card=card)
 
 
 def _torch_estimator(run: Run) -> Any:
