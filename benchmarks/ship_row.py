@@ -13,7 +13,8 @@ own ``train.json``, so it cannot drift from what ran) and the ``ferkit evaluate`
 run on DATA's validation split, measured here rather than copied from the training loop
 (the loop validates under bf16 autocast; evaluation runs fp32, as users will). A distilled
 run's teachers appear in that command as the run folders under ``--out`` that hold their
-weights, where they were given by a shipped name (which may name other weights later).
+weights, where they were given by a shipped name (which may name other weights later), and
+the card lists them under ``teachers`` (name as given, that folder, weights checksum).
 
 ``--resample-via N`` ships the network with the weightless test-time resize round trip of
 :mod:`ferkit.models.nets.resample` added (``ship_run(..., resample_via=N)``); the figure is
@@ -72,21 +73,24 @@ def taught_by(run_dir: Path, cfg: dict) -> list[dict[str, Any]]:
     return [{"name": n, **t} for n, t in zip(cfg["teacher"], key["teachers"], strict=True)]
 
 
-def lasting_teachers(run_dir: Path, cfg: dict, runs: Path) -> dict:
-    """``cfg`` with each teacher given by a shipped name replaced by the run folder under
-    ``runs`` that holds the same weights: a shipped name can move on (the student may ship
-    under its teacher's name), a run folder stays."""
+def lasting_teachers(run_dir: Path, cfg: dict, runs: Path) -> list[dict[str, Any]]:
+    """A distilled run's teachers (none: an empty list), each with ``run``: the folder under
+    ``runs`` that holds its weights, for a teacher given by a shipped name (a name can move
+    on: the student may ship under its teacher's name; a run folder stays), else the name."""
     if not cfg.get("teacher"):
-        return cfg
+        return []
     folders = {}
     for card_path in sorted(runs.glob("*/model.json")):
         sha = json.loads(card_path.read_text()).get("weights_sha256")
         folders.setdefault(sha, f"{runs}/{card_path.parent.name}")
-    names = [
-        folders.get(t["weights_sha256"], t["name"]) if "/" not in t["name"] else t["name"]
+    return [
+        {
+            "name": t["name"],
+            "run": t["name"] if "/" in t["name"] else folders.get(t["weights_sha256"], t["name"]),
+            "weights_sha256": t["weights_sha256"],
+        }
         for t in taught_by(run_dir, cfg)
     ]
-    return {**cfg, "teacher": names}
 
 
 def figures(report: Any, name: str, data: str) -> dict[str, Any]:
@@ -120,7 +124,9 @@ def main() -> int:
     args = parser.parse_args()
     run_dir = args.out / args.row
     cfg = json.loads((run_dir / "train.json").read_text())["config"]
-    cfg = lasting_teachers(run_dir, cfg, args.out)
+    teachers = lasting_teachers(run_dir, cfg, args.out)
+    if teachers:  # the command names each teacher by its lasting folder
+        cfg = {**cfg, "teacher": [t["run"] for t in teachers]}
     study = args.out.name == "deep-study"
     command = train_command(cfg, args.data, args.name, threads=1 if study else None)
     run = load_run(run_dir, backend="torch")  # fp32, as users run it
@@ -145,7 +151,8 @@ def main() -> int:
         )
     print(command)
     print(json.dumps(metrics, indent=2))
-    print(ship_run(run_dir, args.name, command, metrics, resample_via=args.resample_via))
+    print(ship_run(run_dir, args.name, command, metrics, resample_via=args.resample_via,
+                   teachers=teachers or None))  # fmt: skip
     return 0
 
 

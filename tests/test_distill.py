@@ -189,7 +189,14 @@ def test_train_with_teachers_end_to_end_and_resumed(
     card = json.loads((out / "model.json").read_text())
     assert card["training"]["teacher"] == [str(t1), str(t2)]
     assert card["training"]["distill"] == 0.7 and card["training"]["distill_temperature"] == 3.0
+    assert card["teachers"] == taught  # the card says who taught, by weights
     assert (out / distill.TARGETS).is_file()
+    # shipped, the card keeps the teachers as the caller names them for good
+    from ferkit.models.shipping import ship_run
+
+    lasting = [{**t, "run": f"runs/{Path(t['path']).name}"} for t in taught]
+    shipped = ship_run(out, "student", "ferkit train ...", dest=tmp_path / "w", teachers=lasting)
+    assert json.loads((shipped / "model.json").read_text())["teachers"] == lasting
 
     # resumed: the saved targets are read back, not computed again
     def refuse(*_: object) -> None:

@@ -23,9 +23,14 @@ def ship_run(
     metrics: dict[str, Any] | None = None,
     dest: Path = weights.WEIGHTS_DIR,
     resample_via: int | None = None,
+    teachers: list[dict[str, Any]] | None = None,
 ) -> Path:
     """Copy run ``run_dir`` to ``dest/name`` as a shipped model, its card extended with the
     ``command`` that trained it and the validation ``metrics`` it reached.
+
+    ``teachers``: a distilled run's teachers (name as given, the run folder that holds their
+    weights, the weights' SHA-256), recorded under ``teachers`` in the card: a teacher given
+    by a shipped name may be the very model this one replaces.
 
     ``resample_via`` adds the weightless test-time resize round trip
     (:mod:`ferkit.models.nets.resample`) to the shipped architecture. The training ``command``
@@ -50,6 +55,8 @@ def ship_run(
             f"{limit / 2**20:.0f} MiB limit for a shipped model"
         )
     card = run.card.updated(name=name, command=command)
+    if teachers:
+        card = card.updated(teachers=teachers)
     if resample_via is not None:
         card = card.updated(added_after_training=_resampling_note(resample_via))
     if metrics:

@@ -460,7 +460,7 @@ def _card(out: Path, cfg: TrainConfig, prepared: PreparedData) -> ModelCard:
     the weights, their checksum, the architecture and the best epoch as it saves them)."""
     keys = ("name", "data", "train_split", "val_split", "grouping", "train_samples",
             "val_samples", "train_counts", "val_counts")  # fmt: skip
-    return ModelCard(
+    card = ModelCard(
         card_version=CARD_VERSION,
         kind="torch",
         name=out.name,
@@ -478,3 +478,6 @@ def _card(out: Path, cfg: TrainConfig, prepared: PreparedData) -> ModelCard:
         training={k: v for k, v in asdict(cfg).items() if k not in ("threads", "device")},
         dedupe=prepared.info.get("dedupe"),
     )
+    if "distillation" in prepared.info:  # who taught it, by weights (a name may move on)
+        return card.updated(teachers=prepared.info["distillation"]["teachers"])
+    return card
