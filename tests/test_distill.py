@@ -207,6 +207,13 @@ def test_train_with_teachers_end_to_end_and_resumed(
                      "--distill", "0.7", "--distill-temperature", "3")  # fmt: skip
     assert resumed.exit_code == 0, resumed.output
     assert len(json.loads((out / "history.json").read_text())) == 2
+    # a teacher retrained in place since the run started: refused, not silently swapped
+    monkeypatch.undo()
+    _teacher(t1, CANONICAL, seed=9)
+    moved = _train(data, out, "--epochs", "3", "--resume", "--teacher", teachers,
+                   "--distill", "0.7", "--distill-temperature", "3")  # fmt: skip
+    assert moved.exit_code != 0 and "now holds other weights" in moved.output
+    assert len(json.loads((out / "history.json").read_text())) == 2
     # another teacher is another run
     other = _train(data, out, "--epochs", "3", "--resume", "--teacher", str(t1),
                    "--distill", "0.7", "--distill-temperature", "3")  # fmt: skip

@@ -413,7 +413,7 @@ def train_network(
         raise FerkitError("training hooks run in a single process only (nproc=1)")
     prepared = prepared or prepare_data(data, cfg, progress is True)
     if cfg.teacher:
-        _add_teachers(cfg.teacher, prepared, out, progress)
+        _add_teachers(cfg.teacher, prepared, out, progress, resuming=saved is not None)
     card = _card(out, cfg, prepared)
     start = time.perf_counter()
     if cfg.nproc > 1:
@@ -438,13 +438,15 @@ def train_network(
 
 
 def _add_teachers(
-    teachers: list[str], prepared: PreparedData, out: Path, progress: Progress
+    teachers: list[str], prepared: PreparedData, out: Path, progress: Progress, resuming: bool
 ) -> None:
     """Give ``prepared`` the teachers' soft targets (computed, or read back on resume) and
     record how the teachers see the training images in its info (train.json)."""
     from ferkit.training.distill import teacher_report, teacher_targets
 
-    prepared.soft_train, identities = teacher_targets(teachers, prepared, out, progress is True)
+    prepared.soft_train, identities = teacher_targets(
+        teachers, prepared, out, progress is True, resuming=resuming
+    )
     report = teacher_report(prepared.soft_train, prepared.y_train)
     prepared.info["distillation"] = {"teachers": identities, **report}
     if progress:

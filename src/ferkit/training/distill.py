@@ -45,16 +45,26 @@ CHUNK = 1024  # images converted and scored at a time (bounds the memory of a co
 
 
 def teacher_targets(
-    teachers: list[str], prepared: PreparedData, out: Path, progress: bool = True
+    teachers: list[str],
+    prepared: PreparedData,
+    out: Path,
+    progress: bool = True,
+    resuming: bool = False,
 ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
     """The (N, classes) soft targets of ``prepared``'s training images, the mean of the
     teachers' probabilities (read from ``out`` when a run there saved them for the same
     teachers and data, else computed and saved), and each teacher as it was: name, folder and
-    weights checksum (a shipped name may later name other weights)."""
+    weights checksum (a shipped name may later name other weights).
+
+    ``resuming``: a run that continues must learn from the teachers it started with; one of
+    them now holding other weights (a shipped name that moved on, a folder retrained) is an
+    error naming it, not a silent change of targets halfway through."""
     runs = [_load_teacher(name) for name in teachers]
     identities = [_identity(name, run) for name, run in zip(teachers, runs, strict=True)]
     key = _key(identities, prepared)
     path = out / TARGETS
+    if resuming:
+        _same_teachers(path, identities)
     cached = _cached(path, key, (len(prepared.y_train), len(prepared.classes)))
     if cached is not None:
         return cached, identities
@@ -65,6 +75,22 @@ def teacher_targets(
     out.mkdir(parents=True, exist_ok=True)
     io.write_bytes(path, save({"targets": targets}, metadata={"key": key}))
     return targets, identities
+
+
+def _same_teachers(path: Path, identities: list[dict[str, Any]]) -> None:
+    """Refuse to resume when a teacher's weights differ from those the saved targets came
+    from (a run without a readable targets file has nothing to compare: they are computed)."""
+    try:
+        with safe_open(str(path), framework="pt") as saved:
+            before = json.loads((saved.metadata() or {})["key"])["teachers"]
+    except (OSError, SafetensorError, KeyError, ValueError):
+        return
+    for was, now in zip(before, identities, strict=False):
+        if was.get("weights_sha256") != now["weights_sha256"]:
+            raise FerkitError(
+                f"{path}: teacher {now['name']} ({now['path']}) now holds other weights than "
+                "the run started with; resume with the original teachers or start a new run"
+            )
 
 
 def _identity(name: str, run: Run) -> dict[str, Any]:
