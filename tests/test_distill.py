@@ -230,3 +230,5 @@ def test_bad_distillation_settings_are_refused(tmp_path: Path) -> None:
         assert bad.exit_code != 0
     with pytest.raises(FerkitError, match="distill must be in"):
         TrainConfig(teacher=["x"], distill=-0.1).check()
+    with pytest.raises(FerkitError, match="one process"):  # not under DDP (yet)
+        TrainConfig(teacher=["x"], nproc=2, batch_size=8).check()

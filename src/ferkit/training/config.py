@@ -198,6 +198,13 @@ class TrainConfig:
             (0.0 <= self.distill <= 1.0, "distill must be in [0, 1]"),
             (self.distill_temperature >= 1.0, "distill temperature must be at least 1"),
             (self.teacher is None or len(self.teacher) > 0, "teacher names no run"),
+            # two gloo ranks with teachers' targets died of SIGABRT in 3 of ~30 test runs
+            # (never without them); until that is understood, distillation is one process
+            (
+                not self.teacher or self.nproc == 1,
+                "--teacher trains in one process: drop --nproc (distillation under "
+                "DistributedDataParallel is not supported yet)",
+            ),
             (
                 self.resample_via is None or self.resample_via >= 2,
                 "resample_via must be a side in pixels larger than the input size",
