@@ -63,11 +63,12 @@ def teacher_targets(
     identities = [_identity(name, run) for name, run in zip(teachers, runs, strict=True)]
     key = _key(identities, prepared)
     path = out / TARGETS
-    if resuming:
-        _same_teachers(path, identities)
-    cached = _cached(path, key, (len(prepared.y_train), len(prepared.classes)))
-    if cached is not None:
-        return cached, identities
+    saved = _saved(path)  # (its key, its targets), or None
+    if resuming and saved is not None:
+        _same_teachers(path, saved[0], identities)
+    shape = (len(prepared.y_train), len(prepared.classes))
+    if saved is not None and saved[0] == key and _usable(saved[1], shape):
+        return saved[1].float(), identities
     total = np.zeros((len(prepared.y_train), len(prepared.classes)), dtype=np.float64)
     for run in runs:
         total += _probabilities(run, prepared, progress)
@@ -77,14 +78,13 @@ def teacher_targets(
     return targets, identities
 
 
-def _same_teachers(path: Path, identities: list[dict[str, Any]]) -> None:
-    """Refuse to resume when a teacher's weights differ from those the saved targets came
-    from (a run without a readable targets file has nothing to compare: they are computed)."""
+def _same_teachers(path: Path, key: str, identities: list[dict[str, Any]]) -> None:
+    """Refuse to resume when a teacher's weights differ from those the saved targets (whose
+    ``key`` is given) came from."""
     try:
-        with safe_open(str(path), framework="pt") as saved:
-            before = json.loads((saved.metadata() or {})["key"])["teachers"]
-    except (OSError, SafetensorError, KeyError, ValueError):
-        return
+        before = json.loads(key)["teachers"]
+    except (ValueError, KeyError, TypeError):
+        return  # an unreadable key: the targets are computed again
     for was, now in zip(before, identities, strict=False):
         if was.get("weights_sha256") != now["weights_sha256"]:
             raise FerkitError(
@@ -172,18 +172,18 @@ def _key(identities: list[dict[str, Any]], prepared: PreparedData) -> str:
     return json.dumps(record, sort_keys=True)
 
 
-def _cached(path: Path, key: str, shape: tuple[int, int]) -> torch.Tensor | None:
-    """The targets saved at ``path`` when they were made for ``key`` and have ``shape``; None
-    when there are none, or they are stale or unreadable (they are computed again)."""
+def _saved(path: Path) -> tuple[str, torch.Tensor] | None:
+    """The key and targets a run saved at ``path``, read once; None when there are none or
+    the file is unreadable (they are computed again)."""
     if not path.is_file():
         return None
     try:
         with safe_open(str(path), framework="pt") as saved:
-            if (saved.metadata() or {}).get("key") != key:
-                return None
-            targets = saved.get_tensor("targets")
+            return (saved.metadata() or {}).get("key", ""), saved.get_tensor("targets")
     except (OSError, SafetensorError, KeyError):
         return None
-    if tuple(targets.shape) != shape or not torch.isfinite(targets).all():
-        return None
-    return targets.float()
+
+
+def _usable(targets: torch.Tensor, shape: tuple[int, int]) -> bool:
+    """Saved targets of the expected shape, all finite."""
+    return tuple(targets.shape) == shape and bool(torch.isfinite(targets).all())
