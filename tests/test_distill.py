@@ -232,3 +232,109 @@ def test_bad_distillation_settings_are_refused(tmp_path: Path) -> None:
         TrainConfig(teacher=["x"], distill=-0.1).check()
     with pytest.raises(FerkitError, match="one process"):  # not under DDP (yet)
         TrainConfig(teacher=["x"], nproc=2, batch_size=8).check()
+
+
+def test_online_teachers_score_each_view_in_their_own_statistics(tmp_path: Path) -> None:
+    """``--distill-views augmented``: the module gives, for a batch normalised as the
+    student's input, the teachers' mean single-view probabilities over the student's
+    classes, each teacher fed the same pixels in its own normalisation."""
+    t1 = _teacher(tmp_path / "t1", ["angry", "fear", "happy", "sad"], seed=1)
+    t2 = _teacher(tmp_path / "t2", ["sad", "happy", "angry"], seed=2)
+    card = json.loads((t2 / "model.json").read_text())
+    card.update(mean=[0.4], std=[0.2])  # other statistics than the student's
+    (t2 / "model.json").write_text(json.dumps(card))
+    prepared = _prepared(CANONICAL, n=10)
+    prepared.mean, prepared.std = [0.55], [0.3]
+    module, who = distill.online_teachers([str(t1), str(t2)], prepared, tmp_path / "run")
+    assert [w["name"] for w in who] == [str(t1), str(t2)]
+    assert json.loads((tmp_path / "run" / distill.TEACHERS).read_text())["teachers"] == who
+    images = prepared.x_train.numpy()
+    x = (torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255 - 0.55) / 0.3
+    module.train()  # a loop's train() must not put the teachers in training mode
+    assert not any(m.training for m in module.modules())
+    got = module(x)
+    expected = np.zeros((10, 3))
+    for teacher, columns in ((t1, [0, 2, 3]), (t2, [2, 1, 0])):
+        run = load_run(teacher, backend="torch")
+        run.estimator.flip = False  # the view itself, not its mirror too
+        probs = run.estimator.predict_proba(images)[:, columns]
+        expected += probs / probs.sum(1, keepdims=True) / 2
+    assert np.allclose(got.numpy(), expected, atol=1e-5)
+
+
+def test_online_teachers_must_take_the_students_input(tmp_path: Path) -> None:
+    rgb = _teacher(tmp_path / "rgb", CANONICAL, size=24, color="rgb")
+    big = _teacher(tmp_path / "big", CANONICAL, size=32)
+    for teacher in (rgb, big):
+        with pytest.raises(FerkitError, match=rf"teacher {teacher} .*--distill-views clean"):
+            distill.online_teachers([str(teacher)], _prepared(CANONICAL), tmp_path / "o")
+    with pytest.raises(FerkitError, match="has no class 'surprise'"):
+        distill.online_teachers([str(big)], _prepared(["happy", "surprise"], size=32),
+                                tmp_path / "o")  # fmt: skip
+
+
+def test_online_teachers_see_the_mixed_view_the_student_sees(tmp_path: Path) -> None:
+    """A loop step with teachers that score the views: the distillation target is the
+    teachers' answer on the exact (augmented, mixed) input the student gets."""
+    from ferkit.models.card import ModelCard
+
+    teacher = _teacher(tmp_path / "t", CANONICAL, seed=3)
+    prepared = _prepared(CANONICAL, n=16)
+    prepared.teachers, _ = distill.online_teachers([str(teacher)], prepared, tmp_path / "o")
+    cfg = TrainConfig(mixup=0.4, distill=1.0, teacher=[str(teacher)], batch_size=8,
+                      distill_views="augmented", bf16=False)  # fmt: skip
+    net = create_model("fernet", 3, 1, 24, width=0.25)
+    card = ModelCard(classes=CANONICAL, canonical=CANONICAL, image_size=24, color="gray")
+    loop = Loop(0, 1, cfg, prepared, card, tmp_path, net, torch.device("cpu"), False)
+    seen: list[torch.Tensor] = []
+    real = loop._loss
+
+    def record(logits, y, soft=None):  # type: ignore[no-untyped-def]
+        seen.append(soft)
+        return real(logits, y, soft)
+
+    inputs: list[torch.Tensor] = []
+    forward = net.forward
+
+    def remember(x, *a, **k):  # type: ignore[no-untyped-def]
+        inputs.append(x.detach().clone())
+        return forward(x, *a, **k)
+
+    net.forward = remember  # type: ignore[method-assign]
+    loop._loss = record  # type: ignore[method-assign]
+    x = torch.randn(8, 1, 24, 24)
+    loop._step(x, torch.arange(8) % 3)
+    mixed = inputs[0]
+    assert not torch.allclose(mixed, x)  # mixup did mix
+    expected = prepared.teachers(mixed)
+    assert len(seen) == 2  # the label and partner-label halves of mixup
+    for soft in seen:
+        assert torch.allclose(soft, expected, atol=1e-6)  # the mixed view's target, unmixed
+    assert 0 <= loop.teacher_correct <= 8
+
+
+def test_train_with_teachers_on_augmented_views_end_to_end(tmp_path: Path) -> None:
+    data = make_folders(tmp_path / "data", per_class=6, size=24)
+    teacher = _teacher(tmp_path / "t", CANONICAL, seed=4)
+    out = tmp_path / "run"
+    online = ("--teacher", str(teacher), "--distill-views", "augmented", "--augment", "strong")
+    result = _train(data, out, "--epochs", "1", *online)
+    assert result.exit_code == 0, result.output
+    assert "teachers" in result.output  # the epoch line says how they do on the views
+    summary = json.loads((out / "train.json").read_text())
+    assert summary["distillation"]["views"] == "augmented"
+    assert [t["name"] for t in summary["distillation"]["teachers"]] == [str(teacher)]
+    assert not (out / distill.TARGETS).exists()  # nothing precomputed
+    history = json.loads((out / "history.json").read_text())
+    assert 0.0 <= history[0]["teacher_accuracy"] <= 1.0
+    resumed = _train(data, out, "--epochs", "2", "--resume", *online)
+    assert resumed.exit_code == 0, resumed.output
+    _teacher(teacher, CANONICAL, seed=9)  # retrained in place: refused on resume
+    moved = _train(data, out, "--epochs", "3", "--resume", *online)
+    assert moved.exit_code != 0 and "now holds other weights" in moved.output
+    clean = _train(data, out, "--epochs", "3", "--resume", "--teacher", str(teacher),
+                   "--augment", "strong")  # fmt: skip
+    assert clean.exit_code != 0 and "distill_views" in clean.output
+    bad = _train(data, tmp_path / "b", "--epochs", "1", "--teacher", str(teacher),
+                 "--distill-views", "sometimes")  # fmt: skip
+    assert bad.exit_code != 0

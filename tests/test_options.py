@@ -188,6 +188,7 @@ def test_train_config_round_trips_through_its_command_line(
         group_by="S(\\d+)_", init=str(tmp_path / "init"), threads=1, nproc=2,
         match_sharpness="off", resample_via=224, tta="flip", dedupe=True,
         teacher=["fer2013", str(tmp_path / "t")], distill=0.7, distill_temperature=4.0,
+        distill_views="augmented",
     )  # fmt: skip
     off_default = {f.name for f in dataclasses.fields(TrainConfig)}
     off_default -= {k for k, v in dataclasses.asdict(cfg).items() if v == getattr(TrainConfig(), k)}

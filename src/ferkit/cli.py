@@ -151,6 +151,7 @@ if TYPE_CHECKING:  # mypy reads a choice as the str it is; typer reads the Liter
     ScheduleChoice = str
     AugmentChoice = str
     TtaChoice = str
+    DistillViewsChoice = str
     FeaturesChoice = str
     MethodChoice = str
     KernelChoice = str
@@ -164,6 +165,7 @@ else:
     ScheduleChoice = _choice(TrainConfig, "schedule")
     AugmentChoice = _choice(TrainConfig, "augment")
     TtaChoice = _choice(TrainConfig, "tta")
+    DistillViewsChoice = _choice(TrainConfig, "distill_views")
     FeaturesChoice = _choice(SVMConfig, "features")
     MethodChoice = _choice(SVMConfig, "method")
     KernelChoice = _choice(SVMConfig, "kernel")
@@ -644,6 +646,9 @@ def train(
     distill_temperature: Annotated[
         float, _setting(TrainConfig, "distill_temperature", OPTIM_PANEL)
     ] = _default(TrainConfig, "distill_temperature"),
+    distill_views: Annotated[
+        DistillViewsChoice, _setting(TrainConfig, "distill_views", OPTIM_PANEL)
+    ] = _default(TrainConfig, "distill_views"),
     epochs: Annotated[int, _setting(TrainConfig, "epochs", OPTIM_PANEL)] = _default(
         TrainConfig, "epochs"
     ),
@@ -725,6 +730,7 @@ def train(
         "resample_via": resample_via, "tta": tta, "dedupe": dedupe,
         "teacher": [t.strip() for t in teacher.split(",") if t.strip()] if teacher else None,
         "distill": distill, "distill_temperature": distill_temperature,
+        "distill_views": distill_views,
     }  # fmt: skip
     values["model_kwargs"] = _kwargs(arg)
     fields = {"image_size": "size", "model_kwargs": "arg"}

@@ -122,7 +122,8 @@ class EpochLog(Callback):
         row = metrics
         self.say(
             f"epoch {row['epoch']}: loss {row['train_loss']:.3f} acc {row['train_accuracy']:.3f}"
-            f" | val loss {row['val_loss']:.3f} acc {row['val_accuracy']:.3f}"
+            + (f" (teachers {row['teacher_accuracy']:.3f})" if "teacher_accuracy" in row else "")
+            + f" | val loss {row['val_loss']:.3f} acc {row['val_accuracy']:.3f}"
             + (f" (ema; raw {row['val_accuracy_raw']:.3f})" if "val_accuracy_raw" in row else "")
             + f" | lr {row['lr']:.2g} | {row['images_per_second']:.0f} img/s"
             + (" | best" if state.best_epoch == row["epoch"] else "")

@@ -64,6 +64,7 @@ Optimizer = Literal["adam", "adamw", "sgd"]
 Schedule = Literal["plateau", "cosine"]
 Augment = Literal["none", "notebook", "strong"]  # ferkit.training.augment.AUGMENTATIONS
 Tta = Literal["none", "flip"]
+DistillViews = Literal["clean", "augmented"]
 
 # The largest --ema decay: 1 would never move the average (a horizon of 1e6 steps already
 # outlasts any run here).
@@ -152,6 +153,13 @@ class TrainConfig:
         help="With --teacher: the temperature that softens teachers and student alike before "
         "they are compared (Hinton et al.'s T).",
     )  # fmt: skip
+    distill_views: DistillViews = option(
+        "clean",
+        help="With --teacher: what the teachers score. clean: each training image once, "
+        "before the first epoch (saved; cheap). augmented: each augmented (and mixed) view "
+        "the student sees, at every step (consistent targets; a teacher pass per step; "
+        "teachers must take the student's input size and colour).",
+    )
     tta: Tta = option(
         "none",
         help="Test-time augmentation saved with the model: none, or flip (average each image "
@@ -198,6 +206,10 @@ class TrainConfig:
             (0.0 <= self.distill <= 1.0, "distill must be in [0, 1]"),
             (self.distill_temperature >= 1.0, "distill temperature must be at least 1"),
             (self.teacher is None or len(self.teacher) > 0, "teacher names no run"),
+            (
+                self.distill_views in get_args(DistillViews),
+                f"distill_views must be one of {', '.join(get_args(DistillViews))}",
+            ),
             # two gloo ranks with teachers' targets died of SIGABRT in 3 of ~30 test runs
             # (never without them); until that is understood, distillation is one process
             (
@@ -333,6 +345,9 @@ class PreparedData:
     sources: list[str] = field(default_factory=list)  # their names, indexed by val_source
     # --teacher: each training image's soft target (N, classes), the teachers' mean probabilities
     soft_train: torch.Tensor | None = None
+    # --teacher with --distill-views augmented: the teachers, scoring each augmented batch
+    # (a torch.nn.Module: normalised student input -> mean probabilities over the classes)
+    teachers: Any = None
 
 
 def resolve_device(name: str) -> torch.device:

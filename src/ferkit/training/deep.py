@@ -413,7 +413,7 @@ def train_network(
         raise FerkitError("training hooks run in a single process only (nproc=1)")
     prepared = prepared or prepare_data(data, cfg, progress is True)
     if cfg.teacher:
-        _add_teachers(cfg.teacher, prepared, out, progress, resuming=saved is not None)
+        _add_teachers(cfg, prepared, out, progress, resuming=saved is not None)
     card = _card(out, cfg, prepared)
     start = time.perf_counter()
     if cfg.nproc > 1:
@@ -438,17 +438,23 @@ def train_network(
 
 
 def _add_teachers(
-    teachers: list[str], prepared: PreparedData, out: Path, progress: Progress, resuming: bool
+    cfg: TrainConfig, prepared: PreparedData, out: Path, progress: Progress, resuming: bool
 ) -> None:
-    """Give ``prepared`` the teachers' soft targets (computed, or read back on resume) and
-    record how the teachers see the training images in its info (train.json)."""
-    from ferkit.training.distill import teacher_report, teacher_targets
+    """Give ``prepared`` its teachers: their soft targets on the training images (computed, or
+    read back on resume), with how they see those images in its info (train.json); or, with
+    ``--distill-views augmented``, the teachers themselves, to score each augmented batch."""
+    from ferkit.training.distill import online_teachers, teacher_report, teacher_targets
 
+    teachers = cfg.teacher or []
+    if cfg.distill_views == "augmented":
+        prepared.teachers, identities = online_teachers(teachers, prepared, out, resuming)
+        prepared.info["distillation"] = {"teachers": identities, "views": "augmented"}
+        return
     prepared.soft_train, identities = teacher_targets(
         teachers, prepared, out, progress is True, resuming=resuming
     )
     report = teacher_report(prepared.soft_train, prepared.y_train)
-    prepared.info["distillation"] = {"teachers": identities, **report}
+    prepared.info["distillation"] = {"teachers": identities, "views": "clean", **report}
     if progress:
         accuracy, top = report["teacher_train_accuracy"], report["teacher_mean_top_probability"]
         _log(

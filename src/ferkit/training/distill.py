@@ -13,6 +13,15 @@ augmented view of the image. They are saved in the run folder (:data:`TARGETS`, 
 loading runs no code) with a key of the teachers, their weights and the training data, so a
 resumed run reuses them and a changed teacher or dataset recomputes them.
 
+With ``--distill-views augmented`` (:class:`Teachers`) the teachers instead score every
+augmented view the student trains on, at every step, so teacher and student always see the
+same pixels: Beyer et al. (2022, "Knowledge distillation: a good teacher is patient and
+consistent") find such consistent targets, with mixup, distil far better than fixed ones,
+which under random crops and erasing may describe what the view no longer shows. It costs a
+teacher forward pass per step and needs teachers that take the student's input (size and
+colour); nothing is saved but the teachers' identities (:data:`TEACHERS`), which a resumed run
+checks.
+
 A teacher's resampling step (``--resample-via``) is left out here: it passes an input through
 the resize round trip the training images went through, and these are those images. A teacher
 of another input size or colour gets the images converted as the data layer decodes them
@@ -32,6 +41,7 @@ import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
+from torch import nn
 from tqdm.auto import tqdm
 
 from ferkit import io
@@ -41,6 +51,7 @@ from ferkit.models.store import Run
 from ferkit.training.config import PreparedData
 
 TARGETS = "teacher_targets.safetensors"
+TEACHERS = "teachers.json"  # --distill-views augmented: who teaches, checked on --resume
 CHUNK = 1024  # images converted and scored at a time (bounds the memory of a conversion)
 
 
@@ -187,3 +198,78 @@ def _saved(path: Path) -> tuple[str, torch.Tensor] | None:
 def _usable(targets: torch.Tensor, shape: tuple[int, int]) -> bool:
     """Saved targets of the expected shape, all finite."""
     return tuple(targets.shape) == shape and bool(torch.isfinite(targets).all())
+
+
+class Teachers(nn.Module):
+    """The teachers of ``--distill-views augmented`` as one module: a batch normalised as the
+    student's input -> the teachers' mean probabilities over the student's classes.
+
+    Each teacher's input is the same view renormalised with its own statistics (an affine map
+    of the student's), scored as a single view (no flip averaging: the student's view is the
+    one to describe); its columns are the student's classes, renormalised. Teachers stay in
+    eval mode and never learn (``train()`` leaves them so)."""
+
+    def __init__(
+        self, runs: list[Run], canonical: list[str], mean: list[float], std: list[float]
+    ) -> None:
+        super().__init__()
+        self.nets = nn.ModuleList(run.estimator.model for run in runs)
+        self.columns = [_columns(run, canonical) for run in runs]
+        for i, run in enumerate(runs):
+            their_mean, their_std = run.estimator.mean.flatten(), run.estimator.std.flatten()
+            scale = torch.tensor(std) / their_std
+            shift = (torch.tensor(mean) - their_mean) / their_std
+            self.register_buffer(f"scale{i}", scale.view(1, -1, 1, 1).float())
+            self.register_buffer(f"shift{i}", shift.view(1, -1, 1, 1).float())
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> Teachers:
+        """Teachers are always in eval mode (BatchNorm's running statistics, no dropout)."""
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = torch.zeros(len(x), len(self.columns[0]), device=x.device)
+        for i, (net, columns) in enumerate(zip(self.nets, self.columns, strict=True)):
+            view = x * getattr(self, f"scale{i}") + getattr(self, f"shift{i}")
+            probs = torch.softmax(net(view, flip=False).float(), dim=1)[:, columns]
+            total += probs / probs.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        return total / len(self.nets)
+
+
+def online_teachers(
+    teachers: list[str], prepared: PreparedData, out: Path, resuming: bool = False
+) -> tuple[Teachers, list[dict[str, Any]]]:
+    """The teachers as a :class:`Teachers` module for ``prepared``'s input, and their
+    identities (saved in ``out``; ``resuming`` refuses a teacher whose weights changed since
+    the run started, as :func:`teacher_targets` does). A teacher of another input size or
+    colour, or one that is not a network, is refused by name."""
+    runs = [_load_teacher(name) for name in teachers]
+    for name, run in zip(teachers, runs, strict=True):
+        _check_input(name, run, prepared)
+    identities = [_identity(name, run) for name, run in zip(teachers, runs, strict=True)]
+    path = out / TEACHERS
+    if resuming and path.is_file():
+        _same_teachers(path, path.read_text(), identities)
+    out.mkdir(parents=True, exist_ok=True)
+    io.write_json(path, {"teachers": identities})
+    module = Teachers(runs, prepared.canonical, prepared.mean, prepared.std)
+    return module, identities
+
+
+def _check_input(name: str, run: Run, prepared: PreparedData) -> None:
+    """An augmented view is handed to the teacher as it is: it must be a network taking the
+    student's input size and colour."""
+    if not isinstance(getattr(run.estimator, "model", None), nn.Module):
+        raise FerkitError(
+            f"teacher {name} ({run.path}): not a network; --distill-views augmented needs "
+            "networks (use --distill-views clean)"
+        )
+    if (run.image_size, run.color) != (prepared.image_size, prepared.color):
+        raise FerkitError(
+            f"teacher {name} ({run.path}) takes {run.image_size}x{run.image_size} {run.color} "
+            f"images, the student {prepared.image_size}x{prepared.image_size} {prepared.color}: "
+            "--distill-views augmented needs teachers of the student's input (use "
+            "--distill-views clean, which converts the images)"
+        )

@@ -124,6 +124,10 @@ class Loop:
         self.mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
         self.augment = build_augmentation(cfg.augment).to(device)
+        self.teachers: nn.Module | None = None  # --distill-views augmented
+        if data.teachers is not None:
+            self.teachers = data.teachers.to(device=device, memory_format=memory)
+        self.teacher_correct = 0  # this epoch's views the teachers got right (augmented views)
         weight = torch.tensor(data.loss_weights, device=device) if data.loss_weights else None
         self.loss_weight = weight
         self.rng = np.random.default_rng(cfg.seed)
@@ -222,17 +226,21 @@ class Loop:
         self, x: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None = None
     ) -> tuple[float, int]:
         """One optimiser step; returns (summed loss, correct count) for the epoch means.
-        ``soft``: the batch's soft targets (``--teacher``), mixed along with the labels."""
+        ``soft``: the batch's soft targets (``--teacher``), mixed along with the labels; with
+        teachers that score the views (``--distill-views augmented``) they score the view as
+        mixed, whose target needs no mixing."""
         lam, partner = 1.0, None
         if self.cfg.mixup > 0:
             lam = float(self.rng.beta(self.cfg.mixup, self.cfg.mixup))
             partner = torch.randperm(len(y), device=x.device)
             x = lam * x + (1 - lam) * x[partner]
+        if self.teachers is not None:
+            soft = self._teach(x, y)
         with _autocast(self.device, self.cfg.bf16):
             logits = self.model(x)
         loss = self._loss(logits, y, soft)
         if partner is not None:
-            other = None if soft is None else soft[partner]
+            other = soft if soft is None or self.teachers is not None else soft[partner]
             loss = lam * loss + (1 - lam) * self._loss(logits, y[partner], other)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -242,6 +250,15 @@ class Loop:
             self.ema.update_parameters(self.net)
         correct = int((logits.argmax(1) == y).sum())
         return float(loss.detach()) * len(y), correct
+
+    def _teach(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The teachers' probabilities on this batch of views (counting how many they get
+        right: the epoch's ``teacher_accuracy``, against the first label of a mixed view)."""
+        assert self.teachers is not None
+        with torch.no_grad(), _autocast(self.device, self.cfg.bf16):
+            soft = self.teachers(x).float()
+        self.teacher_correct += int((soft.argmax(1) == y).sum())
+        return soft
 
     # -- epochs -----------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> dict[str, float]:
@@ -261,6 +278,7 @@ class Loop:
             unit="batch",
         )
         loss_sum, correct, seen = 0.0, 0, 0
+        self.teacher_correct = 0
         start = time.perf_counter()
         for i, idx in enumerate(bar):
             x = self._inputs(self.data.x_train[idx], train=True)
@@ -274,13 +292,16 @@ class Loop:
             for callback in self.callbacks:
                 callback.on_batch_end(self, epoch, i)
         seconds = time.perf_counter() - start
-        totals = self._all_sum([loss_sum, correct, seen])
-        return {
+        totals = self._all_sum([loss_sum, correct, seen, self.teacher_correct])
+        row = {
             "train_loss": totals[0] / max(totals[2], 1),
             "train_accuracy": totals[1] / max(totals[2], 1),
             "seconds": seconds,
             "images_per_second": totals[2] / max(seconds, 1e-9),
         }
+        if self.teachers is not None:
+            row["teacher_accuracy"] = totals[3] / max(totals[2], 1)
+        return row
 
     def validation(self) -> dict[str, float]:
         """The epoch's validation row: the network's, or with ``--ema`` the average's (what
