@@ -230,6 +230,8 @@ def test_bad_distillation_settings_are_refused(tmp_path: Path) -> None:
         assert bad.exit_code != 0
     with pytest.raises(FerkitError, match="distill must be in"):
         TrainConfig(teacher=["x"], distill=-0.1).check()
+    with pytest.raises(FerkitError, match="needs --teacher"):
+        TrainConfig(distill_views="augmented").check()
     with pytest.raises(FerkitError, match="one process"):  # not under DDP (yet)
         TrainConfig(teacher=["x"], nproc=2, batch_size=8).check()
 

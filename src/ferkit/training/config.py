@@ -210,6 +210,10 @@ class TrainConfig:
                 self.distill_views in get_args(DistillViews),
                 f"distill_views must be one of {', '.join(get_args(DistillViews))}",
             ),
+            (
+                self.distill_views == "clean" or bool(self.teacher),
+                "--distill-views augmented needs --teacher (the teachers that score the views)",
+            ),
             # two gloo ranks with teachers' targets died of SIGABRT in 3 of ~30 test runs
             # (never without them); until that is understood, distillation is one process
             (
