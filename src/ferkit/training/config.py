@@ -350,8 +350,8 @@ class PreparedData:
     # --teacher: each training image's soft target (N, classes), the teachers' mean probabilities
     soft_train: torch.Tensor | None = None
     # --teacher with --distill-views augmented: the teachers, scoring each augmented batch
-    # (a torch.nn.Module: normalised student input -> mean probabilities over the classes)
-    teachers: Any = None
+    # (normalised student input -> mean probabilities over the classes)
+    teachers: torch.nn.Module | None = None
 
 
 def resolve_device(name: str) -> torch.device:

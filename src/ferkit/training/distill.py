@@ -209,18 +209,22 @@ class Teachers(nn.Module):
     one to describe); its columns are the student's classes, renormalised. Teachers stay in
     eval mode and never learn (``train()`` leaves them so)."""
 
+    scales: torch.Tensor
+    shifts: torch.Tensor
+
     def __init__(
         self, runs: list[Run], canonical: list[str], mean: list[float], std: list[float]
     ) -> None:
         super().__init__()
         self.nets = nn.ModuleList(run.estimator.model for run in runs)
         self.columns = [_columns(run, canonical) for run in runs]
-        for i, run in enumerate(runs):
-            their_mean, their_std = run.estimator.mean.flatten(), run.estimator.std.flatten()
-            scale = torch.tensor(std) / their_std
-            shift = (torch.tensor(mean) - their_mean) / their_std
-            self.register_buffer(f"scale{i}", scale.view(1, -1, 1, 1).float())
-            self.register_buffer(f"shift{i}", shift.view(1, -1, 1, 1).float())
+        # teacher i's input from the student's: x * scales[i] + shifts[i], (teachers, C, 1, 1)
+        student_mean, student_std = torch.tensor(mean), torch.tensor(std)
+        their_means = torch.stack([run.estimator.mean.flatten() for run in runs])
+        their_stds = torch.stack([run.estimator.std.flatten() for run in runs])
+        shifts = (student_mean - their_means) / their_stds
+        self.register_buffer("scales", (student_std / their_stds)[..., None, None].float())
+        self.register_buffer("shifts", shifts[..., None, None].float())
         self.requires_grad_(False)
         self.eval()
 
@@ -232,7 +236,7 @@ class Teachers(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         total = torch.zeros(len(x), len(self.columns[0]), device=x.device)
         for i, (net, columns) in enumerate(zip(self.nets, self.columns, strict=True)):
-            view = x * getattr(self, f"scale{i}") + getattr(self, f"shift{i}")
+            view = x * self.scales[i : i + 1] + self.shifts[i : i + 1]
             probs = torch.softmax(net(view, flip=False).float(), dim=1)[:, columns]
             total += probs / probs.sum(dim=1, keepdim=True).clamp_min(1e-12)
         return total / len(self.nets)

@@ -126,7 +126,7 @@ class Loop:
         self.augment = build_augmentation(cfg.augment).to(device)
         self.teachers: nn.Module | None = None  # --distill-views augmented
         if data.teachers is not None:
-            self.teachers = data.teachers.to(device=device, memory_format=memory)
+            self.teachers = data.teachers.to(device=device, memory_format=memory)  # type: ignore[call-overload]
         self.teacher_correct = 0  # this epoch's views the teachers got right (augmented views)
         weight = torch.tensor(data.loss_weights, device=device) if data.loss_weights else None
         self.loss_weight = weight
@@ -240,7 +240,9 @@ class Loop:
             logits = self.model(x)
         loss = self._loss(logits, y, soft)
         if partner is not None:
-            other = soft if soft is None or self.teachers is not None else soft[partner]
+            other = soft  # scored by the teachers on the mixed view: no mixing needed
+            if soft is not None and self.teachers is None:
+                other = soft[partner]
             loss = lam * loss + (1 - lam) * self._loss(logits, y[partner], other)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -256,7 +258,7 @@ class Loop:
         right: the epoch's ``teacher_accuracy``, against the first label of a mixed view)."""
         assert self.teachers is not None
         with torch.no_grad(), _autocast(self.device, self.cfg.bf16):
-            soft = self.teachers(x).float()
+            soft = self.teachers(x)  # float probabilities
         self.teacher_correct += int((soft.argmax(1) == y).sum())
         return soft
 
