@@ -5,11 +5,13 @@ probabilities, on one split (the teachers of ``ferkit train --teacher`` against 
         --data ../shared/data/fer2013 --model fer2013 --model runs/fer-e150 [--model RUN ...] \\
         [--split val] [--resample-via 224] [--threads 2] [--json OUT]
 
-Why: distillation moves an ensemble's knowledge into one network, so the ensemble's accuracy
-is the ceiling a student is measured against. Each model is loaded as its torch network, as
-saved (its flip averaging included); ``--resample-via N`` gives the step to each network that
-lacks it (``with_resampling``; a network saved with a step keeps its own). Every model must
-know the same classes (matched by canonical name). Seconds: scoring the split on ``--threads``.
+Why: distillation moves an ensemble's knowledge into one network, so the ensemble's accuracy is
+the ceiling a student is measured against. Each model is loaded as its torch network, as saved
+(its flip averaging included); ``--resample-via N`` gives the step to each network that lacks it
+(``with_resampling``; a network saved with a step keeps its own). Every model must know the
+first model's classes (matched by canonical name); extra classes are dropped and the rest
+renormalised, as ``ferkit train --teacher`` does (each row then counts on those classes).
+Seconds: scoring the split on ``--threads``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,21 @@ def _score(y: np.ndarray, probs: np.ndarray, classes: list[str], seconds: float)
     }
 
 
+def _columns(model: str, run: Any, first: tuple[Any, Any, np.ndarray, np.ndarray], y: np.ndarray):
+    """Each of the first model's classes' column in ``run``'s output (matched by canonical
+    name): a model with extra classes (``general``'s contempt on FER2013) is scored on the first
+    model's classes, renormalised, as ``ferkit train --teacher`` does; one lacking a class, or
+    keeping other images of the split, is refused."""
+    first_run, _, _, first_y = first
+    missing = [c for c in first_run.canonical if c not in run.canonical]
+    if missing:
+        raise SystemExit(f"{model}: has no class {missing[0]!r}, which {first_run.name} knows")
+    names, first_names = np.asarray(run.canonical)[y], np.asarray(first_run.canonical)[first_y]
+    if not np.array_equal(names, first_names):
+        raise SystemExit(f"{model}: keeps other images of the split than {first_run.name}")
+    return [run.canonical.index(c) for c in first_run.canonical]
+
+
 def measure(models: list[str], data: Path, split_name: str, via: int | None) -> dict[str, Any]:
     """Each model's row and the ensemble's, on the same images in the first model's class
     order (a model with other classes is refused)."""
@@ -45,13 +62,13 @@ def measure(models: list[str], data: Path, split_name: str, via: int | None) -> 
         run, split, images, y = labelled_split(model, data, split_name)
         if first is None:
             first = (run, split, images, y)
-        elif list(run.canonical) != list(first[0].canonical) or not np.array_equal(y, first[3]):
-            raise SystemExit(f"{model}: other classes than {models[0]}; an ensemble needs one set")
+        columns = _columns(model, run, first, y)
         if via is not None and resample_via_of(run) is None:
             run = with_resampling(run, via)
         start = time.perf_counter()
-        probs = np.asarray(run.estimator.predict_proba(images), dtype=np.float64)
-        rows[model] = _score(y, probs, run.canonical, time.perf_counter() - start)
+        probs = np.asarray(run.estimator.predict_proba(images), dtype=np.float64)[:, columns]
+        probs /= np.maximum(probs.sum(axis=1, keepdims=True), 1e-12)
+        rows[model] = _score(first[3], probs, first[0].canonical, time.perf_counter() - start)
         rows[model]["resample_via"] = resample_via_of(run)
         total = probs if total is None else total + probs
     assert first is not None and total is not None
