@@ -24,8 +24,10 @@ import numpy as np
 from _bench_env import machine_note, report, torch_threads
 from flip_tta import labelled_split, models_parser, split_record
 
+from ferkit.errors import FerkitError
 from ferkit.evaluation.metrics import classification_report_dict
 from ferkit.models.resampling import resample_via_of, with_resampling
+from ferkit.training.distill import class_columns
 
 
 def _score(y: np.ndarray, probs: np.ndarray, classes: list[str], seconds: float) -> dict:
@@ -37,24 +39,23 @@ def _score(y: np.ndarray, probs: np.ndarray, classes: list[str], seconds: float)
     }
 
 
-def _columns(model: str, run: Any, first: tuple[Any, Any, np.ndarray, np.ndarray], y: np.ndarray):
-    """Each of the first model's classes' column in ``run``'s output (matched by canonical
-    name): a model with extra classes (``general``'s contempt on FER2013) is scored on the first
-    model's classes, renormalised, as ``ferkit train --teacher`` does; one lacking a class, or
-    keeping other images of the split, is refused."""
-    first_run, _, _, first_y = first
-    missing = [c for c in first_run.canonical if c not in run.canonical]
-    if missing:
-        raise SystemExit(f"{model}: has no class {missing[0]!r}, which {first_run.name} knows")
-    names, first_names = np.asarray(run.canonical)[y], np.asarray(first_run.canonical)[first_y]
-    if not np.array_equal(names, first_names):
+def _columns(model: str, run: Any, first_run: Any, y: np.ndarray, first_y: np.ndarray):
+    """Each of the first model's classes' column in ``run``'s output (:func:`class_columns`,
+    as ``ferkit train --teacher`` lines up a teacher): a model with extra classes
+    (``general``'s contempt on FER2013) is scored on the first model's classes, renormalised;
+    one lacking a class, or keeping other images of the split, is refused."""
+    try:
+        columns = class_columns(run, first_run.canonical)
+    except FerkitError as exc:
+        raise SystemExit(f"{model}: {exc}") from exc
+    if not np.array_equal(np.asarray(run.canonical)[y], np.asarray(first_run.canonical)[first_y]):
         raise SystemExit(f"{model}: keeps other images of the split than {first_run.name}")
-    return [run.canonical.index(c) for c in first_run.canonical]
+    return columns
 
 
 def measure(models: list[str], data: Path, split_name: str, via: int | None) -> dict[str, Any]:
     """Each model's row and the ensemble's, on the same images in the first model's class
-    order (a model with other classes is refused)."""
+    order (a model lacking one of them is refused)."""
     rows: dict[str, Any] = {}
     total: np.ndarray | None = None
     first: tuple[Any, Any, np.ndarray, np.ndarray] | None = None
@@ -62,7 +63,7 @@ def measure(models: list[str], data: Path, split_name: str, via: int | None) -> 
         run, split, images, y = labelled_split(model, data, split_name)
         if first is None:
             first = (run, split, images, y)
-        columns = _columns(model, run, first, y)
+        columns = _columns(model, run, first[0], y, first[3])
         if via is not None and resample_via_of(run) is None:
             run = with_resampling(run, via)
         start = time.perf_counter()

@@ -137,8 +137,9 @@ def _load_teacher(name: str) -> Run:
     return run
 
 
-def _columns(run: Run, canonical: list[str]) -> list[int]:
-    """For each student class (canonical name), its column in the teacher's output."""
+def class_columns(run: Run, canonical: list[str]) -> list[int]:
+    """For each student class (canonical name), its column in the teacher's output (also how
+    ``benchmarks/ensemble.py`` lines up models with extra classes)."""
     missing = [c for c in canonical if c not in run.canonical]
     if missing:
         raise FerkitError(
@@ -150,7 +151,7 @@ def _columns(run: Run, canonical: list[str]) -> list[int]:
 
 def _probabilities(run: Run, prepared: PreparedData, progress: bool) -> np.ndarray:
     """``run``'s probabilities over the student's classes (renormalised) on the train images."""
-    columns = _columns(run, prepared.canonical)
+    columns = class_columns(run, prepared.canonical)
     images = prepared.x_train.numpy()
     parts = []
     chunks = range(0, len(images), CHUNK)
@@ -217,7 +218,7 @@ class Teachers(nn.Module):
     ) -> None:
         super().__init__()
         self.nets = nn.ModuleList(run.estimator.model for run in runs)
-        self.columns = [_columns(run, canonical) for run in runs]
+        self.columns = [class_columns(run, canonical) for run in runs]
         # teacher i's input from the student's: x * scales[i] + shifts[i], (teachers, C, 1, 1)
         student_mean, student_std = torch.tensor(mean), torch.tensor(std)
         their_means = torch.stack([run.estimator.mean.flatten() for run in runs])
