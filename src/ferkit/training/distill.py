@@ -1,7 +1,7 @@
 """Knowledge distillation (``ferkit train --teacher A,B``): trained runs teach a new network.
 
 Why: an average of several networks classifies better than any of them (on FER2013 val the
-runs in docs/BENCHMARKS.md reach 69.5% together against 67-68.5% alone), but costs as many
+four runs in docs/BENCHMARKS.md reach 70.1% together against 67.3-68.5% alone), but costs as many
 networks at inference. Distillation (Hinton, Vinyals and Dean, 2015) moves that knowledge into
 one network: beside its label, each training image gets a soft target, the teachers' averaged
 probabilities, and the student learns both (``TrainConfig.distill`` weighs them; the
