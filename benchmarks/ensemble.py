@@ -27,7 +27,7 @@ from flip_tta import labelled_split, models_parser, split_record
 from ferkit.errors import FerkitError
 from ferkit.evaluation.metrics import classification_report_dict
 from ferkit.models.resampling import resample_via_of, with_resampling
-from ferkit.training.distill import class_columns
+from ferkit.training.distill import class_columns, on_classes
 
 
 def _score(y: np.ndarray, probs: np.ndarray, classes: list[str], seconds: float) -> dict:
@@ -39,7 +39,7 @@ def _score(y: np.ndarray, probs: np.ndarray, classes: list[str], seconds: float)
     }
 
 
-def _columns(model: str, run: Any, first_run: Any, y: np.ndarray, first_y: np.ndarray):
+def _columns(model: str, run: Any, first_run: Any, y: np.ndarray, first_y: np.ndarray) -> list[int]:
     """Each of the first model's classes' column in ``run``'s output (:func:`class_columns`,
     as ``ferkit train --teacher`` lines up a teacher): a model with extra classes
     (``general``'s contempt on FER2013) is scored on the first model's classes, renormalised;
@@ -67,8 +67,7 @@ def measure(models: list[str], data: Path, split_name: str, via: int | None) -> 
         if via is not None and resample_via_of(run) is None:
             run = with_resampling(run, via)
         start = time.perf_counter()
-        probs = np.asarray(run.estimator.predict_proba(images), dtype=np.float64)[:, columns]
-        probs /= np.maximum(probs.sum(axis=1, keepdims=True), 1e-12)
+        probs = on_classes(run.estimator.predict_proba(images), columns)
         rows[model] = _score(first[3], probs, first[0].canonical, time.perf_counter() - start)
         rows[model]["resample_via"] = resample_via_of(run)
         total = probs if total is None else total + probs

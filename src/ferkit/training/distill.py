@@ -149,6 +149,13 @@ def class_columns(run: Run, canonical: list[str]) -> list[int]:
     return [run.canonical.index(c) for c in canonical]
 
 
+def on_classes(probs: np.ndarray, columns: list[int]) -> np.ndarray:
+    """Probabilities ``(n, classes)`` kept to ``columns`` (:func:`class_columns`) and renormalised:
+    a teacher's, or an ensemble member's, answer over the classes it is compared on."""
+    kept = np.asarray(probs, dtype=np.float64)[:, columns]
+    return kept / np.maximum(kept.sum(axis=1, keepdims=True), 1e-12)
+
+
 def _probabilities(run: Run, prepared: PreparedData, progress: bool) -> np.ndarray:
     """``run``'s probabilities over the student's classes (renormalised) on the train images."""
     columns = class_columns(run, prepared.canonical)
@@ -157,8 +164,7 @@ def _probabilities(run: Run, prepared: PreparedData, progress: bool) -> np.ndarr
     chunks = range(0, len(images), CHUNK)
     for start in tqdm(chunks, disable=not progress, desc=f"teacher {run.name}", unit="chunk"):
         batch = _in_format(images[start : start + CHUNK], run.image_size, run.color)
-        probs = np.asarray(run.estimator.predict_proba(batch), dtype=np.float64)[:, columns]
-        parts.append(probs / np.maximum(probs.sum(axis=1, keepdims=True), 1e-12))
+        parts.append(on_classes(run.estimator.predict_proba(batch), columns))
     return np.concatenate(parts)
 
 
